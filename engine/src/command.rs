@@ -1,0 +1,402 @@
+//! Typed requests, parsed from the raw arguments the same way by the module
+//! and (in Lua) by the functions library, so both refuse the same input with
+//! the same error.
+
+use crate::ids::{is_valid_sale_id, is_valid_user_id};
+use crate::number::parse_int;
+use crate::EngineError;
+
+pub const MAX_STOCK: u64 = 1_000_000_000;
+pub const MAX_TIME_MS: u64 = 999_999_999_999_999;
+pub const MAX_HOLD_TTL_MS: u64 = 86_400_000;
+pub const MAX_RATE: u64 = 1_000_000;
+pub const MAX_QUEUE: u64 = 1_000_000_000;
+pub const MAX_GRANT: u64 = 10_000;
+pub const MAX_AMOUNT: u64 = 999_999_999_999_999;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandName {
+    Setup,
+    Enqueue,
+    Grant,
+    Confirm,
+    Release,
+    Status,
+}
+
+impl CommandName {
+    pub const ALL: [CommandName; 6] = [
+        CommandName::Setup,
+        CommandName::Enqueue,
+        CommandName::Grant,
+        CommandName::Confirm,
+        CommandName::Release,
+        CommandName::Status,
+    ];
+
+    /// `FLASHSALE.ENQUEUE`: the module command.
+    pub fn module_command(self) -> &'static str {
+        match self {
+            CommandName::Setup => "FLASHSALE.SETUP",
+            CommandName::Enqueue => "FLASHSALE.ENQUEUE",
+            CommandName::Grant => "FLASHSALE.GRANT",
+            CommandName::Confirm => "FLASHSALE.CONFIRM",
+            CommandName::Release => "FLASHSALE.RELEASE",
+            CommandName::Status => "FLASHSALE.STATUS",
+        }
+    }
+
+    /// `flashsale_enqueue`: the Redis function.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            CommandName::Setup => "flashsale_setup",
+            CommandName::Enqueue => "flashsale_enqueue",
+            CommandName::Grant => "flashsale_grant",
+            CommandName::Confirm => "flashsale_confirm",
+            CommandName::Release => "flashsale_release",
+            CommandName::Status => "flashsale_status",
+        }
+    }
+
+    pub fn is_read_only(self) -> bool {
+        self == CommandName::Status
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupParams {
+    pub stock: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub hold_ttl_ms: u64,
+    /// Holds per second over all callers of GRANT; 0 = unlimited.
+    pub rate: u64,
+    /// Longest queue; 0 = unlimited.
+    pub max_queue: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Setup {
+        sale: String,
+        params: SetupParams,
+    },
+    Enqueue {
+        sale: String,
+        user: String,
+    },
+    Grant {
+        sale: String,
+        max: u64,
+    },
+    Confirm {
+        sale: String,
+        user: String,
+        amount: u64,
+    },
+    Release {
+        sale: String,
+        user: String,
+    },
+    Status {
+        sale: String,
+        user: Option<String>,
+    },
+}
+
+impl Command {
+    pub fn sale(&self) -> &str {
+        match self {
+            Command::Setup { sale, .. }
+            | Command::Enqueue { sale, .. }
+            | Command::Grant { sale, .. }
+            | Command::Confirm { sale, .. }
+            | Command::Release { sale, .. }
+            | Command::Status { sale, .. } => sale,
+        }
+    }
+
+    pub fn name(&self) -> CommandName {
+        match self {
+            Command::Setup { .. } => CommandName::Setup,
+            Command::Enqueue { .. } => CommandName::Enqueue,
+            Command::Grant { .. } => CommandName::Grant,
+            Command::Confirm { .. } => CommandName::Confirm,
+            Command::Release { .. } => CommandName::Release,
+            Command::Status { .. } => CommandName::Status,
+        }
+    }
+
+    /// The arguments after the command name, as a client sends them.
+    pub fn to_args(&self) -> Vec<String> {
+        match self {
+            Command::Setup { sale, params } => {
+                let mut args = vec![
+                    sale.clone(),
+                    params.stock.to_string(),
+                    params.starts_at.to_string(),
+                    params.ends_at.to_string(),
+                    params.hold_ttl_ms.to_string(),
+                ];
+                if params.rate > 0 {
+                    args.extend(["RATE".to_string(), params.rate.to_string()]);
+                }
+                if params.max_queue > 0 {
+                    args.extend(["MAXQUEUE".to_string(), params.max_queue.to_string()]);
+                }
+                args
+            }
+            Command::Enqueue { sale, user } | Command::Release { sale, user } => {
+                vec![sale.clone(), user.clone()]
+            }
+            Command::Grant { sale, max } => vec![sale.clone(), max.to_string()],
+            Command::Confirm { sale, user, amount } => {
+                vec![sale.clone(), user.clone(), amount.to_string()]
+            }
+            Command::Status { sale, user } => {
+                let mut args = vec![sale.clone()];
+                args.extend(user.clone());
+                args
+            }
+        }
+    }
+}
+
+fn wrong_arity(name: CommandName) -> EngineError {
+    EngineError::err(format!(
+        "wrong number of arguments for '{}'",
+        name.module_command()
+    ))
+}
+
+fn sale_id(raw: &[u8]) -> Result<String, EngineError> {
+    if !is_valid_sale_id(raw) {
+        return Err(EngineError::err("invalid sale id"));
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
+}
+
+fn user_id(raw: &[u8]) -> Result<String, EngineError> {
+    if !is_valid_user_id(raw) {
+        return Err(EngineError::err("invalid user id"));
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// Parses the arguments that follow the command name (the sale id first).
+/// Checks run in a fixed order — arity, sale id, then each argument left to
+/// right — so every backend reports the same first problem.
+pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, EngineError> {
+    let arg = |i: usize| args[i].as_ref();
+    let arity_ok = match name {
+        CommandName::Setup => args.len() >= 5,
+        CommandName::Enqueue | CommandName::Grant | CommandName::Release => args.len() == 2,
+        CommandName::Confirm => args.len() == 2 || args.len() == 3,
+        CommandName::Status => args.len() == 1 || args.len() == 2,
+    };
+    if !arity_ok {
+        return Err(wrong_arity(name));
+    }
+    let sale = sale_id(arg(0))?;
+    Ok(match name {
+        CommandName::Setup => {
+            let stock = parse_int(arg(1), "stock", 0, MAX_STOCK)?;
+            let starts_at = parse_int(arg(2), "starts_at", 0, MAX_TIME_MS)?;
+            let ends_at = parse_int(arg(3), "ends_at", 0, MAX_TIME_MS)?;
+            let hold_ttl_ms = parse_int(arg(4), "hold_ttl_ms", 1, MAX_HOLD_TTL_MS)?;
+            let (mut rate, mut max_queue) = (None, None);
+            let mut i = 5;
+            while i < args.len() {
+                let option = arg(i).to_ascii_uppercase();
+                let slot = match option.as_slice() {
+                    b"RATE" => &mut rate,
+                    b"MAXQUEUE" => &mut max_queue,
+                    _ => return Err(EngineError::err("syntax error")),
+                };
+                if slot.is_some() || i + 1 >= args.len() {
+                    return Err(EngineError::err("syntax error"));
+                }
+                *slot = Some(if option == b"RATE" {
+                    parse_int(arg(i + 1), "RATE", 1, MAX_RATE)?
+                } else {
+                    parse_int(arg(i + 1), "MAXQUEUE", 1, MAX_QUEUE)?
+                });
+                i += 2;
+            }
+            if ends_at <= starts_at {
+                return Err(EngineError::err("ends_at must be after starts_at"));
+            }
+            Command::Setup {
+                sale,
+                params: SetupParams {
+                    stock,
+                    starts_at,
+                    ends_at,
+                    hold_ttl_ms,
+                    rate: rate.unwrap_or(0),
+                    max_queue: max_queue.unwrap_or(0),
+                },
+            }
+        }
+        CommandName::Enqueue => Command::Enqueue {
+            sale,
+            user: user_id(arg(1))?,
+        },
+        CommandName::Grant => Command::Grant {
+            sale,
+            max: parse_int(arg(1), "max", 1, MAX_GRANT)?,
+        },
+        CommandName::Confirm => {
+            let user = user_id(arg(1))?;
+            let amount = match args.get(2) {
+                Some(raw) => parse_int(raw.as_ref(), "amount", 0, MAX_AMOUNT)?,
+                None => 0,
+            };
+            Command::Confirm { sale, user, amount }
+        }
+        CommandName::Release => Command::Release {
+            sale,
+            user: user_id(arg(1))?,
+        },
+        CommandName::Status => Command::Status {
+            sale,
+            user: match args.get(1) {
+                Some(raw) => Some(user_id(raw.as_ref())?),
+                None => None,
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: CommandName, args: &[&str]) -> Result<Command, String> {
+        parse(name, args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn setup_with_options_in_any_case_and_order() {
+        let cmd = p(
+            CommandName::Setup,
+            &[
+                "s", "10", "100", "200", "5000", "maxqueue", "7", "Rate", "3",
+            ],
+        );
+        assert_eq!(
+            cmd,
+            Ok(Command::Setup {
+                sale: "s".into(),
+                params: SetupParams {
+                    stock: 10,
+                    starts_at: 100,
+                    ends_at: 200,
+                    hold_ttl_ms: 5000,
+                    rate: 3,
+                    max_queue: 7
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn setup_errors_in_a_fixed_order() {
+        use CommandName::Setup;
+        let err = |args: &[&str]| p(Setup, args).expect_err("must fail");
+        assert_eq!(
+            err(&["s", "1", "2", "3"]),
+            "ERR wrong number of arguments for 'FLASHSALE.SETUP'"
+        );
+        assert_eq!(err(&["s{", "x", "2", "3", "4"]), "ERR invalid sale id");
+        assert_eq!(
+            err(&["s", "-1", "2", "3", "4"]),
+            "ERR stock must be an integer from 0 to 1000000000"
+        );
+        assert_eq!(
+            err(&["s", "1", "5", "5", "4"]),
+            "ERR ends_at must be after starts_at"
+        );
+        assert_eq!(
+            err(&["s", "1", "1", "5", "0"]),
+            "ERR hold_ttl_ms must be an integer from 1 to 86400000"
+        );
+        assert_eq!(err(&["s", "1", "1", "5", "4", "RATE"]), "ERR syntax error");
+        assert_eq!(
+            err(&["s", "1", "1", "5", "4", "RATE", "1", "RATE", "2"]),
+            "ERR syntax error"
+        );
+        assert_eq!(
+            err(&["s", "1", "1", "5", "4", "SPEED", "1"]),
+            "ERR syntax error"
+        );
+        assert_eq!(
+            err(&["s", "1", "1", "5", "4", "RATE", "0"]),
+            "ERR RATE must be an integer from 1 to 1000000"
+        );
+        // Options are checked before the window.
+        assert_eq!(
+            err(&["s", "1", "9", "5", "4", "X", "1"]),
+            "ERR syntax error"
+        );
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(
+            p(CommandName::Confirm, &["s", "u@x.io"]),
+            Ok(Command::Confirm {
+                sale: "s".into(),
+                user: "u@x.io".into(),
+                amount: 0
+            })
+        );
+        assert_eq!(
+            p(CommandName::Grant, &["s", "0"]).expect_err("max 0"),
+            "ERR max must be an integer from 1 to 10000"
+        );
+        assert_eq!(
+            p(CommandName::Enqueue, &["s", "a b"]).expect_err("bad user"),
+            "ERR invalid user id"
+        );
+        assert_eq!(
+            p(CommandName::Status, &["s", "u", "x"]).expect_err("arity"),
+            "ERR wrong number of arguments for 'FLASHSALE.STATUS'"
+        );
+        assert_eq!(
+            p(CommandName::Status, &["s"]),
+            Ok(Command::Status {
+                sale: "s".into(),
+                user: None
+            })
+        );
+    }
+
+    #[test]
+    fn to_args_round_trips() {
+        for cmd in [
+            Command::Setup {
+                sale: "s".into(),
+                params: SetupParams {
+                    stock: 1,
+                    starts_at: 2,
+                    ends_at: 3,
+                    hold_ttl_ms: 4,
+                    rate: 5,
+                    max_queue: 6,
+                },
+            },
+            Command::Confirm {
+                sale: "s".into(),
+                user: "u".into(),
+                amount: 7,
+            },
+            Command::Status {
+                sale: "s".into(),
+                user: Some("u".into()),
+            },
+        ] {
+            assert_eq!(parse(cmd.name(), &cmd.to_args()), Ok(cmd));
+        }
+    }
+}

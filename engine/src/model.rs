@@ -1,0 +1,190 @@
+//! The reference model: the same rules over plain in-memory collections that
+//! mirror the Redis keys one to one, so a test can compare a model's state
+//! with a server's key by key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::command::{parse, CommandName};
+use crate::reply::Reply;
+use crate::rules::execute;
+use crate::store::{field, OutboxEntry, SaleRecord, Store};
+use crate::EngineError;
+
+/// Everything one sale keeps, key by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaleData {
+    /// `fs:{s}:sale`; empty = the sale does not exist.
+    pub sale: BTreeMap<String, u64>,
+    /// `fs:{s}:queue`: user → ticket.
+    pub queue: BTreeMap<String, u64>,
+    /// `fs:{s}:holds`: user → expiry (ms).
+    pub holds: BTreeMap<String, u64>,
+    /// `fs:{s}:orders`: user → order id.
+    pub orders: BTreeMap<String, String>,
+    /// `fs:{s}:lapsed`
+    pub lapsed: BTreeSet<String>,
+    /// `fs:{s}:outbox`: entry id `0-n` → entry.
+    pub outbox: BTreeMap<u64, OutboxEntry>,
+}
+
+impl SaleData {
+    /// Users in queue order.
+    pub fn queue_in_order(&self) -> Vec<String> {
+        let mut by_ticket: Vec<(u64, &String)> = self.queue.iter().map(|(u, t)| (*t, u)).collect();
+        by_ticket.sort();
+        by_ticket.into_iter().map(|(_, u)| u.clone()).collect()
+    }
+}
+
+impl Store for SaleData {
+    fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError> {
+        if self.sale.is_empty() {
+            return Ok(None);
+        }
+        let values: Vec<Option<String>> = field::ALL
+            .iter()
+            .map(|f| self.sale.get(*f).map(u64::to_string))
+            .collect();
+        SaleRecord::from_fields(&values).map(Some)
+    }
+
+    fn set_sale_fields(&mut self, fields: &[(&str, u64)]) -> Result<(), EngineError> {
+        for (name, value) in fields {
+            self.sale.insert((*name).to_string(), *value);
+        }
+        Ok(())
+    }
+
+    fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.orders.get(user).cloned())
+    }
+
+    fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError> {
+        self.orders.insert(user.to_string(), order_id.to_string());
+        Ok(())
+    }
+
+    fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
+        Ok(self.holds.get(user).copied())
+    }
+
+    fn live_holds(&mut self, now: u64) -> Result<u64, EngineError> {
+        Ok(self.holds.values().filter(|&&e| e > now).count() as u64)
+    }
+
+    fn expired_holds(&mut self, now: u64) -> Result<Vec<String>, EngineError> {
+        let mut expired: Vec<(u64, String)> = self
+            .holds
+            .iter()
+            .filter(|(_, &e)| e <= now)
+            .map(|(u, e)| (*e, u.clone()))
+            .collect();
+        expired.sort();
+        Ok(expired.into_iter().map(|(_, u)| u).collect())
+    }
+
+    fn add_hold(&mut self, user: &str, expires_at: u64) -> Result<(), EngineError> {
+        self.holds.insert(user.to_string(), expires_at);
+        Ok(())
+    }
+
+    fn remove_hold(&mut self, user: &str) -> Result<(), EngineError> {
+        self.holds.remove(user);
+        Ok(())
+    }
+
+    fn queue_rank(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
+        let Some(&ticket) = self.queue.get(user) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.queue.values().filter(|&&t| t < ticket).count() as u64
+        ))
+    }
+
+    fn queue_len(&mut self) -> Result<u64, EngineError> {
+        Ok(self.queue.len() as u64)
+    }
+
+    fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
+        self.queue.insert(user.to_string(), ticket);
+        Ok(())
+    }
+
+    fn queue_remove(&mut self, user: &str) -> Result<(), EngineError> {
+        self.queue.remove(user);
+        Ok(())
+    }
+
+    fn queue_pop(&mut self, n: u64) -> Result<Vec<String>, EngineError> {
+        let head: Vec<String> = self.queue_in_order().into_iter().take(n as usize).collect();
+        for user in &head {
+            self.queue.remove(user);
+        }
+        Ok(head)
+    }
+
+    fn queue_clear(&mut self) -> Result<(), EngineError> {
+        self.queue.clear();
+        Ok(())
+    }
+
+    fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError> {
+        Ok(self.lapsed.contains(user))
+    }
+
+    fn add_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
+        self.lapsed.insert(user.to_string());
+        Ok(())
+    }
+
+    fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
+        self.lapsed.remove(user);
+        Ok(())
+    }
+
+    fn check_outbox(&mut self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError> {
+        self.outbox.insert(n, entry.clone());
+        Ok(())
+    }
+}
+
+/// Many sales, driven by raw command arguments exactly like a server.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub sales: BTreeMap<String, SaleData>,
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs one command given its arguments after the name (sale id first).
+    pub fn call<A: AsRef<[u8]>>(
+        &mut self,
+        now: u64,
+        name: CommandName,
+        args: &[A],
+    ) -> Result<Reply, EngineError> {
+        let command = parse(name, args)?;
+        let data = self.sales.entry(command.sale().to_string()).or_default();
+        // Work on a copy so a failed command leaves the model untouched, as
+        // the servers must.
+        let mut scratch = data.clone();
+        let reply = execute(&mut scratch, now, &command)?;
+        *data = scratch;
+        Ok(reply)
+    }
+
+    pub fn sale(&self, sale: &str) -> Option<&SaleData> {
+        self.sales.get(sale).filter(|d| *d != &SaleData::default())
+    }
+}
+
+#[cfg(test)]
+mod tests;

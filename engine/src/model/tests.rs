@@ -1,0 +1,410 @@
+//! The sale rules, driven through the model with a fake clock.
+
+use super::*;
+use crate::reply::*;
+use crate::CommandName::*;
+use proptest::prelude::*;
+
+const T0: u64 = 1_800_000_000_000;
+
+fn call(m: &mut Model, now: u64, name: CommandName, args: &[&str]) -> Result<Reply, String> {
+    m.call(now, name, args).map_err(|e| e.to_string())
+}
+
+fn ok(m: &mut Model, now: u64, name: CommandName, args: &[&str]) -> Reply {
+    match call(m, now, name, args) {
+        Ok(reply) => reply,
+        Err(e) => panic!("{name:?} {args:?} failed: {e}"),
+    }
+}
+
+/// Sale "s": `stock` units, open from T0 for 60 s, holds of 1 s.
+fn sale(stock: u64, extra: &[&str]) -> Model {
+    let mut m = Model::new();
+    let stock = stock.to_string();
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let mut args = vec!["s", &stock, &start, &end, "1000"];
+    args.extend_from_slice(extra);
+    assert_eq!(
+        ok(&mut m, T0 - 10, Setup, &args),
+        Reply::Setup(SetupReply::Created)
+    );
+    m
+}
+
+fn granted(m: &mut Model, now: u64, max: u64) -> Vec<String> {
+    match ok(m, now, Grant, &["s", &max.to_string()]) {
+        Reply::Grant(GrantReply::Granted { users, .. }) => users,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn user_status(m: &mut Model, now: u64, user: &str) -> UserStatus {
+    match ok(m, now, Status, &["s", user]) {
+        Reply::Status(StatusReply { user: Some(u), .. }) => u,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_whole_purchase() {
+    let mut m = sale(2, &[]);
+    assert_eq!(
+        ok(&mut m, T0, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 1,
+            length: 1
+        })
+    );
+    assert_eq!(granted(&mut m, T0 + 1, 10), vec!["ann"]);
+    assert_eq!(
+        user_status(&mut m, T0 + 101, "ann"),
+        UserStatus::Holding { ms_left: 900 }
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 2, Confirm, &["s", "ann", "1999"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: "s-1".into()
+        })
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 3, Confirm, &["s", "ann", "1999"]),
+        Reply::Confirm(ConfirmReply::Purchased {
+            order_id: "s-1".into()
+        })
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 3, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::Purchased {
+            order_id: "s-1".into()
+        })
+    );
+    let data = m.sale("s").expect("sale exists");
+    assert_eq!(data.sale["sold"], 1);
+    assert_eq!(data.outbox.len(), 1);
+    assert_eq!(data.outbox[&1].user_id, "ann");
+    assert_eq!(data.outbox[&1].amount, 1999);
+    assert!(data.holds.is_empty() && data.queue.is_empty());
+}
+
+#[test]
+fn fifo_admission_never_exceeds_stock() {
+    let mut m = sale(3, &[]);
+    for (i, u) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        assert_eq!(
+            ok(&mut m, T0 + i as u64, Enqueue, &["s", u]),
+            Reply::Enqueue(EnqueueReply::Queued {
+                position: i as u64 + 1,
+                length: i as u64 + 1
+            })
+        );
+    }
+    // Repeating never creates a second place.
+    assert_eq!(
+        ok(&mut m, T0 + 9, Enqueue, &["s", "c"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 3,
+            length: 5
+        })
+    );
+    assert_eq!(granted(&mut m, T0 + 10, 2), vec!["a", "b"]);
+    assert_eq!(granted(&mut m, T0 + 10, 10), vec!["c"]);
+    assert_eq!(granted(&mut m, T0 + 10, 10), Vec::<String>::new());
+    assert_eq!(
+        user_status(&mut m, T0 + 10, "e"),
+        UserStatus::Queued { position: 2 }
+    );
+}
+
+#[test]
+fn an_expired_hold_frees_its_unit_and_cannot_be_confirmed() {
+    let mut m = sale(1, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    ok(&mut m, T0, Enqueue, &["s", "b"]);
+    assert_eq!(granted(&mut m, T0, 5), vec!["a"]);
+    // At exactly expiry the hold is gone, even before anyone reclaims it.
+    let at_expiry = T0 + 1000;
+    assert_eq!(
+        ok(&mut m, at_expiry, Confirm, &["s", "a"]),
+        Reply::Confirm(ConfirmReply::Expired)
+    );
+    assert_eq!(user_status(&mut m, at_expiry, "a"), UserStatus::Expired);
+    assert_eq!(
+        ok(&mut m, at_expiry, Grant, &["s", "5"]),
+        Reply::Grant(GrantReply::Granted {
+            released: 1,
+            users: vec!["b".into()]
+        })
+    );
+    // Reclaimed: still told it expired, not "no hold".
+    assert_eq!(
+        ok(&mut m, at_expiry, Confirm, &["s", "a"]),
+        Reply::Confirm(ConfirmReply::Expired)
+    );
+    assert_eq!(
+        ok(&mut m, at_expiry + 1, Confirm, &["s", "b"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: "s-1".into()
+        })
+    );
+    // Sold out now; the lapsed user learns it when trying again.
+    assert_eq!(
+        ok(&mut m, at_expiry + 2, Enqueue, &["s", "a"]),
+        Reply::Enqueue(EnqueueReply::SoldOut)
+    );
+}
+
+#[test]
+fn a_lapsed_user_may_queue_again_at_the_back() {
+    let mut m = sale(1, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    assert_eq!(granted(&mut m, T0, 1), vec!["a"]);
+    ok(&mut m, T0 + 1, Enqueue, &["s", "b"]);
+    assert_eq!(
+        ok(&mut m, T0 + 1500, Enqueue, &["s", "a"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        })
+    );
+    assert_eq!(
+        user_status(&mut m, T0 + 1500, "a"),
+        UserStatus::Queued { position: 2 }
+    );
+    let data = m.sale("s").expect("sale");
+    assert!(data.holds.is_empty());
+    assert!(data.lapsed.is_empty());
+}
+
+#[test]
+fn release_gives_back_a_place_or_a_unit() {
+    let mut m = sale(1, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    ok(&mut m, T0, Enqueue, &["s", "b"]);
+    assert_eq!(granted(&mut m, T0, 1), vec!["a"]);
+    assert_eq!(
+        ok(&mut m, T0, Release, &["s", "a"]),
+        Reply::Release(ReleaseReply::Released)
+    );
+    assert_eq!(
+        ok(&mut m, T0, Release, &["s", "a"]),
+        Reply::Release(ReleaseReply::None)
+    );
+    assert_eq!(granted(&mut m, T0, 1), vec!["b"]);
+    ok(&mut m, T0, Enqueue, &["s", "c"]);
+    assert_eq!(
+        ok(&mut m, T0, Release, &["s", "c"]),
+        Reply::Release(ReleaseReply::LeftQueue)
+    );
+    assert_eq!(user_status(&mut m, T0, "c"), UserStatus::None);
+    ok(&mut m, T0, Confirm, &["s", "b"]);
+    assert_eq!(
+        ok(&mut m, T0, Release, &["s", "b"]),
+        Reply::Release(ReleaseReply::Purchased {
+            order_id: "s-1".into()
+        })
+    );
+}
+
+#[test]
+fn the_window_edges() {
+    let mut m = sale(5, &[]);
+    assert_eq!(
+        ok(&mut m, T0 - 1, Enqueue, &["s", "a"]),
+        Reply::Enqueue(EnqueueReply::NotStarted { ms_until_start: 1 })
+    );
+    assert_eq!(
+        ok(&mut m, T0 - 1, Grant, &["s", "1"]),
+        Reply::Grant(GrantReply::NotStarted { ms_until_start: 1 })
+    );
+    assert!(matches!(
+        ok(&mut m, T0, Enqueue, &["s", "a"]),
+        Reply::Enqueue(EnqueueReply::Queued { .. })
+    ));
+    ok(&mut m, T0, Enqueue, &["s", "b"]);
+    assert_eq!(granted(&mut m, T0 + 59_999, 1), vec!["a"]);
+    let end = T0 + 60_000;
+    assert_eq!(
+        ok(&mut m, end, Enqueue, &["s", "c"]),
+        Reply::Enqueue(EnqueueReply::Ended)
+    );
+    assert_eq!(
+        ok(&mut m, end, Confirm, &["s", "a"]),
+        Reply::Confirm(ConfirmReply::Ended)
+    );
+    assert_eq!(
+        ok(&mut m, end, Grant, &["s", "1"]),
+        Reply::Grant(GrantReply::Ended { cleared: 1 })
+    );
+    assert!(m.sale("s").expect("sale").queue.is_empty());
+    match ok(&mut m, end, Status, &["s"]) {
+        Reply::Status(s) => assert_eq!(s.sale.state, SaleState::Ended),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn queue_full() {
+    let mut m = sale(5, &["MAXQUEUE", "2"]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    ok(&mut m, T0, Enqueue, &["s", "b"]);
+    assert_eq!(
+        ok(&mut m, T0, Enqueue, &["s", "c"]),
+        Reply::Enqueue(EnqueueReply::QueueFull { length: 2 })
+    );
+    // Those inside still see their place.
+    assert_eq!(
+        ok(&mut m, T0, Enqueue, &["s", "b"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        })
+    );
+}
+
+#[test]
+fn rate_limits_admission_over_all_callers() {
+    let mut m = sale(1000, &["RATE", "10"]);
+    for i in 0..100 {
+        ok(&mut m, T0, Enqueue, &["s", &format!("u{i}")]);
+    }
+    // The bucket fills from setup (T0 - 10) and holds one second's worth.
+    assert_eq!(granted(&mut m, T0, 100).len(), 0);
+    assert_eq!(granted(&mut m, T0 + 5_000, 100).len(), 10);
+    assert_eq!(granted(&mut m, T0 + 5_000, 100).len(), 0);
+    assert_eq!(granted(&mut m, T0 + 5_099, 100).len(), 0);
+    assert_eq!(granted(&mut m, T0 + 5_100, 100).len(), 1);
+    // Then one per 100 ms, however often GRANT is called.
+    let mut admitted = 0;
+    for step in 1..=200 {
+        admitted += granted(&mut m, T0 + 5_100 + step * 50, 3).len();
+    }
+    assert_eq!(admitted, 100 - 11);
+}
+
+#[test]
+fn setup_never_lets_stock_fall_below_sold_plus_held() {
+    let mut m = sale(3, &[]);
+    for u in ["a", "b", "c"] {
+        ok(&mut m, T0, Enqueue, &["s", u]);
+    }
+    granted(&mut m, T0, 2);
+    ok(&mut m, T0, Confirm, &["s", "a"]);
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let before = m.sale("s").cloned();
+    assert_eq!(
+        call(&mut m, T0, Setup, &["s", "1", &start, &end, "1000"]),
+        Err("CONFLICT stock cannot go below sold plus held (2)".into())
+    );
+    assert_eq!(m.sale("s").cloned(), before);
+    assert_eq!(
+        ok(&mut m, T0, Setup, &["s", "2", &start, &end, "1000"]),
+        Reply::Setup(SetupReply::Updated)
+    );
+    // Once b's hold lapsed, only what is sold counts.
+    assert_eq!(
+        ok(&mut m, T0 + 1000, Setup, &["s", "1", &start, &end, "1000"]),
+        Reply::Setup(SetupReply::Updated)
+    );
+}
+
+#[test]
+fn unknown_sale_and_bad_input_change_nothing() {
+    let mut m = sale(1, &[]);
+    let before = m.sales.clone();
+    for (name, args, err) in [
+        (Enqueue, vec!["nope", "a"], "NOSALE no such sale"),
+        (Grant, vec!["nope", "1"], "NOSALE no such sale"),
+        (Confirm, vec!["nope", "a"], "NOSALE no such sale"),
+        (Release, vec!["nope", "a"], "NOSALE no such sale"),
+        (Status, vec!["nope"], "NOSALE no such sale"),
+        (
+            Enqueue,
+            vec!["s"],
+            "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'",
+        ),
+        (Enqueue, vec!["s", "a{b}"], "ERR invalid user id"),
+        (
+            Grant,
+            vec!["s", "-1"],
+            "ERR max must be an integer from 1 to 10000",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "1.5"],
+            "ERR amount must be an integer from 0 to 999999999999999",
+        ),
+    ] {
+        assert_eq!(
+            call(&mut m, T0, name, &args),
+            Err(err.to_string()),
+            "{name:?} {args:?}"
+        );
+    }
+    assert_eq!(m.sale("nope"), None);
+    assert_eq!(m.sales.get("s"), before.get("s"));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue(usize),
+    Grant(u64),
+    Confirm(usize),
+    Release(usize),
+    Setup(u64),
+    Tick(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..8usize).prop_map(Op::Enqueue),
+        3 => (1..4u64).prop_map(Op::Grant),
+        3 => (0..8usize).prop_map(Op::Confirm),
+        1 => (0..8usize).prop_map(Op::Release),
+        1 => (0..6u64).prop_map(Op::Setup),
+        2 => (0..800u64).prop_map(Op::Tick),
+    ]
+}
+
+proptest! {
+    /// Whatever happens, the sale's invariants hold after every command.
+    #[test]
+    fn invariants_hold_under_any_sequence(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut m = sale(3, &["RATE", "5"]);
+        let mut now = T0;
+        let mut admitted: Vec<String> = Vec::new();
+        for op in ops {
+            let user = |i: usize| format!("u{i}");
+            let (start, end) = (T0.to_string(), (T0 + 20_000).to_string());
+            let _ = match &op {
+                Op::Enqueue(i) => call(&mut m, now, Enqueue, &["s", &user(*i)]),
+                Op::Grant(n) => {
+                    let queue_before = m.sale("s").map(SaleData::queue_in_order).unwrap_or_default();
+                    let reply = call(&mut m, now, Grant, &["s", &n.to_string()]);
+                    if let Ok(Reply::Grant(GrantReply::Granted { users, .. })) = &reply {
+                        // FIFO: exactly the head of the queue, in order.
+                        prop_assert_eq!(&queue_before[..users.len()], &users[..]);
+                        admitted.extend(users.iter().cloned());
+                    }
+                    reply
+                }
+                Op::Confirm(i) => call(&mut m, now, Confirm, &["s", &user(*i), "5"]),
+                Op::Release(i) => call(&mut m, now, Release, &["s", &user(*i)]),
+                Op::Setup(stock) => call(&mut m, now, Setup, &["s", &stock.to_string(), &start, &end, "1000", "RATE", "5"]),
+                Op::Tick(ms) => { now += ms; continue; }
+            };
+            let d = m.sale("s").expect("sale").clone();
+            let live = d.holds.values().filter(|&&e| e > now).count() as u64;
+            prop_assert!(d.sale["sold"] + live <= d.sale["stock"].max(d.sale["sold"]));
+            prop_assert_eq!(d.sale["sold"], d.orders.len() as u64);
+            prop_assert_eq!(d.outbox.len(), d.orders.len());
+            for (user, order) in &d.orders {
+                prop_assert!(!d.queue.contains_key(user) && !d.holds.contains_key(user));
+                prop_assert_eq!(d.outbox.values().filter(|e| &e.order_id == order).count(), 1);
+            }
+            for user in d.queue.keys() {
+                prop_assert!(!d.holds.contains_key(user));
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The sale state machine. Each function reads everything it needs, decides,
+//! and only then writes; `now` is the server clock in ms.
+//!
+//! Invariants every command keeps (checked by the tests):
+//! - `sold + live holds <= stock`;
+//! - a user is in at most one of: queue, live hold, orders;
+//! - the queue is ordered by ticket, tickets only grow (FIFO);
+//! - every order is in `orders` and in the outbox exactly once.
+
+use crate::command::{Command, SetupParams};
+use crate::keys;
+use crate::reply::*;
+use crate::store::{field, OutboxEntry, SaleRecord, Store};
+use crate::EngineError;
+
+/// A hold's worth of rate credit; credit is kept in thousandths of a hold so
+/// that one ms at RATE r/s adds exactly `r` units.
+const CREDIT_PER_HOLD: u64 = 1000;
+
+pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<Reply, EngineError> {
+    Ok(match command {
+        Command::Setup { params, .. } => Reply::Setup(setup(store, now, params)?),
+        Command::Enqueue { user, .. } => Reply::Enqueue(enqueue(store, now, user)?),
+        Command::Grant { max, .. } => Reply::Grant(grant(store, now, *max)?),
+        Command::Confirm { sale, user, amount } => {
+            Reply::Confirm(confirm(store, now, sale, user, *amount)?)
+        }
+        Command::Release { user, .. } => Reply::Release(release(store, user)?),
+        Command::Status { user, .. } => Reply::Status(status(store, now, user.as_deref())?),
+    })
+}
+
+fn existing_sale<S: Store>(store: &mut S) -> Result<SaleRecord, EngineError> {
+    store.sale()?.ok_or_else(EngineError::no_sale)
+}
+
+pub fn setup<S: Store>(
+    store: &mut S,
+    now: u64,
+    params: &SetupParams,
+) -> Result<SetupReply, EngineError> {
+    let existing = store.sale()?;
+    if let Some(current) = &existing {
+        let held = store.live_holds(now)?;
+        let committed = current.sold + held;
+        if params.stock < committed {
+            return Err(EngineError::new(
+                crate::error::ErrorCode::Conflict,
+                format!("stock cannot go below sold plus held ({committed})"),
+            ));
+        }
+    }
+    let mut fields = vec![
+        (field::STOCK, params.stock),
+        (field::STARTS_AT, params.starts_at),
+        (field::ENDS_AT, params.ends_at),
+        (field::HOLD_TTL_MS, params.hold_ttl_ms),
+        (field::RATE, params.rate),
+        (field::MAX_QUEUE, params.max_queue),
+    ];
+    if existing.is_none() {
+        fields.extend([
+            (field::SOLD, 0),
+            (field::SEQ, 0),
+            (field::RATE_CREDIT, 0),
+            (field::RATE_AT, now),
+        ]);
+    }
+    store.set_sale_fields(&fields)?;
+    Ok(if existing.is_some() {
+        SetupReply::Updated
+    } else {
+        SetupReply::Created
+    })
+}
+
+pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueReply, EngineError> {
+    let sale = existing_sale(store)?;
+    if let Some(order_id) = store.order_of(user)? {
+        return Ok(EnqueueReply::Purchased { order_id });
+    }
+    if now >= sale.ends_at {
+        return Ok(EnqueueReply::Ended);
+    }
+    let hold = store.hold_expiry(user)?;
+    if let Some(expires_at) = hold {
+        if expires_at > now {
+            return Ok(EnqueueReply::Holding {
+                ms_left: expires_at - now,
+            });
+        }
+    }
+    if now < sale.starts_at {
+        return Ok(EnqueueReply::NotStarted {
+            ms_until_start: sale.starts_at - now,
+        });
+    }
+    if sale.sold >= sale.stock {
+        return Ok(EnqueueReply::SoldOut);
+    }
+    let length = store.queue_len()?;
+    if let Some(rank) = store.queue_rank(user)? {
+        return Ok(EnqueueReply::Queued {
+            position: rank + 1,
+            length,
+        });
+    }
+    if sale.max_queue > 0 && length >= sale.max_queue {
+        return Ok(EnqueueReply::QueueFull { length });
+    }
+    let lapsed = store.is_lapsed(user)?;
+    // A user whose hold lapsed may queue again, at the back.
+    if hold.is_some() {
+        store.remove_hold(user)?;
+    }
+    if lapsed {
+        store.remove_lapsed(user)?;
+    }
+    let ticket = sale.seq + 1;
+    store.set_sale_fields(&[(field::SEQ, ticket)])?;
+    store.queue_push(user, ticket)?;
+    Ok(EnqueueReply::Queued {
+        position: length + 1,
+        length: length + 1,
+    })
+}
+
+/// Frees lapsed holds, then admits up to `max` users from the head of the
+/// queue — no more than the units neither sold nor held, and no faster than
+/// RATE.
+pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, EngineError> {
+    let sale = existing_sale(store)?;
+    let expired = store.expired_holds(now)?;
+    let queued = store.queue_len()?;
+    let outcome = if now >= sale.ends_at {
+        GrantOutcome::Ended
+    } else if now < sale.starts_at {
+        GrantOutcome::NotStarted
+    } else {
+        let held = store.live_holds(now)?;
+        let available = sale.stock.saturating_sub(sale.sold + held);
+        let (allowance, credit) = rate_allowance(&sale, now);
+        let admit = max.min(queued).min(available).min(allowance);
+        GrantOutcome::Admit { admit, credit }
+    };
+
+    for user in &expired {
+        store.remove_hold(user)?;
+        store.add_lapsed(user)?;
+    }
+    let released = expired.len() as u64;
+    Ok(match outcome {
+        GrantOutcome::Ended => {
+            if queued > 0 {
+                store.queue_clear()?;
+            }
+            GrantReply::Ended { cleared: queued }
+        }
+        GrantOutcome::NotStarted => GrantReply::NotStarted {
+            ms_until_start: sale.starts_at - now,
+        },
+        GrantOutcome::Admit { admit, credit } => {
+            let users = if admit > 0 {
+                store.queue_pop(admit)?
+            } else {
+                Vec::new()
+            };
+            let expires_at = now + sale.hold_ttl_ms;
+            for user in &users {
+                store.add_hold(user, expires_at)?;
+            }
+            if sale.rate > 0 {
+                let spent = users.len() as u64 * CREDIT_PER_HOLD;
+                store.set_sale_fields(&[
+                    (field::RATE_CREDIT, credit.saturating_sub(spent)),
+                    (field::RATE_AT, now.max(sale.rate_at)),
+                ])?;
+            }
+            GrantReply::Granted { released, users }
+        }
+    })
+}
+
+enum GrantOutcome {
+    Ended,
+    NotStarted,
+    Admit { admit: u64, credit: u64 },
+}
+
+/// Token bucket: RATE holds per second, a burst of at most one second's
+/// worth. Returns (holds allowed now, credit after topping up).
+fn rate_allowance(sale: &SaleRecord, now: u64) -> (u64, u64) {
+    if sale.rate == 0 {
+        return (u64::MAX, 0);
+    }
+    let capacity = sale.rate * CREDIT_PER_HOLD;
+    // At most a second counts, so the product stays far below 2^53.
+    let elapsed = now.saturating_sub(sale.rate_at).min(1000);
+    let credit = (sale.rate_credit + elapsed * sale.rate).min(capacity);
+    (credit / CREDIT_PER_HOLD, credit)
+}
+
+pub fn confirm<S: Store>(
+    store: &mut S,
+    now: u64,
+    sale_id: &str,
+    user: &str,
+    amount: u64,
+) -> Result<ConfirmReply, EngineError> {
+    let sale = existing_sale(store)?;
+    if let Some(order_id) = store.order_of(user)? {
+        return Ok(ConfirmReply::Purchased { order_id });
+    }
+    if now >= sale.ends_at {
+        return Ok(ConfirmReply::Ended);
+    }
+    match store.hold_expiry(user)? {
+        Some(expires_at) if expires_at > now => {}
+        Some(_) => return Ok(ConfirmReply::Expired),
+        None if store.is_lapsed(user)? => return Ok(ConfirmReply::Expired),
+        None => return Ok(ConfirmReply::NoHold),
+    }
+    if sale.sold >= sale.stock {
+        return Ok(ConfirmReply::SoldOut);
+    }
+    store.check_outbox()?;
+
+    let n = sale.sold + 1;
+    let order_id = keys::order_id(sale_id, n);
+    store.set_sale_fields(&[(field::SOLD, n)])?;
+    store.record_order(user, &order_id)?;
+    store.remove_hold(user)?;
+    store.append_outbox(
+        n,
+        &OutboxEntry {
+            order_id: order_id.clone(),
+            sale_id: sale_id.to_string(),
+            user_id: user.to_string(),
+            amount,
+            confirmed_at: now,
+        },
+    )?;
+    Ok(ConfirmReply::Confirmed { order_id })
+}
+
+pub fn release<S: Store>(store: &mut S, user: &str) -> Result<ReleaseReply, EngineError> {
+    existing_sale(store)?;
+    if let Some(order_id) = store.order_of(user)? {
+        return Ok(ReleaseReply::Purchased { order_id });
+    }
+    if store.queue_rank(user)?.is_some() {
+        store.queue_remove(user)?;
+        return Ok(ReleaseReply::LeftQueue);
+    }
+    if store.hold_expiry(user)?.is_some() {
+        store.remove_hold(user)?;
+        return Ok(ReleaseReply::Released);
+    }
+    Ok(ReleaseReply::None)
+}
+
+pub fn status<S: Store>(
+    store: &mut S,
+    now: u64,
+    user: Option<&str>,
+) -> Result<StatusReply, EngineError> {
+    let sale = existing_sale(store)?;
+    let held = store.live_holds(now)?;
+    let queued = store.queue_len()?;
+    let state = if now < sale.starts_at {
+        SaleState::Upcoming
+    } else if sale.sold >= sale.stock {
+        SaleState::SoldOut
+    } else if now >= sale.ends_at {
+        SaleState::Ended
+    } else {
+        SaleState::Active
+    };
+    let user = match user {
+        None => None,
+        Some(user) => Some(if let Some(order_id) = store.order_of(user)? {
+            UserStatus::Purchased { order_id }
+        } else {
+            match store.hold_expiry(user)? {
+                Some(expires_at) if expires_at > now => UserStatus::Holding {
+                    ms_left: expires_at - now,
+                },
+                Some(_) => UserStatus::Expired,
+                None if store.is_lapsed(user)? => UserStatus::Expired,
+                None => match store.queue_rank(user)? {
+                    Some(rank) => UserStatus::Queued { position: rank + 1 },
+                    None => UserStatus::None,
+                },
+            }
+        }),
+    };
+    Ok(StatusReply {
+        sale: SaleStatus {
+            state,
+            stock: sale.stock,
+            sold: sale.sold,
+            held,
+            queued,
+            starts_at: sale.starts_at,
+            ends_at: sale.ends_at,
+            hold_ttl_ms: sale.hold_ttl_ms,
+            rate: sale.rate,
+            max_queue: sale.max_queue,
+            now,
+        },
+        user,
+    })
+}
