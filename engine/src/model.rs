@@ -2,7 +2,7 @@
 //! mirror the Redis keys one to one, so a test can compare a model's state
 //! with a server's key by key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::command::{parse, CommandName};
 use crate::reply::Reply;
@@ -21,8 +21,8 @@ pub struct SaleData {
     pub holds: BTreeMap<String, u64>,
     /// `fs:{s}:orders`: user → order id.
     pub orders: BTreeMap<String, String>,
-    /// `fs:{s}:lapsed`
-    pub lapsed: BTreeSet<String>,
+    /// `fs:{s}:lapsed`: user → when the lapsed hold was reclaimed.
+    pub lapsed: BTreeMap<String, u64>,
     /// `fs:{s}:outbox`: entry id `0-n` → entry.
     pub outbox: BTreeMap<u64, OutboxEntry>,
 }
@@ -130,11 +130,11 @@ impl Store for SaleData {
     }
 
     fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError> {
-        Ok(self.lapsed.contains(user))
+        Ok(self.lapsed.contains_key(user))
     }
 
-    fn add_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
-        self.lapsed.insert(user.to_string());
+    fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError> {
+        self.lapsed.insert(user.to_string(), reclaimed_at);
         Ok(())
     }
 

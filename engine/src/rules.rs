@@ -146,7 +146,7 @@ pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, 
 
     for user in &expired {
         store.remove_hold(user)?;
-        store.add_lapsed(user)?;
+        store.add_lapsed(user, now)?;
     }
     let released = expired.len() as u64;
     Ok(match outcome {

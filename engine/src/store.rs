@@ -138,12 +138,13 @@ pub trait Store {
     /// `DEL fs:{s}:queue`
     fn queue_clear(&mut self) -> Result<(), EngineError>;
 
-    /// `SISMEMBER fs:{s}:lapsed user`: the user's hold expired and was
-    /// reclaimed, and the user has not queued again since.
+    /// `ZSCORE fs:{s}:lapsed user`: the user's hold expired and was
+    /// reclaimed, and the user has not queued again since. (A zset rather
+    /// than a set: the module's key API can read and write zsets directly.)
     fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError>;
-    /// `SADD fs:{s}:lapsed user`
-    fn add_lapsed(&mut self, user: &str) -> Result<(), EngineError>;
-    /// `SREM fs:{s}:lapsed user`
+    /// `ZADD fs:{s}:lapsed reclaimed_at user`
+    fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError>;
+    /// `ZREM fs:{s}:lapsed user`
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError>;
 
     /// `XLEN fs:{s}:outbox`, only to find a wrong type before writing.

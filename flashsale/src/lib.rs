@@ -1,1 +1,14 @@
+//! The shared library of flashsale: the typed engine client and, re-exported
+//! from the Redis-free `engine` crate, the command and reply types and the
+//! reference model.
 
+mod client;
+mod error;
+
+pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
+pub use engine::{
+    command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
+    GrantReply, Model, ReleaseReply, Reply, Resp, SaleState, SaleStatus, SetupReply, StatusReply,
+    UserStatus,
+};
+pub use error::ClientError;

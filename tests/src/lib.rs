@@ -1,1 +1,137 @@
+//! Test harness: real `redis-server` processes on free loopback ports,
+//! stopped by PID when dropped, with the engine loaded as a module or as the
+//! functions library.
+//!
+//! Docker-based runs (testcontainers) are not wired in yet: this machine has
+//! no Docker engine, so every suite runs against local processes.
 
+mod redis_server;
+
+pub use redis_server::{RedisServer, ServerOptions};
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use flashsale::{BackendChoice, EngineClient};
+use redis::aio::MultiplexedConnection;
+
+/// Which engine implementation a suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Module,
+    Lua,
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The module `.so`: `FLASHSALE_MODULE`, or the release build in `target/`.
+/// The test command builds it first (`cargo build -p module --release`).
+pub fn module_path() -> PathBuf {
+    let path = std::env::var_os("FLASHSALE_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/libflashsale.so"));
+    assert!(
+        path.exists(),
+        "module not built: {} is missing (run `cargo build -p module --release`)",
+        path.display()
+    );
+    path
+}
+
+/// The functions library; with `test_clock`, the variant that reads the clock
+/// from `flashsale:test-clock` (for lock-step differential tests only).
+pub fn lua_library(test_clock: bool) -> String {
+    let source = flashsale::LUA_LIBRARY;
+    if !test_clock {
+        return source.to_string();
+    }
+    let marker = "local TEST_CLOCK = false";
+    assert!(source.contains(marker), "lua/flashsale.lua lost its TEST_CLOCK line");
+    source.replacen(marker, "local TEST_CLOCK = true", 1)
+}
+
+/// A server with the engine ready, and a client for it.
+pub struct Engine {
+    pub server: RedisServer,
+    pub backend: Backend,
+    pub test_clock: bool,
+}
+
+impl Engine {
+    pub async fn start(backend: Backend, test_clock: bool) -> Engine {
+        Self::start_with(backend, test_clock, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, test_clock: bool, mut options: ServerOptions) -> Engine {
+        if backend == Backend::Module {
+            options.module = Some((module_path(), test_clock));
+        }
+        let server = RedisServer::start(options);
+        let engine = Engine { server, backend, test_clock };
+        if backend == Backend::Lua {
+            let mut conn = engine.server.connection().await;
+            redis::cmd("FUNCTION")
+                .arg("LOAD")
+                .arg("REPLACE")
+                .arg(lua_library(test_clock))
+                .query_async::<String>(&mut conn)
+                .await
+                .expect("FUNCTION LOAD");
+        }
+        engine
+    }
+
+    pub async fn client(&self) -> EngineClient<MultiplexedConnection> {
+        let conn = self.server.connection().await;
+        match self.backend {
+            Backend::Module => EngineClient::connect(conn, BackendChoice::Module)
+                .await
+                .expect("engine client"),
+            // The test-clock variant is loaded already; connect() would
+            // replace it with the shipped library.
+            Backend::Lua if self.test_clock => EngineClient::attach(conn, flashsale::Backend::Functions),
+            Backend::Lua => EngineClient::connect(conn, BackendChoice::Functions)
+                .await
+                .expect("engine client"),
+        }
+    }
+
+    /// Sets the engine clock (test-clock servers only).
+    pub async fn set_clock(&self, ms: u64) {
+        assert!(self.test_clock, "set_clock needs a test-clock engine");
+        let mut conn = self.server.connection().await;
+        redis::cmd("SET")
+            .arg(engine::keys::TEST_CLOCK)
+            .arg(ms)
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("SET test clock");
+    }
+}
+
+/// Polls `check` every few ms until it returns `Some`, failing after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The server's clock in ms (`TIME`).
+pub async fn server_time_ms(conn: &mut MultiplexedConnection) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
+    secs * 1000 + micros / 1000
+}

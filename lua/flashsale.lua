@@ -1,0 +1,788 @@
+#!lua name=flashsale
+--[[
+flashsale: the Redis Functions port of the Rust engine (engine/src/).
+
+This file follows engine/src/{command,number,ids,keys,store,rules,reply}.rs
+line by line; a differential test runs it next to the Rust module with a
+controlled clock and compares replies, errors and keys byte for byte. When
+the Rust changes, change this file the same way.
+
+Every function is called as
+
+    FCALL flashsale_<cmd> 1 <sale> <args...>
+
+so KEYS[1] is the sale id and ARGV the remaining arguments; the Rust
+`parse(name, args)` sees {KEYS[1], ARGV...}.
+]]
+
+-- The test harness loads a copy with this line set to true (non-cluster only).
+local TEST_CLOCK = false
+
+---------------------------------------------------------------------------
+-- Limits (command.rs, number.rs, ids.rs, rules.rs)
+---------------------------------------------------------------------------
+
+local MAX_STOCK = 1000000000
+local MAX_TIME_MS = 999999999999999
+local MAX_HOLD_TTL_MS = 86400000
+local MAX_RATE = 1000000
+local MAX_QUEUE = 1000000000
+local MAX_GRANT = 10000
+local MAX_AMOUNT = 999999999999999
+
+-- At most 15 digits, so every value is exact in a Lua double.
+local MAX_DIGITS = 15
+local MAX_SALE_ID_LEN = 64
+local MAX_USER_ID_LEN = 128
+
+-- Rate credit is kept in thousandths of a hold.
+local CREDIT_PER_HOLD = 1000
+
+-- The fields of the sale hash, in `field::ALL` order (HMGET order).
+local FIELDS = {
+    'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms',
+    'rate', 'max_queue', 'seq', 'rate_credit', 'rate_at',
+}
+
+local TEST_CLOCK_KEY = 'flashsale:test-clock'
+
+---------------------------------------------------------------------------
+-- Errors (error.rs)
+--
+-- Rust returns `Err(EngineError)` and bubbles it up with `?`; here a failure
+-- is thrown and caught once, in `entry_point`, which turns it into a clean
+-- error reply. The thrown value is a table WITHOUT an `err` field: Redis 7.0
+-- rewrites a caught `{err = ...}` into a bare string, and `error('...')` or a
+-- failing `redis.call` would reach the client with " script: ..., on
+-- @user_function:N." appended.
+---------------------------------------------------------------------------
+
+local Failure = {}
+
+local function fail(reply_text)
+    error(setmetatable({ text = reply_text }, Failure))
+end
+
+local function err(message)
+    fail('ERR ' .. message)
+end
+
+local function no_sale()
+    fail('NOSALE no such sale')
+end
+
+local function conflict(message)
+    fail('CONFLICT ' .. message)
+end
+
+-- redis.pcall hands errors back as a table instead of raising them, so the
+-- server's own text (e.g. "WRONGTYPE Operation against a key holding the
+-- wrong kind of value") reaches the client unchanged.
+local function call(...)
+    local reply = redis.pcall(...)
+    if type(reply) == 'table' and reply.err then
+        fail(reply.err)
+    end
+    return reply
+end
+
+---------------------------------------------------------------------------
+-- Numbers (number.rs)
+---------------------------------------------------------------------------
+
+-- Lua numbers are doubles; every value here is an integer below 2^53, and
+-- '%d' prints it without ".0" or an exponent, as Rust's u64::to_string does.
+local function int_str(n)
+    return string.format('%d', n)
+end
+
+-- 1..15 ASCII digits. [0-9], not %d: character classes follow the C locale.
+local function is_digits(raw)
+    return #raw >= 1 and #raw <= MAX_DIGITS and raw:find('^[0-9]+$') ~= nil
+end
+
+local function parse_int(raw, name, min, max)
+    local value = is_digits(raw) and tonumber(raw, 10) or nil
+    if value == nil or value < min or value > max then
+        err(string.format('%s must be an integer from %s to %s',
+            name, int_str(min), int_str(max)))
+    end
+    return value
+end
+
+local function min(a, b)
+    if a < b then return a end
+    return b
+end
+
+local function max(a, b)
+    if a > b then return a end
+    return b
+end
+
+-- u64::saturating_sub
+local function saturating_sub(a, b)
+    if a > b then return a - b end
+    return 0
+end
+
+---------------------------------------------------------------------------
+-- Ids (ids.rs): explicit ASCII ranges, since %w/%a depend on the locale.
+---------------------------------------------------------------------------
+
+-- [A-Za-z0-9_.-]{1,64}
+local function is_valid_sale_id(id)
+    return #id >= 1 and #id <= MAX_SALE_ID_LEN
+        and id:find('^[A-Za-z0-9_.%-]+$') ~= nil
+end
+
+-- [A-Za-z0-9_.@+-]{1,128}
+local function is_valid_user_id(id)
+    return #id >= 1 and #id <= MAX_USER_ID_LEN
+        and id:find('^[A-Za-z0-9_.@+%-]+$') ~= nil
+end
+
+---------------------------------------------------------------------------
+-- Keys (keys.rs)
+---------------------------------------------------------------------------
+
+local function sale_keys(sale)
+    local prefix = 'fs:{' .. sale .. '}:'
+    return {
+        sale = prefix .. 'sale',
+        queue = prefix .. 'queue',
+        holds = prefix .. 'holds',
+        orders = prefix .. 'orders',
+        lapsed = prefix .. 'lapsed',
+        outbox = prefix .. 'outbox',
+        hold = function(user) return prefix .. 'hold:' .. user end,
+    }
+end
+
+local function order_id(sale, n)
+    return sale .. '-' .. int_str(n)
+end
+
+---------------------------------------------------------------------------
+-- Command parsing (command.rs)
+---------------------------------------------------------------------------
+
+local MODULE_COMMAND = {
+    setup = 'FLASHSALE.SETUP',
+    enqueue = 'FLASHSALE.ENQUEUE',
+    grant = 'FLASHSALE.GRANT',
+    confirm = 'FLASHSALE.CONFIRM',
+    release = 'FLASHSALE.RELEASE',
+    status = 'FLASHSALE.STATUS',
+}
+
+local function wrong_arity(name)
+    err("wrong number of arguments for '" .. MODULE_COMMAND[name] .. "'")
+end
+
+local function sale_id(raw)
+    if not is_valid_sale_id(raw) then
+        err('invalid sale id')
+    end
+    return raw
+end
+
+local function user_id(raw)
+    if not is_valid_user_id(raw) then
+        err('invalid user id')
+    end
+    return raw
+end
+
+-- [u8]::to_ascii_uppercase: only a-z change, whatever the locale.
+local function ascii_upper(s)
+    return (s:gsub('[a-z]', function(c) return string.char(c:byte() - 32) end))
+end
+
+-- Checks run in a fixed order — arity, sale id, then each argument left to
+-- right — so the module and this library report the same first problem.
+-- `args` is 1-based: args[1] is the sale id (Rust's args[0]).
+local function parse(name, args)
+    local n = #args
+    local arity_ok
+    if name == 'setup' then
+        arity_ok = n >= 5
+    elseif name == 'enqueue' or name == 'grant' or name == 'release' then
+        arity_ok = n == 2
+    elseif name == 'confirm' then
+        arity_ok = n == 2 or n == 3
+    else -- status
+        arity_ok = n == 1 or n == 2
+    end
+    if not arity_ok then
+        wrong_arity(name)
+    end
+    local cmd = { name = name, sale = sale_id(args[1]) }
+
+    if name == 'setup' then
+        local params = {}
+        params.stock = parse_int(args[2], 'stock', 0, MAX_STOCK)
+        params.starts_at = parse_int(args[3], 'starts_at', 0, MAX_TIME_MS)
+        params.ends_at = parse_int(args[4], 'ends_at', 0, MAX_TIME_MS)
+        params.hold_ttl_ms = parse_int(args[5], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
+        local rate, max_queue = nil, nil
+        local i = 6
+        while i <= n do
+            local option = ascii_upper(args[i])
+            if option ~= 'RATE' and option ~= 'MAXQUEUE' then
+                err('syntax error')
+            end
+            local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
+            -- A repeated option or one without a value.
+            if already or i + 1 > n then
+                err('syntax error')
+            end
+            if option == 'RATE' then
+                rate = parse_int(args[i + 1], 'RATE', 1, MAX_RATE)
+            else
+                max_queue = parse_int(args[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
+            end
+            i = i + 2
+        end
+        -- The window is checked after the options, as in Rust.
+        if params.ends_at <= params.starts_at then
+            err('ends_at must be after starts_at')
+        end
+        params.rate = rate or 0
+        params.max_queue = max_queue or 0
+        cmd.params = params
+    elseif name == 'enqueue' or name == 'release' then
+        cmd.user = user_id(args[2])
+    elseif name == 'grant' then
+        cmd.max = parse_int(args[2], 'max', 1, MAX_GRANT)
+    elseif name == 'confirm' then
+        cmd.user = user_id(args[2])
+        if args[3] ~= nil then
+            cmd.amount = parse_int(args[3], 'amount', 0, MAX_AMOUNT)
+        else
+            cmd.amount = 0
+        end
+    else -- status
+        if args[2] ~= nil then
+            cmd.user = user_id(args[2])
+        end
+    end
+    return cmd
+end
+
+---------------------------------------------------------------------------
+-- Store (store.rs): one method per Redis operation on one sale's keys, the
+-- same commands the module issues.
+---------------------------------------------------------------------------
+
+-- SaleRecord::from_fields: a missing field counts as 0; anything but 1..15
+-- ASCII digits is a corrupt record.
+local function sale_record(values)
+    local record = {}
+    for i, field in ipairs(FIELDS) do
+        local raw = values[i]
+        if raw then
+            if not is_digits(raw) then
+                err('corrupt sale record')
+            end
+            record[field] = tonumber(raw, 10)
+        else
+            record[field] = 0
+        end
+    end
+    return record
+end
+
+local function new_store(sale)
+    local k = sale_keys(sale)
+    local store = {}
+
+    -- HMGET fs:{s}:sale <field::ALL>; nil when the hash does not exist. A
+    -- hash holding none of the fields still exists (all zeros), as in the
+    -- module, which asks whether the key exists.
+    function store.sale()
+        local values = call('HMGET', k.sale, unpack(FIELDS))
+        local any = false
+        for i = 1, #FIELDS do
+            if values[i] then any = true end
+        end
+        if not any and call('EXISTS', k.sale) == 0 then
+            return nil
+        end
+        return sale_record(values)
+    end
+
+    -- HSET fs:{s}:sale f v ... ; `fields` is a list of {name, value} pairs,
+    -- written in the given order (it decides the hash's field order).
+    function store.set_sale_fields(fields)
+        local argv = { 'HSET', k.sale }
+        for _, pair in ipairs(fields) do
+            argv[#argv + 1] = pair[1]
+            argv[#argv + 1] = int_str(pair[2])
+        end
+        call(unpack(argv))
+    end
+
+    -- HGET fs:{s}:orders user
+    function store.order_of(user)
+        local order = call('HGET', k.orders, user)
+        if order then return order end
+        return nil
+    end
+
+    -- HSET fs:{s}:orders user order_id
+    function store.record_order(user, order)
+        call('HSET', k.orders, user, order)
+    end
+
+    -- ZSCORE fs:{s}:holds user: when the user's hold expires (ms).
+    function store.hold_expiry(user)
+        local score = call('ZSCORE', k.holds, user)
+        if score then return tonumber(score) end
+        return nil
+    end
+
+    -- ZCOUNT fs:{s}:holds (now +inf: holds still live at `now`.
+    function store.live_holds(now)
+        return call('ZCOUNT', k.holds, '(' .. int_str(now), '+inf')
+    end
+
+    -- ZRANGEBYSCORE fs:{s}:holds -inf now: holds that lapsed by `now`.
+    function store.expired_holds(now)
+        return call('ZRANGEBYSCORE', k.holds, '-inf', int_str(now))
+    end
+
+    -- ZADD fs:{s}:holds expires_at user, then
+    -- SET fs:{s}:hold:user expires_at PXAT expires_at.
+    function store.add_hold(user, expires_at)
+        local at = int_str(expires_at)
+        call('ZADD', k.holds, at, user)
+        call('SET', k.hold(user), at, 'PXAT', at)
+    end
+
+    -- ZREM fs:{s}:holds user, then DEL fs:{s}:hold:user.
+    function store.remove_hold(user)
+        call('ZREM', k.holds, user)
+        call('DEL', k.hold(user))
+    end
+
+    -- ZRANK fs:{s}:queue user (0-based).
+    function store.queue_rank(user)
+        local rank = call('ZRANK', k.queue, user)
+        if rank then return rank end
+        return nil
+    end
+
+    -- ZCARD fs:{s}:queue
+    function store.queue_len()
+        return call('ZCARD', k.queue)
+    end
+
+    -- ZADD fs:{s}:queue ticket user
+    function store.queue_push(user, ticket)
+        call('ZADD', k.queue, int_str(ticket), user)
+    end
+
+    -- ZREM fs:{s}:queue user
+    function store.queue_remove(user)
+        call('ZREM', k.queue, user)
+    end
+
+    -- ZPOPMIN fs:{s}:queue n: the n oldest users, oldest first. The reply
+    -- alternates member and score; keep the members.
+    function store.queue_pop(n)
+        local flat = call('ZPOPMIN', k.queue, int_str(n))
+        local users = {}
+        for i = 1, #flat, 2 do
+            users[#users + 1] = flat[i]
+        end
+        return users
+    end
+
+    -- DEL fs:{s}:queue
+    function store.queue_clear()
+        call('DEL', k.queue)
+    end
+
+    -- SISMEMBER fs:{s}:lapsed user
+    function store.is_lapsed(user)
+        return call('SISMEMBER', k.lapsed, user) == 1
+    end
+
+    -- SADD fs:{s}:lapsed user
+    function store.add_lapsed(user)
+        call('SADD', k.lapsed, user)
+    end
+
+    -- SREM fs:{s}:lapsed user
+    function store.remove_lapsed(user)
+        call('SREM', k.lapsed, user)
+    end
+
+    -- XLEN fs:{s}:outbox, only to find a wrong type before writing.
+    function store.check_outbox()
+        call('XLEN', k.outbox)
+    end
+
+    -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
+    -- confirmed_at ..  (the id is fixed so replicas and AOF rebuild it).
+    function store.append_outbox(n, entry)
+        call('XADD', k.outbox, '0-' .. int_str(n),
+            'order_id', entry.order_id,
+            'sale_id', entry.sale_id,
+            'user_id', entry.user_id,
+            'amount', int_str(entry.amount),
+            'confirmed_at', int_str(entry.confirmed_at))
+    end
+
+    return store
+end
+
+---------------------------------------------------------------------------
+-- Clock
+---------------------------------------------------------------------------
+
+-- The server clock in ms; read once per call. The test variant lets the
+-- harness pin it through a plain key.
+local function now_ms()
+    if TEST_CLOCK then
+        local fake = call('GET', TEST_CLOCK_KEY)
+        if fake then
+            return tonumber(fake)
+        end
+    end
+    local time = call('TIME')
+    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+---------------------------------------------------------------------------
+-- Rules (rules.rs). Each rule reads everything it needs, decides, and only
+-- then writes. Replies are built directly in their RESP shape (reply.rs):
+-- strings become bulk strings, numbers integers.
+---------------------------------------------------------------------------
+
+local function existing_sale(store)
+    local sale = store.sale()
+    if sale == nil then
+        no_sale()
+    end
+    return sale
+end
+
+local function setup(store, now, params)
+    local existing = store.sale()
+    if existing then
+        local held = store.live_holds(now)
+        local committed = existing.sold + held
+        if params.stock < committed then
+            conflict('stock cannot go below sold plus held (' .. int_str(committed) .. ')')
+        end
+    end
+    local fields = {
+        { 'stock', params.stock },
+        { 'starts_at', params.starts_at },
+        { 'ends_at', params.ends_at },
+        { 'hold_ttl_ms', params.hold_ttl_ms },
+        { 'rate', params.rate },
+        { 'max_queue', params.max_queue },
+    }
+    if existing == nil then
+        fields[#fields + 1] = { 'sold', 0 }
+        fields[#fields + 1] = { 'seq', 0 }
+        fields[#fields + 1] = { 'rate_credit', 0 }
+        fields[#fields + 1] = { 'rate_at', now }
+    end
+    store.set_sale_fields(fields)
+    if existing then
+        return { 'updated' }
+    end
+    return { 'created' }
+end
+
+local function enqueue(store, now, user)
+    local sale = existing_sale(store)
+    local order = store.order_of(user)
+    if order then
+        return { 'purchased', order }
+    end
+    if now >= sale.ends_at then
+        return { 'ended' }
+    end
+    local hold = store.hold_expiry(user)
+    if hold ~= nil and hold > now then
+        return { 'holding', hold - now }
+    end
+    if now < sale.starts_at then
+        return { 'not_started', sale.starts_at - now }
+    end
+    if sale.sold >= sale.stock then
+        return { 'sold_out' }
+    end
+    local length = store.queue_len()
+    local rank = store.queue_rank(user)
+    if rank ~= nil then
+        return { 'queued', rank + 1, length }
+    end
+    if sale.max_queue > 0 and length >= sale.max_queue then
+        return { 'queue_full', length }
+    end
+    local lapsed = store.is_lapsed(user)
+    -- A user whose hold lapsed may queue again, at the back.
+    if hold ~= nil then
+        store.remove_hold(user)
+    end
+    if lapsed then
+        store.remove_lapsed(user)
+    end
+    local ticket = sale.seq + 1
+    store.set_sale_fields({ { 'seq', ticket } })
+    store.queue_push(user, ticket)
+    return { 'queued', length + 1, length + 1 }
+end
+
+-- Token bucket: RATE holds per second, a burst of at most one second's worth.
+-- Returns (holds allowed now, credit after topping up); without RATE the
+-- allowance is unbounded (Rust: u64::MAX).
+local function rate_allowance(sale, now)
+    if sale.rate == 0 then
+        return math.huge, 0
+    end
+    local capacity = sale.rate * CREDIT_PER_HOLD
+    -- At most a second counts, so the product stays far below 2^53.
+    local elapsed = min(saturating_sub(now, sale.rate_at), 1000)
+    local credit = min(sale.rate_credit + elapsed * sale.rate, capacity)
+    return math.floor(credit / CREDIT_PER_HOLD), credit
+end
+
+-- Frees lapsed holds, then admits up to `max` users from the head of the
+-- queue — no more than the units neither sold nor held, and no faster than
+-- RATE.
+local function grant(store, now, max_users)
+    local sale = existing_sale(store)
+    local expired = store.expired_holds(now)
+    local queued = store.queue_len()
+    local outcome, admit, credit
+    if now >= sale.ends_at then
+        outcome = 'ended'
+    elseif now < sale.starts_at then
+        outcome = 'not_started'
+    else
+        local held = store.live_holds(now)
+        local available = saturating_sub(sale.stock, sale.sold + held)
+        local allowance
+        allowance, credit = rate_allowance(sale, now)
+        admit = min(min(min(max_users, queued), available), allowance)
+        outcome = 'admit'
+    end
+
+    for _, user in ipairs(expired) do
+        store.remove_hold(user)
+        store.add_lapsed(user)
+    end
+    local released = #expired
+
+    if outcome == 'ended' then
+        if queued > 0 then
+            store.queue_clear()
+        end
+        return { 'ended', queued }
+    elseif outcome == 'not_started' then
+        return { 'not_started', sale.starts_at - now }
+    end
+    local users = {}
+    if admit > 0 then
+        users = store.queue_pop(admit)
+    end
+    local expires_at = now + sale.hold_ttl_ms
+    for _, user in ipairs(users) do
+        store.add_hold(user, expires_at)
+    end
+    if sale.rate > 0 then
+        local spent = #users * CREDIT_PER_HOLD
+        store.set_sale_fields({
+            { 'rate_credit', saturating_sub(credit, spent) },
+            { 'rate_at', max(now, sale.rate_at) },
+        })
+    end
+    return { 'granted', released, users }
+end
+
+local function confirm(store, now, sale_id_, user, amount)
+    local sale = existing_sale(store)
+    local order = store.order_of(user)
+    if order then
+        return { 'purchased', order }
+    end
+    if now >= sale.ends_at then
+        return { 'ended' }
+    end
+    local expires_at = store.hold_expiry(user)
+    if expires_at ~= nil then
+        if expires_at <= now then
+            return { 'expired' }
+        end
+    elseif store.is_lapsed(user) then
+        -- The hold lapsed and GRANT already reclaimed it.
+        return { 'expired' }
+    else
+        return { 'no_hold' }
+    end
+    if sale.sold >= sale.stock then
+        return { 'sold_out' }
+    end
+    store.check_outbox()
+
+    local n = sale.sold + 1
+    local id = order_id(sale_id_, n)
+    store.set_sale_fields({ { 'sold', n } })
+    store.record_order(user, id)
+    store.remove_hold(user)
+    store.append_outbox(n, {
+        order_id = id,
+        sale_id = sale_id_,
+        user_id = user,
+        amount = amount,
+        confirmed_at = now,
+    })
+    return { 'confirmed', id }
+end
+
+local function release(store, user)
+    existing_sale(store)
+    local order = store.order_of(user)
+    if order then
+        return { 'purchased', order }
+    end
+    if store.queue_rank(user) ~= nil then
+        store.queue_remove(user)
+        return { 'left_queue' }
+    end
+    if store.hold_expiry(user) ~= nil then
+        store.remove_hold(user)
+        return { 'released' }
+    end
+    return { 'none' }
+end
+
+local function status(store, now, user)
+    local sale = existing_sale(store)
+    local held = store.live_holds(now)
+    local queued = store.queue_len()
+    local state
+    if now < sale.starts_at then
+        state = 'upcoming'
+    elseif sale.sold >= sale.stock then
+        state = 'sold_out'
+    elseif now >= sale.ends_at then
+        state = 'ended'
+    else
+        state = 'active'
+    end
+    local reply = {
+        'state', state,
+        'stock', sale.stock,
+        'sold', sale.sold,
+        'held', held,
+        'queued', queued,
+        'starts_at', sale.starts_at,
+        'ends_at', sale.ends_at,
+        'hold_ttl_ms', sale.hold_ttl_ms,
+        'rate', sale.rate,
+        'max_queue', sale.max_queue,
+        'now', now,
+    }
+    if user ~= nil then
+        local function push(...)
+            for _, item in ipairs({ ... }) do
+                reply[#reply + 1] = item
+            end
+        end
+        push('user')
+        local order = store.order_of(user)
+        if order then
+            push('purchased', 'order_id', order)
+        else
+            local expires_at = store.hold_expiry(user)
+            if expires_at ~= nil then
+                if expires_at > now then
+                    push('holding', 'hold_ms', expires_at - now)
+                else
+                    push('expired')
+                end
+            elseif store.is_lapsed(user) then
+                push('expired')
+            else
+                local rank = store.queue_rank(user)
+                if rank ~= nil then
+                    push('queued', 'position', rank + 1)
+                else
+                    push('none')
+                end
+            end
+        end
+    end
+    return reply
+end
+
+local function execute(store, now, cmd)
+    local name = cmd.name
+    if name == 'setup' then
+        return setup(store, now, cmd.params)
+    elseif name == 'enqueue' then
+        return enqueue(store, now, cmd.user)
+    elseif name == 'grant' then
+        return grant(store, now, cmd.max)
+    elseif name == 'confirm' then
+        return confirm(store, now, cmd.sale, cmd.user, cmd.amount)
+    elseif name == 'release' then
+        return release(store, cmd.user)
+    end
+    return status(store, now, cmd.user)
+end
+
+---------------------------------------------------------------------------
+-- Entry points
+---------------------------------------------------------------------------
+
+local function run(name, keys, argv)
+    -- The sale id travels as the only key so cluster routing works; any
+    -- other key count is an arity error, as for the module command.
+    if #keys ~= 1 then
+        wrong_arity(name)
+    end
+    local args = { keys[1] }
+    for _, a in ipairs(argv) do
+        args[#args + 1] = a
+    end
+    local cmd = parse(name, args)
+    local now = now_ms()
+    return execute(new_store(cmd.sale), now, cmd)
+end
+
+local function entry_point(name)
+    return function(keys, argv)
+        local ok, result = pcall(run, name, keys, argv)
+        if ok then
+            return result
+        end
+        if getmetatable(result) == Failure then
+            return redis.error_reply(result.text)
+        end
+        -- A bug, not a refusal: let Redis report it with its location.
+        error(result, 0)
+    end
+end
+
+-- Spelled out: while a library loads, Redis 7.0 exposes only a few globals
+-- (no ipairs, no pairs), so no loop here.
+redis.register_function{ function_name = 'flashsale_setup', callback = entry_point('setup') }
+redis.register_function{ function_name = 'flashsale_enqueue', callback = entry_point('enqueue') }
+redis.register_function{ function_name = 'flashsale_grant', callback = entry_point('grant') }
+redis.register_function{ function_name = 'flashsale_confirm', callback = entry_point('confirm') }
+redis.register_function{ function_name = 'flashsale_release', callback = entry_point('release') }
+
+redis.register_function{
+    function_name = 'flashsale_status',
+    callback = entry_point('status'),
+    flags = { 'no-writes' },
+}

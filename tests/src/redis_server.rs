@@ -1,0 +1,130 @@
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Load this module, with `TEST_CLOCK` when the flag is set.
+    pub module: Option<(PathBuf, bool)>,
+    /// Extra `--name value` settings, e.g. `appendonly yes`.
+    pub config: Vec<(String, String)>,
+    /// Keep data here (to restart on the same files); a temp dir otherwise.
+    pub dir: Option<PathBuf>,
+}
+
+/// A `redis-server` child process on 127.0.0.1, killed (by PID) on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    _temp: Option<TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl RedisServer {
+    pub fn start(options: ServerOptions) -> RedisServer {
+        let (dir, temp) = match &options.dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        // A port picked free can be taken before redis binds it; try again.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(["--dir", &dir.to_string_lossy()])
+                .args(["--enable-debug-command", "local"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd.args(["--logfile", &dir.join("redis.log").to_string_lossy()]);
+            for (name, value) in &options.config {
+                cmd.arg(format!("--{name}")).arg(value);
+            }
+            if let Some((module, test_clock)) = &options.module {
+                cmd.arg("--loadmodule").arg(module);
+                if *test_clock {
+                    cmd.arg("TEST_CLOCK");
+                }
+            }
+            let mut child = cmd.spawn().expect("redis-server on PATH");
+            if wait_ready(port, &mut child) {
+                return RedisServer {
+                    child,
+                    port,
+                    dir,
+                    _temp: temp,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        panic!("redis-server did not start; log:\n{log}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn connection(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to test redis")
+    }
+
+    pub fn sync_connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_connection()
+            .expect("connect to test redis")
+    }
+
+    /// Kills the process (SIGKILL) and waits for it; the data dir stays.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = format!("redis://127.0.0.1:{port}/");
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut conn) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
+            // LOADING replies mean the AOF is still being read.
+            if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,435 @@
+//! The conformance suite: written once, run against the module and against
+//! the functions library on real redis-server processes. Most tests drive the
+//! engine's test clock so every reply is exact; the `real_clock_*` tests use
+//! the server clock and real key expiry.
+
+use std::time::Duration;
+
+use flashsale::{
+    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, ReleaseReply, Resp,
+    SaleState, SetupParams, SetupReply, UserStatus,
+};
+use redis::aio::MultiplexedConnection;
+use tests::{server_time_ms, wait_for, Backend, Engine};
+
+const T0: u64 = 1_800_000_000_000;
+
+struct Sale {
+    engine: Engine,
+    client: EngineClient<MultiplexedConnection>,
+    conn: MultiplexedConnection,
+}
+
+/// A test-clock engine at T0 - 1000 with sale "s": `stock` units, open
+/// [T0, T0 + 60 s), holds of 1 s.
+async fn sale(backend: Backend, stock: u64, rate: u64, max_queue: u64) -> Sale {
+    let engine = Engine::start(backend, true).await;
+    engine.set_clock(T0 - 1000).await;
+    let mut client = engine.client().await;
+    let params = SetupParams { stock, starts_at: T0, ends_at: T0 + 60_000, hold_ttl_ms: 1000, rate, max_queue };
+    assert_eq!(client.setup("s", params).await.expect("setup"), SetupReply::Created);
+    engine.set_clock(T0).await;
+    let conn = engine.server.connection().await;
+    Sale { engine, client, conn }
+}
+
+impl Sale {
+    async fn at(&self, ms: u64) {
+        self.engine.set_clock(ms).await;
+    }
+
+    async fn raw(&mut self, name: CommandName, args: &[&str]) -> Result<Resp, String> {
+        self.client.raw(name, args).await.map_err(|e| e.to_string())
+    }
+
+    async fn granted(&mut self, max: u64) -> Vec<String> {
+        match self.client.grant("s", max).await.expect("grant") {
+            GrantReply::Granted { users, .. } => users,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    async fn user(&mut self, user: &str) -> UserStatus {
+        self.client.status("s", Some(user)).await.expect("status").user.expect("user part")
+    }
+
+    /// Every key of the sale with its full content, to prove "nothing changed".
+    async fn snapshot(&mut self) -> Vec<(String, String)> {
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("fs:*").query_async(&mut self.conn).await.expect("KEYS");
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            let dump: redis::Value = redis::cmd("DUMP").arg(&key).query_async(&mut self.conn).await.expect("DUMP");
+            let expire: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(&mut self.conn).await.expect("PEXPIRETIME");
+            out.push((key, format!("{dump:?} {expire}")));
+        }
+        out
+    }
+}
+
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.to_string())
+}
+
+async fn every_outcome_of_a_purchase(backend: Backend) {
+    let mut s = sale(backend, 2, 0, 0).await;
+    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Queued { position: 1, length: 1 });
+    assert_eq!(s.client.enqueue("s", "bob").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(s.user("bob").await, UserStatus::Queued { position: 2 });
+    assert_eq!(s.granted(1).await, vec!["ann"]);
+    s.at(T0 + 250).await;
+    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Holding { ms_left: 750 });
+    assert_eq!(s.user("ann").await, UserStatus::Holding { ms_left: 750 });
+    assert_eq!(s.client.confirm("s", "bob", 0).await.unwrap(), ConfirmReply::NoHold);
+    assert_eq!(s.client.confirm("s", "ann", 1999).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
+    assert_eq!(s.client.confirm("s", "ann", 1999).await.unwrap(), ConfirmReply::Purchased { order_id: "s-1".into() });
+    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Purchased { order_id: "s-1".into() });
+    assert_eq!(s.user("ann").await, UserStatus::Purchased { order_id: "s-1".into() });
+    assert_eq!(s.client.release("s", "ann").await.unwrap(), ReleaseReply::Purchased { order_id: "s-1".into() });
+
+    assert_eq!(s.granted(5).await, vec!["bob"]);
+    assert_eq!(s.client.confirm("s", "bob", 5).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-2".into() });
+    assert_eq!(s.client.enqueue("s", "cat").await.unwrap(), EnqueueReply::SoldOut);
+    let status = s.client.status("s", None).await.unwrap();
+    assert_eq!((status.sale.state, status.sale.sold, status.sale.held, status.sale.queued), (SaleState::SoldOut, 2, 0, 0));
+
+    // The outbox holds both orders, in order, with explicit ids 0-1 and 0-2.
+    let entries: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg(keys::outbox("s")).arg("-").arg("+").query_async(&mut s.conn).await.unwrap();
+    let summary: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|(id, fields)| {
+            let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            (id.clone(), get("order_id"), format!("{} {} {} {}", get("sale_id"), get("user_id"), get("amount"), get("confirmed_at")))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("0-1".into(), "s-1".into(), format!("s ann 1999 {}", T0 + 250)),
+            ("0-2".into(), "s-2".into(), format!("s bob 5 {}", T0 + 250)),
+        ]
+    );
+    let orders: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::orders("s")).query_async(&mut s.conn).await.unwrap();
+    assert_eq!(orders.len(), 2);
+}
+
+async fn fifo_over_many_users(backend: Backend) {
+    let mut s = sale(backend, 150, 0, 0).await;
+    let users: Vec<String> = (0..200).map(|i| format!("user{:03}@example.com", (i * 37) % 200)).collect();
+    for (i, user) in users.iter().enumerate() {
+        let expected = EnqueueReply::Queued { position: i as u64 + 1, length: i as u64 + 1 };
+        assert_eq!(s.client.enqueue("s", user).await.unwrap(), expected);
+    }
+    let mut admitted = Vec::new();
+    for max in [1, 7, 50, 100, 100] {
+        admitted.extend(s.granted(max).await);
+    }
+    assert_eq!(admitted, users[..150].to_vec(), "admitted in arrival order, never beyond stock");
+    assert_eq!(s.user(&users[150]).await, UserStatus::Queued { position: 1 });
+    assert_eq!(s.user(&users[199]).await, UserStatus::Queued { position: 50 });
+}
+
+async fn every_command_is_idempotent(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for _ in 0..3 {
+        assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Queued { position: 1, length: 1 });
+    }
+    s.client.enqueue("s", "b").await.unwrap();
+    assert_eq!(s.granted(1).await, vec!["a"]);
+    // GRANT again admits the next one, never "a" twice.
+    assert_eq!(s.granted(1).await, vec!["b"]);
+    let before = s.snapshot().await;
+    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Holding { ms_left: 1000 });
+    assert_eq!(s.snapshot().await, before, "a repeated ENQUEUE changes nothing");
+    assert_eq!(s.client.confirm("s", "a", 1).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
+    let before = s.snapshot().await;
+    assert_eq!(s.client.confirm("s", "a", 1).await.unwrap(), ConfirmReply::Purchased { order_id: "s-1".into() });
+    assert_eq!(s.snapshot().await, before, "a repeated CONFIRM changes nothing");
+    assert_eq!(s.client.release("s", "b").await.unwrap(), ReleaseReply::Released);
+    let before = s.snapshot().await;
+    assert_eq!(s.client.release("s", "b").await.unwrap(), ReleaseReply::None);
+    assert_eq!(s.snapshot().await, before, "a repeated RELEASE changes nothing");
+    s.client.enqueue("s", "c").await.unwrap();
+    assert_eq!(s.client.release("s", "c").await.unwrap(), ReleaseReply::LeftQueue);
+    assert_eq!(s.client.release("s", "c").await.unwrap(), ReleaseReply::None);
+    let params = SetupParams { stock: 3, starts_at: T0, ends_at: T0 + 60_000, hold_ttl_ms: 1000, rate: 0, max_queue: 0 };
+    assert_eq!(s.client.setup("s", params.clone()).await.unwrap(), SetupReply::Updated);
+    let before = s.snapshot().await;
+    assert_eq!(s.client.setup("s", params).await.unwrap(), SetupReply::Updated);
+    assert_eq!(s.snapshot().await, before, "a repeated SETUP changes nothing");
+}
+
+async fn expired_holds_free_their_units(backend: Backend) {
+    let mut s = sale(backend, 1, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.client.enqueue("s", "b").await.unwrap();
+    assert_eq!(s.granted(5).await, vec!["a"]);
+    // The hold is a real key with an absolute expiry.
+    let expire_at: u64 = redis::cmd("PEXPIRETIME").arg(keys::hold("s", "a")).query_async(&mut s.conn).await.unwrap();
+    assert_eq!(expire_at, T0 + 1000);
+    s.at(T0 + 999).await;
+    assert_eq!(s.granted(5).await, Vec::<String>::new(), "the unit is still held");
+    s.at(T0 + 1000).await;
+    // Expired — even though nobody reclaimed it yet, it cannot be confirmed.
+    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Expired);
+    assert_eq!(s.user("a").await, UserStatus::Expired);
+    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Granted { released: 1, users: vec!["b".into()] });
+    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Expired, "still told it expired");
+    let exists: bool = redis::cmd("EXISTS").arg(keys::hold("s", "a")).query_async(&mut s.conn).await.unwrap();
+    assert!(!exists, "the reclaimed hold key is gone");
+    // The reused unit is sold to the next user.
+    assert_eq!(s.client.confirm("s", "b", 0).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
+}
+
+async fn a_lapsed_user_queues_again_at_the_back(backend: Backend) {
+    let mut s = sale(backend, 1, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.granted(1).await;
+    s.client.enqueue("s", "b").await.unwrap();
+    s.at(T0 + 1500).await;
+    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(s.user("a").await, UserStatus::Queued { position: 2 });
+    assert_eq!(s.granted(5).await, vec!["b"]);
+}
+
+async fn release_returns_the_unit(backend: Backend) {
+    let mut s = sale(backend, 1, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.client.enqueue("s", "b").await.unwrap();
+    s.granted(1).await;
+    assert_eq!(s.granted(1).await, Vec::<String>::new());
+    assert_eq!(s.client.release("s", "a").await.unwrap(), ReleaseReply::Released);
+    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::NoHold);
+    assert_eq!(s.granted(1).await, vec!["b"]);
+}
+
+async fn window_edges(backend: Backend) {
+    let mut s = sale(backend, 5, 0, 0).await;
+    s.at(T0 - 1).await;
+    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::NotStarted { ms_until_start: 1 });
+    assert_eq!(s.client.grant("s", 1).await.unwrap(), GrantReply::NotStarted { ms_until_start: 1 });
+    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Upcoming);
+    s.at(T0).await;
+    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Active);
+    s.client.enqueue("s", "a").await.unwrap();
+    s.client.enqueue("s", "b").await.unwrap();
+    s.client.enqueue("s", "c").await.unwrap();
+    s.at(T0 + 59_999).await;
+    assert_eq!(s.granted(1).await, vec!["a"]);
+    s.at(T0 + 60_000).await;
+    assert_eq!(s.client.enqueue("s", "d").await.unwrap(), EnqueueReply::Ended);
+    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Ended);
+    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Ended);
+    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Ended { cleared: 2 });
+    assert_eq!(s.client.status("s", None).await.unwrap().sale.queued, 0);
+    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Ended { cleared: 0 });
+}
+
+async fn queue_full(backend: Backend) {
+    let mut s = sale(backend, 5, 0, 2).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.client.enqueue("s", "b").await.unwrap();
+    assert_eq!(s.client.enqueue("s", "c").await.unwrap(), EnqueueReply::QueueFull { length: 2 });
+    assert_eq!(s.client.enqueue("s", "b").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    s.granted(1).await;
+    assert_eq!(s.client.enqueue("s", "c").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+}
+
+async fn rate_is_a_total_over_all_callers(backend: Backend) {
+    let mut s = sale(backend, 1000, 10, 0).await;
+    for i in 0..50 {
+        s.client.enqueue("s", &format!("u{i}")).await.unwrap();
+    }
+    // One second of credit has built up since setup (T0 - 1000).
+    assert_eq!(s.granted(100).await.len(), 10);
+    // Two "workers" hammering GRANT share the same budget.
+    let mut other = s.engine.client().await;
+    let mut admitted = 0;
+    for step in 1..=20 {
+        s.at(T0 + step * 50).await;
+        admitted += s.granted(100).await.len();
+        if let GrantReply::Granted { users, .. } = other.grant("s", 100).await.unwrap() {
+            admitted += users.len();
+        }
+    }
+    assert_eq!(admitted, 10, "1 s at 10/s, however many callers");
+}
+
+async fn setup_refuses_stock_below_sold_plus_held(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for u in ["a", "b", "c"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    s.granted(2).await;
+    s.client.confirm("s", "a", 0).await.unwrap();
+    let before = s.snapshot().await;
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    assert_eq!(
+        s.raw(CommandName::Setup, &["s", "1", &start, &end, "1000"]).await,
+        Err("CONFLICT stock cannot go below sold plus held (2)".into())
+    );
+    assert_eq!(s.snapshot().await, before);
+    assert_eq!(s.raw(CommandName::Setup, &["s", "2", &start, &end, "1000"]).await, Ok(Resp::Array(vec![bulk("updated")])));
+    // Unchanged bookkeeping: the queue, the hold and the order survive an update.
+    assert_eq!(s.user("b").await, UserStatus::Holding { ms_left: 1000 });
+    assert_eq!(s.user("c").await, UserStatus::Queued { position: 1 });
+}
+
+async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    let before = s.snapshot().await;
+    let (start, end) = (T0.to_string(), (T0 + 1).to_string());
+    let long_sale = "x".repeat(65);
+    let long_user = "u".repeat(129);
+    use CommandName::*;
+    let cases: Vec<(CommandName, Vec<&str>, &str)> = vec![
+        (Enqueue, vec![], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
+        (Enqueue, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
+        (Enqueue, vec!["s", "a", "b"], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
+        (Setup, vec!["s", "1", "2", "3"], "ERR wrong number of arguments for 'FLASHSALE.SETUP'"),
+        (Grant, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.GRANT'"),
+        (Confirm, vec!["s", "a", "1", "2"], "ERR wrong number of arguments for 'FLASHSALE.CONFIRM'"),
+        (Release, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.RELEASE'"),
+        (Status, vec![], "ERR wrong number of arguments for 'FLASHSALE.STATUS'"),
+        (Enqueue, vec!["s{x}", "a"], "ERR invalid sale id"),
+        (Enqueue, vec![&long_sale, "a"], "ERR invalid sale id"),
+        (Enqueue, vec!["", "a"], "ERR invalid sale id"),
+        (Enqueue, vec!["s", "a b"], "ERR invalid user id"),
+        (Enqueue, vec!["s", &long_user], "ERR invalid user id"),
+        (Enqueue, vec!["s", "caf\u{e9}"], "ERR invalid user id"),
+        (Status, vec!["s", ""], "ERR invalid user id"),
+        (Setup, vec!["s", "abc", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
+        (Setup, vec!["s", "-1", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
+        (Setup, vec!["s", "1000000001", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
+        (Setup, vec!["s", "1", "1e3", &end, "10"], "ERR starts_at must be an integer from 0 to 999999999999999"),
+        (Setup, vec!["s", "1", &start, "99999999999999999999", "10"], "ERR ends_at must be an integer from 0 to 999999999999999"),
+        (Setup, vec!["s", "1", &end, &start, "10"], "ERR ends_at must be after starts_at"),
+        (Setup, vec!["s", "1", &start, &end, "0"], "ERR hold_ttl_ms must be an integer from 1 to 86400000"),
+        (Setup, vec!["s", "1", &start, &end, "10", "RATE"], "ERR syntax error"),
+        (Setup, vec!["s", "1", &start, &end, "10", "FAST", "1"], "ERR syntax error"),
+        (Setup, vec!["s", "1", &start, &end, "10", "RATE", "1", "rate", "2"], "ERR syntax error"),
+        (Setup, vec!["s", "1", &start, &end, "10", "RATE", "1.5"], "ERR RATE must be an integer from 1 to 1000000"),
+        (Setup, vec!["s", "1", &start, &end, "10", "MAXQUEUE", "0"], "ERR MAXQUEUE must be an integer from 1 to 1000000000"),
+        (Grant, vec!["s", "0"], "ERR max must be an integer from 1 to 10000"),
+        (Grant, vec!["s", " 1"], "ERR max must be an integer from 1 to 10000"),
+        (Grant, vec!["s", "10001"], "ERR max must be an integer from 1 to 10000"),
+        (Confirm, vec!["s", "a", "-5"], "ERR amount must be an integer from 0 to 999999999999999"),
+        (Confirm, vec!["s", "a", "0x10"], "ERR amount must be an integer from 0 to 999999999999999"),
+        (Enqueue, vec!["nosuch", "a"], "NOSALE no such sale"),
+        (Grant, vec!["nosuch", "1"], "NOSALE no such sale"),
+        (Confirm, vec!["nosuch", "a"], "NOSALE no such sale"),
+        (Release, vec!["nosuch", "a"], "NOSALE no such sale"),
+        (Status, vec!["nosuch"], "NOSALE no such sale"),
+    ];
+    for (name, args, expected) in cases {
+        assert_eq!(s.raw(name, &args).await, Err(expected.to_string()), "{name:?} {args:?}");
+    }
+    assert_eq!(s.snapshot().await, before, "no bad input changed anything");
+}
+
+async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.granted(1).await;
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for (key, command, args) in [
+        (keys::queue("s"), CommandName::Enqueue, vec!["s", "b"]),
+        (keys::outbox("s"), CommandName::Confirm, vec!["s", "a"]),
+        (keys::lapsed("s"), CommandName::Confirm, vec!["s", "b"]),
+    ] {
+        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut s.conn).await.unwrap();
+        let _: () = redis::cmd("SET").arg(&key).arg("junk").query_async(&mut s.conn).await.unwrap();
+        let before = s.snapshot().await;
+        assert_eq!(s.raw(command, &args).await, Err(wrongtype.to_string()), "{key}");
+        assert_eq!(s.snapshot().await, before, "{key}: nothing changed");
+        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut s.conn).await.unwrap();
+    }
+    let _: () = redis::cmd("HSET").arg(keys::sale("s")).arg("stock").arg("lots").query_async(&mut s.conn).await.unwrap();
+    assert_eq!(s.raw(CommandName::Status, &["s"]).await, Err("ERR corrupt sale record".to_string()));
+}
+
+/// Real clock, real key expiry: a hold of 300 ms lapses and its unit is
+/// granted to the next user; PTTL works on the hold key.
+async fn real_clock_hold_expiry(backend: Backend) {
+    let engine = Engine::start(backend, false).await;
+    let mut client = engine.client().await;
+    let mut conn = engine.server.connection().await;
+    let now = server_time_ms(&mut conn).await;
+    let params = SetupParams { stock: 1, starts_at: now, ends_at: now + 600_000, hold_ttl_ms: 300, rate: 0, max_queue: 0 };
+    client.setup("live", params).await.unwrap();
+    client.enqueue("live", "a").await.unwrap();
+    client.enqueue("live", "b").await.unwrap();
+    assert!(matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { users, .. } if users == ["a"]));
+    let pttl: i64 = redis::cmd("PTTL").arg(keys::hold("live", "a")).query_async(&mut conn).await.unwrap();
+    assert!((1..=300).contains(&pttl), "PTTL {pttl}");
+    // Redis evicts the key on its own...
+    wait_for("the hold key to expire", Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        async move {
+            let exists: bool = redis::cmd("EXISTS").arg(keys::hold("live", "a")).query_async(&mut conn).await.ok()?;
+            (!exists).then_some(())
+        }
+    })
+    .await;
+    // ...and the engine reclaims the unit for the next in line.
+    assert_eq!(client.confirm("live", "a", 0).await.unwrap(), ConfirmReply::Expired);
+    assert!(matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { released: 1, users, .. } if users == ["b"]));
+    assert!(matches!(client.confirm("live", "b", 0).await.unwrap(), ConfirmReply::Confirmed { .. }));
+}
+
+/// Real clock: a sale that starts 200 ms from now opens by itself.
+async fn real_clock_window_opens(backend: Backend) {
+    let engine = Engine::start(backend, false).await;
+    let mut client = engine.client().await;
+    let mut conn = engine.server.connection().await;
+    let now = server_time_ms(&mut conn).await;
+    let params = SetupParams { stock: 1, starts_at: now + 200, ends_at: now + 60_000, hold_ttl_ms: 1000, rate: 0, max_queue: 0 };
+    client.setup("soon", params).await.unwrap();
+    match client.enqueue("soon", "a").await.unwrap() {
+        EnqueueReply::NotStarted { ms_until_start } => assert!(ms_until_start <= 200),
+        other => panic!("{other:?}"),
+    }
+    let reply = wait_for("the sale to open", Duration::from_secs(5), || {
+        let mut client = client.clone();
+        async move {
+            match client.enqueue("soon", "a").await.ok()? {
+                EnqueueReply::NotStarted { .. } => None,
+                other => Some(other),
+            }
+        }
+    })
+    .await;
+    assert_eq!(reply, EnqueueReply::Queued { position: 1, length: 1 });
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod module {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Module).await })*
+        }
+        mod lua {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Lua).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    every_outcome_of_a_purchase,
+    fifo_over_many_users,
+    every_command_is_idempotent,
+    expired_holds_free_their_units,
+    a_lapsed_user_queues_again_at_the_back,
+    release_returns_the_unit,
+    window_edges,
+    queue_full,
+    rate_is_a_total_over_all_callers,
+    setup_refuses_stock_below_sold_plus_held,
+    bad_input_is_an_error_and_changes_nothing,
+    a_key_of_the_wrong_type_is_refused_before_any_write,
+    real_clock_hold_expiry,
+    real_clock_window_opens,
+);
