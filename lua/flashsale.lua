@@ -404,19 +404,21 @@ local function new_store(sale)
         call('DEL', k.queue)
     end
 
-    -- SISMEMBER fs:{s}:lapsed user
+    -- ZSCORE fs:{s}:lapsed user: the user's hold expired and was reclaimed,
+    -- and the user has not queued again since. (A zset, scored by when the
+    -- hold was reclaimed, because the module's key API handles zsets.)
     function store.is_lapsed(user)
-        return call('SISMEMBER', k.lapsed, user) == 1
+        return call('ZSCORE', k.lapsed, user) ~= false
     end
 
-    -- SADD fs:{s}:lapsed user
-    function store.add_lapsed(user)
-        call('SADD', k.lapsed, user)
+    -- ZADD fs:{s}:lapsed reclaimed_at user
+    function store.add_lapsed(user, reclaimed_at)
+        call('ZADD', k.lapsed, int_str(reclaimed_at), user)
     end
 
-    -- SREM fs:{s}:lapsed user
+    -- ZREM fs:{s}:lapsed user
     function store.remove_lapsed(user)
-        call('SREM', k.lapsed, user)
+        call('ZREM', k.lapsed, user)
     end
 
     -- XLEN fs:{s}:outbox, only to find a wrong type before writing.
@@ -448,7 +450,12 @@ local function now_ms()
     if TEST_CLOCK then
         local fake = call('GET', TEST_CLOCK_KEY)
         if fake then
-            return tonumber(fake)
+            -- As the module's `str::parse::<u64>()`: optional '+', digits.
+            local value = fake:find('^%+?[0-9]+$') and tonumber((fake:gsub('^%+', '')), 10)
+            if not value or value >= 2 ^ 64 then
+                err('invalid test clock')
+            end
+            return value
         end
     end
     local time = call('TIME')
@@ -577,7 +584,7 @@ local function grant(store, now, max_users)
 
     for _, user in ipairs(expired) do
         store.remove_hold(user)
-        store.add_lapsed(user)
+        store.add_lapsed(user, now)
     end
     local released = #expired
 

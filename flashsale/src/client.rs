@@ -79,11 +79,16 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         let mut cmd = match self.backend {
             Backend::Module => redis::cmd(name.module_command()),
             Backend::Functions => {
-                let mut cmd = redis::cmd(if name.is_read_only() { "FCALL_RO" } else { "FCALL" });
+                let mut cmd = redis::cmd(if name.is_read_only() {
+                    "FCALL_RO"
+                } else {
+                    "FCALL"
+                });
                 // The sale id is the one declared key; FCALL needs numkeys 1
                 // even when arguments are missing, so arity errors come from
                 // the library like they come from the module.
-                cmd.arg(name.function_name()).arg(if args.is_empty() { 0 } else { 1 });
+                cmd.arg(name.function_name())
+                    .arg(if args.is_empty() { 0 } else { 1 });
                 cmd
             }
         };
@@ -102,8 +107,18 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         Reply::from_resp(command.name(), &resp).map_err(|e| ClientError::Reply(e.message))
     }
 
-    pub async fn setup(&mut self, sale: &str, params: SetupParams) -> Result<SetupReply, ClientError> {
-        match self.execute(&Command::Setup { sale: sale.into(), params }).await? {
+    pub async fn setup(
+        &mut self,
+        sale: &str,
+        params: SetupParams,
+    ) -> Result<SetupReply, ClientError> {
+        match self
+            .execute(&Command::Setup {
+                sale: sale.into(),
+                params,
+            })
+            .await?
+        {
             Reply::Setup(r) => Ok(r),
             other => Err(mismatch(other)),
         }
@@ -111,7 +126,10 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
 
     pub async fn enqueue(&mut self, sale: &str, user: &str) -> Result<EnqueueReply, ClientError> {
         match self
-            .execute(&Command::Enqueue { sale: sale.into(), user: user.into() })
+            .execute(&Command::Enqueue {
+                sale: sale.into(),
+                user: user.into(),
+            })
             .await?
         {
             Reply::Enqueue(r) => Ok(r),
@@ -120,15 +138,30 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
     }
 
     pub async fn grant(&mut self, sale: &str, max: u64) -> Result<GrantReply, ClientError> {
-        match self.execute(&Command::Grant { sale: sale.into(), max }).await? {
+        match self
+            .execute(&Command::Grant {
+                sale: sale.into(),
+                max,
+            })
+            .await?
+        {
             Reply::Grant(r) => Ok(r),
             other => Err(mismatch(other)),
         }
     }
 
-    pub async fn confirm(&mut self, sale: &str, user: &str, amount: u64) -> Result<ConfirmReply, ClientError> {
+    pub async fn confirm(
+        &mut self,
+        sale: &str,
+        user: &str,
+        amount: u64,
+    ) -> Result<ConfirmReply, ClientError> {
         match self
-            .execute(&Command::Confirm { sale: sale.into(), user: user.into(), amount })
+            .execute(&Command::Confirm {
+                sale: sale.into(),
+                user: user.into(),
+                amount,
+            })
             .await?
         {
             Reply::Confirm(r) => Ok(r),
@@ -138,7 +171,10 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
 
     pub async fn release(&mut self, sale: &str, user: &str) -> Result<ReleaseReply, ClientError> {
         match self
-            .execute(&Command::Release { sale: sale.into(), user: user.into() })
+            .execute(&Command::Release {
+                sale: sale.into(),
+                user: user.into(),
+            })
             .await?
         {
             Reply::Release(r) => Ok(r),
@@ -146,9 +182,16 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         }
     }
 
-    pub async fn status(&mut self, sale: &str, user: Option<&str>) -> Result<StatusReply, ClientError> {
+    pub async fn status(
+        &mut self,
+        sale: &str,
+        user: Option<&str>,
+    ) -> Result<StatusReply, ClientError> {
         match self
-            .execute(&Command::Status { sale: sale.into(), user: user.map(str::to_string) })
+            .execute(&Command::Status {
+                sale: sale.into(),
+                user: user.map(str::to_string),
+            })
             .await?
         {
             Reply::Status(r) => Ok(r),
@@ -194,9 +237,13 @@ async fn ensure_library<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), Cl
 
 /// The `library_code` of the library named exactly `flashsale`, if listed.
 fn library_code(listed: &Value) -> Option<String> {
-    let Value::Array(libraries) = listed else { return None };
+    let Value::Array(libraries) = listed else {
+        return None;
+    };
     libraries.iter().find_map(|library| {
-        let Value::Array(fields) = library else { return None };
+        let Value::Array(fields) = library else {
+            return None;
+        };
         let get = |name: &str| {
             fields.chunks(2).find_map(|pair| match pair {
                 [key, value] if as_text(key).as_deref() == Some(name) => as_text(value),
@@ -223,7 +270,9 @@ fn to_resp(value: Value) -> Result<Resp, ClientError> {
         Value::SimpleString(s) => Resp::Bulk(s),
         Value::Okay => Resp::Bulk("OK".into()),
         Value::Int(n) => Resp::Int(n),
-        Value::Array(items) => Resp::Array(items.into_iter().map(to_resp).collect::<Result<_, _>>()?),
+        Value::Array(items) => {
+            Resp::Array(items.into_iter().map(to_resp).collect::<Result<_, _>>()?)
+        }
         other => return Err(ClientError::Reply(format!("{other:?}"))),
     })
 }

@@ -7,7 +7,9 @@ mod raw_key;
 mod redis_store;
 
 use engine::{parse, CommandName, EngineError, Resp};
-use redis_module::{redis_module, Context, RedisError, RedisResult, RedisString, RedisValue, Status};
+use redis_module::{
+    redis_module, Context, RedisError, RedisResult, RedisString, RedisValue, Status,
+};
 
 use crate::redis_store::RedisStore;
 

@@ -61,17 +61,24 @@ impl<'a> RawKey<'a> {
         let mut len = 0;
         // SAFETY: open string key; the pointer is valid until the key changes.
         let ptr = unsafe {
-            raw::RedisModule_StringDMA.map_or(ptr::null_mut(), |f| f(self.key, &mut len, raw::KeyMode::READ.bits()))
+            raw::RedisModule_StringDMA.map_or(ptr::null_mut(), |f| {
+                f(self.key, &mut len, raw::KeyMode::READ.bits())
+            })
         };
         if ptr.is_null() {
             return Ok(None);
         }
         // SAFETY: Redis guarantees `len` readable bytes at `ptr`.
-        Ok(Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec()))
+        Ok(Some(
+            unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec(),
+        ))
     }
 
     /// HMGET of `fields`; `None` when the key does not exist.
-    pub fn hash_get(&self, fields: &[&str]) -> Result<Option<Vec<Option<RedisString>>>, EngineError> {
+    pub fn hash_get(
+        &self,
+        fields: &[&str],
+    ) -> Result<Option<Vec<Option<RedisString>>>, EngineError> {
         if !self.exists_as(KeyType::Hash)? {
             return Ok(None);
         }

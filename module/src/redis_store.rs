@@ -75,8 +75,10 @@ impl Store for RedisStore<'_> {
         match key.hash_get(&field::ALL)? {
             None => Ok(None),
             Some(values) => {
-                let values: Vec<Option<&[u8]>> =
-                    values.iter().map(|v| v.as_ref().map(|s| s.as_slice())).collect();
+                let values: Vec<Option<&[u8]>> = values
+                    .iter()
+                    .map(|v| v.as_ref().map(|s| s.as_slice()))
+                    .collect();
                 SaleRecord::from_fields(&values).map(Some)
             }
         }
@@ -117,7 +119,10 @@ impl Store for RedisStore<'_> {
     }
 
     fn expired_holds(&mut self, now: u64) -> Result<Vec<String>, EngineError> {
-        as_members(self.call("ZRANGEBYSCORE", &[&keys::holds(self.sale), "-inf", &now.to_string()])?)
+        as_members(self.call(
+            "ZRANGEBYSCORE",
+            &[&keys::holds(self.sale), "-inf", &now.to_string()],
+        )?)
     }
 
     fn add_hold(&mut self, user: &str, expires_at: u64) -> Result<(), EngineError> {
@@ -160,7 +165,8 @@ impl Store for RedisStore<'_> {
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
         let queue = keys::queue(self.sale);
         RawKey::write(self.ctx, &queue).zset_add(user, ticket)?;
-        self.ctx.replicate("ZADD", &[queue.as_str(), &ticket.to_string(), user]);
+        self.ctx
+            .replicate("ZADD", &[queue.as_str(), &ticket.to_string(), user]);
         Ok(())
     }
 
@@ -197,7 +203,8 @@ impl Store for RedisStore<'_> {
     fn add_lapsed(&mut self, user: &str, expired_at: u64) -> Result<(), EngineError> {
         let lapsed = keys::lapsed(self.sale);
         RawKey::write(self.ctx, &lapsed).zset_add(user, expired_at)?;
-        self.ctx.replicate("ZADD", &[lapsed.as_str(), &expired_at.to_string(), user]);
+        self.ctx
+            .replicate("ZADD", &[lapsed.as_str(), &expired_at.to_string(), user]);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! no Docker engine, so every suite runs against local processes.
 
 mod redis_server;
+pub mod state;
 
 pub use redis_server::{RedisServer, ServerOptions};
 
@@ -51,7 +52,10 @@ pub fn lua_library(test_clock: bool) -> String {
         return source.to_string();
     }
     let marker = "local TEST_CLOCK = false";
-    assert!(source.contains(marker), "lua/flashsale.lua lost its TEST_CLOCK line");
+    assert!(
+        source.contains(marker),
+        "lua/flashsale.lua lost its TEST_CLOCK line"
+    );
     source.replacen(marker, "local TEST_CLOCK = true", 1)
 }
 
@@ -67,12 +71,20 @@ impl Engine {
         Self::start_with(backend, test_clock, ServerOptions::default()).await
     }
 
-    pub async fn start_with(backend: Backend, test_clock: bool, mut options: ServerOptions) -> Engine {
+    pub async fn start_with(
+        backend: Backend,
+        test_clock: bool,
+        mut options: ServerOptions,
+    ) -> Engine {
         if backend == Backend::Module {
             options.module = Some((module_path(), test_clock));
         }
         let server = RedisServer::start(options);
-        let engine = Engine { server, backend, test_clock };
+        let engine = Engine {
+            server,
+            backend,
+            test_clock,
+        };
         if backend == Backend::Lua {
             let mut conn = engine.server.connection().await;
             redis::cmd("FUNCTION")
@@ -94,7 +106,9 @@ impl Engine {
                 .expect("engine client"),
             // The test-clock variant is loaded already; connect() would
             // replace it with the shipped library.
-            Backend::Lua if self.test_clock => EngineClient::attach(conn, flashsale::Backend::Functions),
+            Backend::Lua if self.test_clock => {
+                EngineClient::attach(conn, flashsale::Backend::Functions)
+            }
             Backend::Lua => EngineClient::connect(conn, BackendChoice::Functions)
                 .await
                 .expect("engine client"),
@@ -125,7 +139,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -44,11 +44,18 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new("redis-server");
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--dir", &dir.to_string_lossy()])
-                .args(["--enable-debug-command", "local"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", &dir.to_string_lossy()])
+            .args(["--enable-debug-command", "local"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
             cmd.args(["--logfile", &dir.join("redis.log").to_string_lossy()]);
             for (name, value) in &options.config {
                 cmd.arg(format!("--{name}")).arg(value);

@@ -26,11 +26,25 @@ async fn sale(backend: Backend, stock: u64, rate: u64, max_queue: u64) -> Sale {
     let engine = Engine::start(backend, true).await;
     engine.set_clock(T0 - 1000).await;
     let mut client = engine.client().await;
-    let params = SetupParams { stock, starts_at: T0, ends_at: T0 + 60_000, hold_ttl_ms: 1000, rate, max_queue };
-    assert_eq!(client.setup("s", params).await.expect("setup"), SetupReply::Created);
+    let params = SetupParams {
+        stock,
+        starts_at: T0,
+        ends_at: T0 + 60_000,
+        hold_ttl_ms: 1000,
+        rate,
+        max_queue,
+    };
+    assert_eq!(
+        client.setup("s", params).await.expect("setup"),
+        SetupReply::Created
+    );
     engine.set_clock(T0).await;
     let conn = engine.server.connection().await;
-    Sale { engine, client, conn }
+    Sale {
+        engine,
+        client,
+        conn,
+    }
 }
 
 impl Sale {
@@ -50,17 +64,34 @@ impl Sale {
     }
 
     async fn user(&mut self, user: &str) -> UserStatus {
-        self.client.status("s", Some(user)).await.expect("status").user.expect("user part")
+        self.client
+            .status("s", Some(user))
+            .await
+            .expect("status")
+            .user
+            .expect("user part")
     }
 
     /// Every key of the sale with its full content, to prove "nothing changed".
     async fn snapshot(&mut self) -> Vec<(String, String)> {
-        let mut keys: Vec<String> = redis::cmd("KEYS").arg("fs:*").query_async(&mut self.conn).await.expect("KEYS");
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg("fs:*")
+            .query_async(&mut self.conn)
+            .await
+            .expect("KEYS");
         keys.sort();
         let mut out = Vec::new();
         for key in keys {
-            let dump: redis::Value = redis::cmd("DUMP").arg(&key).query_async(&mut self.conn).await.expect("DUMP");
-            let expire: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(&mut self.conn).await.expect("PEXPIRETIME");
+            let dump: redis::Value = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut self.conn)
+                .await
+                .expect("DUMP");
+            let expire: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&key)
+                .query_async(&mut self.conn)
+                .await
+                .expect("PEXPIRETIME");
             out.push((key, format!("{dump:?} {expire}")));
         }
         out
@@ -73,91 +104,254 @@ fn bulk(s: &str) -> Resp {
 
 async fn every_outcome_of_a_purchase(backend: Backend) {
     let mut s = sale(backend, 2, 0, 0).await;
-    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Queued { position: 1, length: 1 });
-    assert_eq!(s.client.enqueue("s", "bob").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(
+        s.client.enqueue("s", "ann").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 1,
+            length: 1
+        }
+    );
+    assert_eq!(
+        s.client.enqueue("s", "bob").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
     assert_eq!(s.user("bob").await, UserStatus::Queued { position: 2 });
     assert_eq!(s.granted(1).await, vec!["ann"]);
     s.at(T0 + 250).await;
-    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Holding { ms_left: 750 });
+    assert_eq!(
+        s.client.enqueue("s", "ann").await.unwrap(),
+        EnqueueReply::Holding { ms_left: 750 }
+    );
     assert_eq!(s.user("ann").await, UserStatus::Holding { ms_left: 750 });
-    assert_eq!(s.client.confirm("s", "bob", 0).await.unwrap(), ConfirmReply::NoHold);
-    assert_eq!(s.client.confirm("s", "ann", 1999).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
-    assert_eq!(s.client.confirm("s", "ann", 1999).await.unwrap(), ConfirmReply::Purchased { order_id: "s-1".into() });
-    assert_eq!(s.client.enqueue("s", "ann").await.unwrap(), EnqueueReply::Purchased { order_id: "s-1".into() });
-    assert_eq!(s.user("ann").await, UserStatus::Purchased { order_id: "s-1".into() });
-    assert_eq!(s.client.release("s", "ann").await.unwrap(), ReleaseReply::Purchased { order_id: "s-1".into() });
+    assert_eq!(
+        s.client.confirm("s", "bob", 0).await.unwrap(),
+        ConfirmReply::NoHold
+    );
+    assert_eq!(
+        s.client.confirm("s", "ann", 1999).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: "s-1".into()
+        }
+    );
+    assert_eq!(
+        s.client.confirm("s", "ann", 1999).await.unwrap(),
+        ConfirmReply::Purchased {
+            order_id: "s-1".into()
+        }
+    );
+    assert_eq!(
+        s.client.enqueue("s", "ann").await.unwrap(),
+        EnqueueReply::Purchased {
+            order_id: "s-1".into()
+        }
+    );
+    assert_eq!(
+        s.user("ann").await,
+        UserStatus::Purchased {
+            order_id: "s-1".into()
+        }
+    );
+    assert_eq!(
+        s.client.release("s", "ann").await.unwrap(),
+        ReleaseReply::Purchased {
+            order_id: "s-1".into()
+        }
+    );
 
     assert_eq!(s.granted(5).await, vec!["bob"]);
-    assert_eq!(s.client.confirm("s", "bob", 5).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-2".into() });
-    assert_eq!(s.client.enqueue("s", "cat").await.unwrap(), EnqueueReply::SoldOut);
+    assert_eq!(
+        s.client.confirm("s", "bob", 5).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: "s-2".into()
+        }
+    );
+    assert_eq!(
+        s.client.enqueue("s", "cat").await.unwrap(),
+        EnqueueReply::SoldOut
+    );
     let status = s.client.status("s", None).await.unwrap();
-    assert_eq!((status.sale.state, status.sale.sold, status.sale.held, status.sale.queued), (SaleState::SoldOut, 2, 0, 0));
+    assert_eq!(
+        (
+            status.sale.state,
+            status.sale.sold,
+            status.sale.held,
+            status.sale.queued
+        ),
+        (SaleState::SoldOut, 2, 0, 0)
+    );
 
     // The outbox holds both orders, in order, with explicit ids 0-1 and 0-2.
-    let entries: Vec<(String, Vec<(String, String)>)> =
-        redis::cmd("XRANGE").arg(keys::outbox("s")).arg("-").arg("+").query_async(&mut s.conn).await.unwrap();
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(keys::outbox("s"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
     let summary: Vec<(String, String, String)> = entries
         .iter()
         .map(|(id, fields)| {
-            let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            (id.clone(), get("order_id"), format!("{} {} {} {}", get("sale_id"), get("user_id"), get("amount"), get("confirmed_at")))
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find(|(f, _)| f == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (
+                id.clone(),
+                get("order_id"),
+                format!(
+                    "{} {} {} {}",
+                    get("sale_id"),
+                    get("user_id"),
+                    get("amount"),
+                    get("confirmed_at")
+                ),
+            )
         })
         .collect();
     assert_eq!(
         summary,
         vec![
-            ("0-1".into(), "s-1".into(), format!("s ann 1999 {}", T0 + 250)),
+            (
+                "0-1".into(),
+                "s-1".into(),
+                format!("s ann 1999 {}", T0 + 250)
+            ),
             ("0-2".into(), "s-2".into(), format!("s bob 5 {}", T0 + 250)),
         ]
     );
-    let orders: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::orders("s")).query_async(&mut s.conn).await.unwrap();
+    let orders: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(keys::orders("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
     assert_eq!(orders.len(), 2);
 }
 
 async fn fifo_over_many_users(backend: Backend) {
     let mut s = sale(backend, 150, 0, 0).await;
-    let users: Vec<String> = (0..200).map(|i| format!("user{:03}@example.com", (i * 37) % 200)).collect();
+    let users: Vec<String> = (0..200)
+        .map(|i| format!("user{:03}@example.com", (i * 37) % 200))
+        .collect();
     for (i, user) in users.iter().enumerate() {
-        let expected = EnqueueReply::Queued { position: i as u64 + 1, length: i as u64 + 1 };
+        let expected = EnqueueReply::Queued {
+            position: i as u64 + 1,
+            length: i as u64 + 1,
+        };
         assert_eq!(s.client.enqueue("s", user).await.unwrap(), expected);
     }
     let mut admitted = Vec::new();
     for max in [1, 7, 50, 100, 100] {
         admitted.extend(s.granted(max).await);
     }
-    assert_eq!(admitted, users[..150].to_vec(), "admitted in arrival order, never beyond stock");
-    assert_eq!(s.user(&users[150]).await, UserStatus::Queued { position: 1 });
-    assert_eq!(s.user(&users[199]).await, UserStatus::Queued { position: 50 });
+    assert_eq!(
+        admitted,
+        users[..150].to_vec(),
+        "admitted in arrival order, never beyond stock"
+    );
+    assert_eq!(
+        s.user(&users[150]).await,
+        UserStatus::Queued { position: 1 }
+    );
+    assert_eq!(
+        s.user(&users[199]).await,
+        UserStatus::Queued { position: 50 }
+    );
 }
 
 async fn every_command_is_idempotent(backend: Backend) {
     let mut s = sale(backend, 3, 0, 0).await;
     for _ in 0..3 {
-        assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Queued { position: 1, length: 1 });
+        assert_eq!(
+            s.client.enqueue("s", "a").await.unwrap(),
+            EnqueueReply::Queued {
+                position: 1,
+                length: 1
+            }
+        );
     }
     s.client.enqueue("s", "b").await.unwrap();
     assert_eq!(s.granted(1).await, vec!["a"]);
     // GRANT again admits the next one, never "a" twice.
     assert_eq!(s.granted(1).await, vec!["b"]);
     let before = s.snapshot().await;
-    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Holding { ms_left: 1000 });
-    assert_eq!(s.snapshot().await, before, "a repeated ENQUEUE changes nothing");
-    assert_eq!(s.client.confirm("s", "a", 1).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
+    assert_eq!(
+        s.client.enqueue("s", "a").await.unwrap(),
+        EnqueueReply::Holding { ms_left: 1000 }
+    );
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated ENQUEUE changes nothing"
+    );
+    assert_eq!(
+        s.client.confirm("s", "a", 1).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: "s-1".into()
+        }
+    );
     let before = s.snapshot().await;
-    assert_eq!(s.client.confirm("s", "a", 1).await.unwrap(), ConfirmReply::Purchased { order_id: "s-1".into() });
-    assert_eq!(s.snapshot().await, before, "a repeated CONFIRM changes nothing");
-    assert_eq!(s.client.release("s", "b").await.unwrap(), ReleaseReply::Released);
+    assert_eq!(
+        s.client.confirm("s", "a", 1).await.unwrap(),
+        ConfirmReply::Purchased {
+            order_id: "s-1".into()
+        }
+    );
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated CONFIRM changes nothing"
+    );
+    assert_eq!(
+        s.client.release("s", "b").await.unwrap(),
+        ReleaseReply::Released
+    );
     let before = s.snapshot().await;
-    assert_eq!(s.client.release("s", "b").await.unwrap(), ReleaseReply::None);
-    assert_eq!(s.snapshot().await, before, "a repeated RELEASE changes nothing");
+    assert_eq!(
+        s.client.release("s", "b").await.unwrap(),
+        ReleaseReply::None
+    );
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated RELEASE changes nothing"
+    );
     s.client.enqueue("s", "c").await.unwrap();
-    assert_eq!(s.client.release("s", "c").await.unwrap(), ReleaseReply::LeftQueue);
-    assert_eq!(s.client.release("s", "c").await.unwrap(), ReleaseReply::None);
-    let params = SetupParams { stock: 3, starts_at: T0, ends_at: T0 + 60_000, hold_ttl_ms: 1000, rate: 0, max_queue: 0 };
-    assert_eq!(s.client.setup("s", params.clone()).await.unwrap(), SetupReply::Updated);
+    assert_eq!(
+        s.client.release("s", "c").await.unwrap(),
+        ReleaseReply::LeftQueue
+    );
+    assert_eq!(
+        s.client.release("s", "c").await.unwrap(),
+        ReleaseReply::None
+    );
+    let params = SetupParams {
+        stock: 3,
+        starts_at: T0,
+        ends_at: T0 + 60_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+    };
+    assert_eq!(
+        s.client.setup("s", params.clone()).await.unwrap(),
+        SetupReply::Updated
+    );
     let before = s.snapshot().await;
-    assert_eq!(s.client.setup("s", params).await.unwrap(), SetupReply::Updated);
-    assert_eq!(s.snapshot().await, before, "a repeated SETUP changes nothing");
+    assert_eq!(
+        s.client.setup("s", params).await.unwrap(),
+        SetupReply::Updated
+    );
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated SETUP changes nothing"
+    );
 }
 
 async fn expired_holds_free_their_units(backend: Backend) {
@@ -166,20 +360,50 @@ async fn expired_holds_free_their_units(backend: Backend) {
     s.client.enqueue("s", "b").await.unwrap();
     assert_eq!(s.granted(5).await, vec!["a"]);
     // The hold is a real key with an absolute expiry.
-    let expire_at: u64 = redis::cmd("PEXPIRETIME").arg(keys::hold("s", "a")).query_async(&mut s.conn).await.unwrap();
+    let expire_at: u64 = redis::cmd("PEXPIRETIME")
+        .arg(keys::hold("s", "a"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
     assert_eq!(expire_at, T0 + 1000);
     s.at(T0 + 999).await;
-    assert_eq!(s.granted(5).await, Vec::<String>::new(), "the unit is still held");
+    assert_eq!(
+        s.granted(5).await,
+        Vec::<String>::new(),
+        "the unit is still held"
+    );
     s.at(T0 + 1000).await;
     // Expired — even though nobody reclaimed it yet, it cannot be confirmed.
-    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Expired);
+    assert_eq!(
+        s.client.confirm("s", "a", 0).await.unwrap(),
+        ConfirmReply::Expired
+    );
     assert_eq!(s.user("a").await, UserStatus::Expired);
-    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Granted { released: 1, users: vec!["b".into()] });
-    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Expired, "still told it expired");
-    let exists: bool = redis::cmd("EXISTS").arg(keys::hold("s", "a")).query_async(&mut s.conn).await.unwrap();
+    assert_eq!(
+        s.client.grant("s", 5).await.unwrap(),
+        GrantReply::Granted {
+            released: 1,
+            users: vec!["b".into()]
+        }
+    );
+    assert_eq!(
+        s.client.confirm("s", "a", 0).await.unwrap(),
+        ConfirmReply::Expired,
+        "still told it expired"
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(keys::hold("s", "a"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
     assert!(!exists, "the reclaimed hold key is gone");
     // The reused unit is sold to the next user.
-    assert_eq!(s.client.confirm("s", "b", 0).await.unwrap(), ConfirmReply::Confirmed { order_id: "s-1".into() });
+    assert_eq!(
+        s.client.confirm("s", "b", 0).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: "s-1".into()
+        }
+    );
 }
 
 async fn a_lapsed_user_queues_again_at_the_back(backend: Backend) {
@@ -188,7 +412,13 @@ async fn a_lapsed_user_queues_again_at_the_back(backend: Backend) {
     s.granted(1).await;
     s.client.enqueue("s", "b").await.unwrap();
     s.at(T0 + 1500).await;
-    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(
+        s.client.enqueue("s", "a").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
     assert_eq!(s.user("a").await, UserStatus::Queued { position: 2 });
     assert_eq!(s.granted(5).await, vec!["b"]);
 }
@@ -199,41 +429,89 @@ async fn release_returns_the_unit(backend: Backend) {
     s.client.enqueue("s", "b").await.unwrap();
     s.granted(1).await;
     assert_eq!(s.granted(1).await, Vec::<String>::new());
-    assert_eq!(s.client.release("s", "a").await.unwrap(), ReleaseReply::Released);
-    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::NoHold);
+    assert_eq!(
+        s.client.release("s", "a").await.unwrap(),
+        ReleaseReply::Released
+    );
+    assert_eq!(
+        s.client.confirm("s", "a", 0).await.unwrap(),
+        ConfirmReply::NoHold
+    );
     assert_eq!(s.granted(1).await, vec!["b"]);
 }
 
 async fn window_edges(backend: Backend) {
     let mut s = sale(backend, 5, 0, 0).await;
     s.at(T0 - 1).await;
-    assert_eq!(s.client.enqueue("s", "a").await.unwrap(), EnqueueReply::NotStarted { ms_until_start: 1 });
-    assert_eq!(s.client.grant("s", 1).await.unwrap(), GrantReply::NotStarted { ms_until_start: 1 });
-    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Upcoming);
+    assert_eq!(
+        s.client.enqueue("s", "a").await.unwrap(),
+        EnqueueReply::NotStarted { ms_until_start: 1 }
+    );
+    assert_eq!(
+        s.client.grant("s", 1).await.unwrap(),
+        GrantReply::NotStarted { ms_until_start: 1 }
+    );
+    assert_eq!(
+        s.client.status("s", None).await.unwrap().sale.state,
+        SaleState::Upcoming
+    );
     s.at(T0).await;
-    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Active);
+    assert_eq!(
+        s.client.status("s", None).await.unwrap().sale.state,
+        SaleState::Active
+    );
     s.client.enqueue("s", "a").await.unwrap();
     s.client.enqueue("s", "b").await.unwrap();
     s.client.enqueue("s", "c").await.unwrap();
     s.at(T0 + 59_999).await;
     assert_eq!(s.granted(1).await, vec!["a"]);
     s.at(T0 + 60_000).await;
-    assert_eq!(s.client.enqueue("s", "d").await.unwrap(), EnqueueReply::Ended);
-    assert_eq!(s.client.confirm("s", "a", 0).await.unwrap(), ConfirmReply::Ended);
-    assert_eq!(s.client.status("s", None).await.unwrap().sale.state, SaleState::Ended);
-    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Ended { cleared: 2 });
+    assert_eq!(
+        s.client.enqueue("s", "d").await.unwrap(),
+        EnqueueReply::Ended
+    );
+    assert_eq!(
+        s.client.confirm("s", "a", 0).await.unwrap(),
+        ConfirmReply::Ended
+    );
+    assert_eq!(
+        s.client.status("s", None).await.unwrap().sale.state,
+        SaleState::Ended
+    );
+    assert_eq!(
+        s.client.grant("s", 5).await.unwrap(),
+        GrantReply::Ended { cleared: 2 }
+    );
     assert_eq!(s.client.status("s", None).await.unwrap().sale.queued, 0);
-    assert_eq!(s.client.grant("s", 5).await.unwrap(), GrantReply::Ended { cleared: 0 });
+    assert_eq!(
+        s.client.grant("s", 5).await.unwrap(),
+        GrantReply::Ended { cleared: 0 }
+    );
 }
 
 async fn queue_full(backend: Backend) {
     let mut s = sale(backend, 5, 0, 2).await;
     s.client.enqueue("s", "a").await.unwrap();
     s.client.enqueue("s", "b").await.unwrap();
-    assert_eq!(s.client.enqueue("s", "c").await.unwrap(), EnqueueReply::QueueFull { length: 2 });
-    assert_eq!(s.client.enqueue("s", "b").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(
+        s.client.enqueue("s", "c").await.unwrap(),
+        EnqueueReply::QueueFull { length: 2 }
+    );
+    assert_eq!(
+        s.client.enqueue("s", "b").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
     s.granted(1).await;
-    assert_eq!(s.client.enqueue("s", "c").await.unwrap(), EnqueueReply::Queued { position: 2, length: 2 });
+    assert_eq!(
+        s.client.enqueue("s", "c").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
 }
 
 async fn rate_is_a_total_over_all_callers(backend: Backend) {
@@ -266,11 +544,16 @@ async fn setup_refuses_stock_below_sold_plus_held(backend: Backend) {
     let before = s.snapshot().await;
     let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
     assert_eq!(
-        s.raw(CommandName::Setup, &["s", "1", &start, &end, "1000"]).await,
+        s.raw(CommandName::Setup, &["s", "1", &start, &end, "1000"])
+            .await,
         Err("CONFLICT stock cannot go below sold plus held (2)".into())
     );
     assert_eq!(s.snapshot().await, before);
-    assert_eq!(s.raw(CommandName::Setup, &["s", "2", &start, &end, "1000"]).await, Ok(Resp::Array(vec![bulk("updated")])));
+    assert_eq!(
+        s.raw(CommandName::Setup, &["s", "2", &start, &end, "1000"])
+            .await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
     // Unchanged bookkeeping: the queue, the hold and the order survive an update.
     assert_eq!(s.user("b").await, UserStatus::Holding { ms_left: 1000 });
     assert_eq!(s.user("c").await, UserStatus::Queued { position: 1 });
@@ -285,14 +568,46 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
     let long_user = "u".repeat(129);
     use CommandName::*;
     let cases: Vec<(CommandName, Vec<&str>, &str)> = vec![
-        (Enqueue, vec![], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
-        (Enqueue, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
-        (Enqueue, vec!["s", "a", "b"], "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'"),
-        (Setup, vec!["s", "1", "2", "3"], "ERR wrong number of arguments for 'FLASHSALE.SETUP'"),
-        (Grant, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.GRANT'"),
-        (Confirm, vec!["s", "a", "1", "2"], "ERR wrong number of arguments for 'FLASHSALE.CONFIRM'"),
-        (Release, vec!["s"], "ERR wrong number of arguments for 'FLASHSALE.RELEASE'"),
-        (Status, vec![], "ERR wrong number of arguments for 'FLASHSALE.STATUS'"),
+        (
+            Enqueue,
+            vec![],
+            "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'",
+        ),
+        (
+            Enqueue,
+            vec!["s"],
+            "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'",
+        ),
+        (
+            Enqueue,
+            vec!["s", "a", "b"],
+            "ERR wrong number of arguments for 'FLASHSALE.ENQUEUE'",
+        ),
+        (
+            Setup,
+            vec!["s", "1", "2", "3"],
+            "ERR wrong number of arguments for 'FLASHSALE.SETUP'",
+        ),
+        (
+            Grant,
+            vec!["s"],
+            "ERR wrong number of arguments for 'FLASHSALE.GRANT'",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "1", "2"],
+            "ERR wrong number of arguments for 'FLASHSALE.CONFIRM'",
+        ),
+        (
+            Release,
+            vec!["s"],
+            "ERR wrong number of arguments for 'FLASHSALE.RELEASE'",
+        ),
+        (
+            Status,
+            vec![],
+            "ERR wrong number of arguments for 'FLASHSALE.STATUS'",
+        ),
         (Enqueue, vec!["s{x}", "a"], "ERR invalid sale id"),
         (Enqueue, vec![&long_sale, "a"], "ERR invalid sale id"),
         (Enqueue, vec!["", "a"], "ERR invalid sale id"),
@@ -300,23 +615,91 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
         (Enqueue, vec!["s", &long_user], "ERR invalid user id"),
         (Enqueue, vec!["s", "caf\u{e9}"], "ERR invalid user id"),
         (Status, vec!["s", ""], "ERR invalid user id"),
-        (Setup, vec!["s", "abc", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
-        (Setup, vec!["s", "-1", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
-        (Setup, vec!["s", "1000000001", &start, &end, "10"], "ERR stock must be an integer from 0 to 1000000000"),
-        (Setup, vec!["s", "1", "1e3", &end, "10"], "ERR starts_at must be an integer from 0 to 999999999999999"),
-        (Setup, vec!["s", "1", &start, "99999999999999999999", "10"], "ERR ends_at must be an integer from 0 to 999999999999999"),
-        (Setup, vec!["s", "1", &end, &start, "10"], "ERR ends_at must be after starts_at"),
-        (Setup, vec!["s", "1", &start, &end, "0"], "ERR hold_ttl_ms must be an integer from 1 to 86400000"),
-        (Setup, vec!["s", "1", &start, &end, "10", "RATE"], "ERR syntax error"),
-        (Setup, vec!["s", "1", &start, &end, "10", "FAST", "1"], "ERR syntax error"),
-        (Setup, vec!["s", "1", &start, &end, "10", "RATE", "1", "rate", "2"], "ERR syntax error"),
-        (Setup, vec!["s", "1", &start, &end, "10", "RATE", "1.5"], "ERR RATE must be an integer from 1 to 1000000"),
-        (Setup, vec!["s", "1", &start, &end, "10", "MAXQUEUE", "0"], "ERR MAXQUEUE must be an integer from 1 to 1000000000"),
-        (Grant, vec!["s", "0"], "ERR max must be an integer from 1 to 10000"),
-        (Grant, vec!["s", " 1"], "ERR max must be an integer from 1 to 10000"),
-        (Grant, vec!["s", "10001"], "ERR max must be an integer from 1 to 10000"),
-        (Confirm, vec!["s", "a", "-5"], "ERR amount must be an integer from 0 to 999999999999999"),
-        (Confirm, vec!["s", "a", "0x10"], "ERR amount must be an integer from 0 to 999999999999999"),
+        (
+            Setup,
+            vec!["s", "abc", &start, &end, "10"],
+            "ERR stock must be an integer from 0 to 1000000000",
+        ),
+        (
+            Setup,
+            vec!["s", "-1", &start, &end, "10"],
+            "ERR stock must be an integer from 0 to 1000000000",
+        ),
+        (
+            Setup,
+            vec!["s", "1000000001", &start, &end, "10"],
+            "ERR stock must be an integer from 0 to 1000000000",
+        ),
+        (
+            Setup,
+            vec!["s", "1", "1e3", &end, "10"],
+            "ERR starts_at must be an integer from 0 to 999999999999999",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, "99999999999999999999", "10"],
+            "ERR ends_at must be an integer from 0 to 999999999999999",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &end, &start, "10"],
+            "ERR ends_at must be after starts_at",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "0"],
+            "ERR hold_ttl_ms must be an integer from 1 to 86400000",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "RATE"],
+            "ERR syntax error",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "FAST", "1"],
+            "ERR syntax error",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "RATE", "1", "rate", "2"],
+            "ERR syntax error",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "RATE", "1.5"],
+            "ERR RATE must be an integer from 1 to 1000000",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "MAXQUEUE", "0"],
+            "ERR MAXQUEUE must be an integer from 1 to 1000000000",
+        ),
+        (
+            Grant,
+            vec!["s", "0"],
+            "ERR max must be an integer from 1 to 10000",
+        ),
+        (
+            Grant,
+            vec!["s", " 1"],
+            "ERR max must be an integer from 1 to 10000",
+        ),
+        (
+            Grant,
+            vec!["s", "10001"],
+            "ERR max must be an integer from 1 to 10000",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "-5"],
+            "ERR amount must be an integer from 0 to 999999999999999",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "0x10"],
+            "ERR amount must be an integer from 0 to 999999999999999",
+        ),
         (Enqueue, vec!["nosuch", "a"], "NOSALE no such sale"),
         (Grant, vec!["nosuch", "1"], "NOSALE no such sale"),
         (Confirm, vec!["nosuch", "a"], "NOSALE no such sale"),
@@ -324,7 +707,11 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
         (Status, vec!["nosuch"], "NOSALE no such sale"),
     ];
     for (name, args, expected) in cases {
-        assert_eq!(s.raw(name, &args).await, Err(expected.to_string()), "{name:?} {args:?}");
+        assert_eq!(
+            s.raw(name, &args).await,
+            Err(expected.to_string()),
+            "{name:?} {args:?}"
+        );
     }
     assert_eq!(s.snapshot().await, before, "no bad input changed anything");
 }
@@ -339,15 +726,41 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
         (keys::outbox("s"), CommandName::Confirm, vec!["s", "a"]),
         (keys::lapsed("s"), CommandName::Confirm, vec!["s", "b"]),
     ] {
-        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut s.conn).await.unwrap();
-        let _: () = redis::cmd("SET").arg(&key).arg("junk").query_async(&mut s.conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("junk")
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
         let before = s.snapshot().await;
-        assert_eq!(s.raw(command, &args).await, Err(wrongtype.to_string()), "{key}");
+        assert_eq!(
+            s.raw(command, &args).await,
+            Err(wrongtype.to_string()),
+            "{key}"
+        );
         assert_eq!(s.snapshot().await, before, "{key}: nothing changed");
-        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut s.conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
     }
-    let _: () = redis::cmd("HSET").arg(keys::sale("s")).arg("stock").arg("lots").query_async(&mut s.conn).await.unwrap();
-    assert_eq!(s.raw(CommandName::Status, &["s"]).await, Err("ERR corrupt sale record".to_string()));
+    let _: () = redis::cmd("HSET")
+        .arg(keys::sale("s"))
+        .arg("stock")
+        .arg("lots")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.raw(CommandName::Status, &["s"]).await,
+        Err("ERR corrupt sale record".to_string())
+    );
 }
 
 /// Real clock, real key expiry: a hold of 300 ms lapses and its unit is
@@ -357,26 +770,51 @@ async fn real_clock_hold_expiry(backend: Backend) {
     let mut client = engine.client().await;
     let mut conn = engine.server.connection().await;
     let now = server_time_ms(&mut conn).await;
-    let params = SetupParams { stock: 1, starts_at: now, ends_at: now + 600_000, hold_ttl_ms: 300, rate: 0, max_queue: 0 };
+    let params = SetupParams {
+        stock: 1,
+        starts_at: now,
+        ends_at: now + 600_000,
+        hold_ttl_ms: 300,
+        rate: 0,
+        max_queue: 0,
+    };
     client.setup("live", params).await.unwrap();
     client.enqueue("live", "a").await.unwrap();
     client.enqueue("live", "b").await.unwrap();
-    assert!(matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { users, .. } if users == ["a"]));
-    let pttl: i64 = redis::cmd("PTTL").arg(keys::hold("live", "a")).query_async(&mut conn).await.unwrap();
+    assert!(
+        matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { users, .. } if users == ["a"])
+    );
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(keys::hold("live", "a"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((1..=300).contains(&pttl), "PTTL {pttl}");
     // Redis evicts the key on its own...
     wait_for("the hold key to expire", Duration::from_secs(5), || {
         let mut conn = conn.clone();
         async move {
-            let exists: bool = redis::cmd("EXISTS").arg(keys::hold("live", "a")).query_async(&mut conn).await.ok()?;
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(keys::hold("live", "a"))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
             (!exists).then_some(())
         }
     })
     .await;
     // ...and the engine reclaims the unit for the next in line.
-    assert_eq!(client.confirm("live", "a", 0).await.unwrap(), ConfirmReply::Expired);
-    assert!(matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { released: 1, users, .. } if users == ["b"]));
-    assert!(matches!(client.confirm("live", "b", 0).await.unwrap(), ConfirmReply::Confirmed { .. }));
+    assert_eq!(
+        client.confirm("live", "a", 0).await.unwrap(),
+        ConfirmReply::Expired
+    );
+    assert!(
+        matches!(client.grant("live", 5).await.unwrap(), GrantReply::Granted { released: 1, users, .. } if users == ["b"])
+    );
+    assert!(matches!(
+        client.confirm("live", "b", 0).await.unwrap(),
+        ConfirmReply::Confirmed { .. }
+    ));
 }
 
 /// Real clock: a sale that starts 200 ms from now opens by itself.
@@ -385,7 +823,14 @@ async fn real_clock_window_opens(backend: Backend) {
     let mut client = engine.client().await;
     let mut conn = engine.server.connection().await;
     let now = server_time_ms(&mut conn).await;
-    let params = SetupParams { stock: 1, starts_at: now + 200, ends_at: now + 60_000, hold_ttl_ms: 1000, rate: 0, max_queue: 0 };
+    let params = SetupParams {
+        stock: 1,
+        starts_at: now + 200,
+        ends_at: now + 60_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+    };
     client.setup("soon", params).await.unwrap();
     match client.enqueue("soon", "a").await.unwrap() {
         EnqueueReply::NotStarted { ms_until_start } => assert!(ms_until_start <= 200),
@@ -401,7 +846,13 @@ async fn real_clock_window_opens(backend: Backend) {
         }
     })
     .await;
-    assert_eq!(reply, EnqueueReply::Queued { position: 1, length: 1 });
+    assert_eq!(
+        reply,
+        EnqueueReply::Queued {
+            position: 1,
+            length: 1
+        }
+    );
 }
 
 macro_rules! on_both_backends {

@@ -1,0 +1,274 @@
+//! Property-based differential test: random command sequences over several
+//! sales and users, run in lock step (same test clock) on the reference
+//! model, the module and the functions library. Every reply must be the same
+//! from all three, and so must the final data — compared field by field with
+//! the model and with `DEBUG DIGEST` between the two servers.
+//!
+//! `FLASHSALE_PROPTEST_CASES` sets the number of cases (default 128).
+
+use engine::{CommandName, EngineError, Model, Resp};
+use flashsale::EngineClient;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use redis::aio::MultiplexedConnection;
+use tests::state::{check_hold_keys, read_sale};
+use tests::{Backend, Engine};
+
+const T0: u64 = 1_800_000_000_000;
+const SALES: [&str; 3] = ["s1", "s2", "nosale"];
+const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4@x.io", "u5"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Call(CommandName, Vec<String>),
+    Tick(u64),
+}
+
+fn sale_arg() -> impl Strategy<Value = String> {
+    prop_oneof![
+        30 => prop::sample::select(&SALES[..2]).prop_map(str::to_string),
+        1 => prop::sample::select(&["nosale", "bad{id}", ""][..]).prop_map(str::to_string),
+    ]
+}
+
+fn user_arg() -> impl Strategy<Value = String> {
+    prop_oneof![
+        30 => prop::sample::select(&USERS[..]).prop_map(str::to_string),
+        1 => prop::sample::select(&["bad user", "x:{y}"][..]).prop_map(str::to_string),
+    ]
+}
+
+fn number_arg(valid: impl Strategy<Value = u64> + 'static) -> impl Strategy<Value = String> {
+    prop_oneof![
+        30 => valid.prop_map(|n| n.to_string()),
+        1 => prop::sample::select(&["-1", "1.5", "", "99999999999999999", "0x1"][..]).prop_map(str::to_string),
+    ]
+}
+
+fn setup_args() -> impl Strategy<Value = Vec<String>> {
+    (
+        sale_arg(),
+        number_arg(0..6u64),
+        prop::sample::select(vec![-500i64, 0, 300]),
+        prop::sample::select(vec![1u64, 2500, 20_000, 60_000, 60_000]),
+        number_arg(prop::sample::select(vec![1u64, 300, 1000])),
+        prop::option::of(1..30u64),
+        prop::option::of(1..4u64),
+    )
+        .prop_map(|(sale, stock, start, len, ttl, rate, max_queue)| {
+            let starts_at = (T0 as i64 + start) as u64;
+            let mut args = vec![
+                sale,
+                stock,
+                starts_at.to_string(),
+                (starts_at + len).to_string(),
+                ttl,
+            ];
+            if let Some(rate) = rate {
+                args.extend(["RATE".to_string(), rate.to_string()]);
+            }
+            if let Some(max_queue) = max_queue {
+                args.extend(["maxqueue".to_string(), max_queue.to_string()]);
+            }
+            args
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    use CommandName::*;
+    prop_oneof![
+        1 => setup_args().prop_map(|a| Op::Call(Setup, a)),
+        6 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Enqueue, vec![s, u])),
+        5 => (sale_arg(), number_arg(1..4u64)).prop_map(|(s, n)| Op::Call(Grant, vec![s, n])),
+        5 => (sale_arg(), user_arg(), prop::option::of(number_arg(0..1000u64))).prop_map(|(s, u, a)| {
+            let mut args = vec![s, u];
+            args.extend(a);
+            Op::Call(Confirm, args)
+        }),
+        2 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Release, vec![s, u])),
+        2 => (sale_arg(), prop::option::of(user_arg())).prop_map(|(s, u)| {
+            let mut args = vec![s];
+            args.extend(u);
+            Op::Call(Status, args)
+        }),
+        // Steps that line up with hold TTLs and window edges, so expiry lands
+        // exactly on `now` as often as just before or after it.
+        3 => prop_oneof![
+            3 => prop::sample::select(vec![1u64, 99, 100, 299, 300, 700, 1000, 1500]),
+            1 => 0..2000u64,
+        ].prop_map(Op::Tick),
+        1 => Just(Op::Tick(2500)),
+    ]
+}
+
+fn model_reply(
+    model: &mut Model,
+    now: u64,
+    name: CommandName,
+    args: &[String],
+) -> Result<Resp, String> {
+    model
+        .call(now, name, args)
+        .map(|r| r.to_resp())
+        .map_err(|e: EngineError| e.to_string())
+}
+
+struct Servers {
+    module: Engine,
+    lua: Engine,
+    module_client: EngineClient<MultiplexedConnection>,
+    lua_client: EngineClient<MultiplexedConnection>,
+    module_conn: MultiplexedConnection,
+    lua_conn: MultiplexedConnection,
+}
+
+impl Servers {
+    async fn start() -> Servers {
+        let module = Engine::start(Backend::Module, true).await;
+        let lua = Engine::start(Backend::Lua, true).await;
+        Servers {
+            module_client: module.client().await,
+            lua_client: lua.client().await,
+            module_conn: module.server.connection().await,
+            lua_conn: lua.server.connection().await,
+            module,
+            lua,
+        }
+    }
+
+    async fn reset(&mut self, now: u64) {
+        for conn in [&mut self.module_conn, &mut self.lua_conn] {
+            let _: () = redis::cmd("FLUSHALL")
+                .query_async(conn)
+                .await
+                .expect("FLUSHALL");
+        }
+        self.module.set_clock(now).await;
+        self.lua.set_clock(now).await;
+    }
+
+    async fn digests(&mut self) -> (String, String) {
+        let module: String = redis::cmd("DEBUG")
+            .arg("DIGEST")
+            .query_async(&mut self.module_conn)
+            .await
+            .expect("DIGEST");
+        let lua: String = redis::cmd("DEBUG")
+            .arg("DIGEST")
+            .query_async(&mut self.lua_conn)
+            .await
+            .expect("DIGEST");
+        (module, lua)
+    }
+}
+
+async fn run_case(servers: &mut Servers, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut now = T0;
+    servers.reset(now).await;
+    let mut model = Model::new();
+    for (step, op) in ops.iter().enumerate() {
+        let (name, args) = match op {
+            Op::Tick(ms) => {
+                now += ms;
+                servers.module.set_clock(now).await;
+                servers.lua.set_clock(now).await;
+                continue;
+            }
+            Op::Call(name, args) => (*name, args),
+        };
+        let expected = model_reply(&mut model, now, name, args);
+        let module = servers
+            .module_client
+            .raw(name, args)
+            .await
+            .map_err(|e| e.to_string());
+        let lua = servers
+            .lua_client
+            .raw(name, args)
+            .await
+            .map_err(|e| e.to_string());
+        prop_assert_eq!(
+            &module,
+            &expected,
+            "step {}: module vs model for {:?} {:?}",
+            step,
+            name,
+            args
+        );
+        prop_assert_eq!(
+            &lua,
+            &expected,
+            "step {}: lua vs model for {:?} {:?}",
+            step,
+            name,
+            args
+        );
+        if std::env::var_os("FLASHSALE_DIFF_STATS").is_some() {
+            let word = match &expected {
+                Ok(Resp::Array(items)) => match items.first() {
+                    Some(Resp::Bulk(w)) if w == "state" => format!("state {:?}", items.get(1)),
+                    Some(Resp::Bulk(w)) => w.clone(),
+                    _ => "?".into(),
+                },
+                Ok(_) => "?".into(),
+                Err(e) => e.split(' ').next().unwrap_or("").to_string(),
+            };
+            eprintln!("STAT {name:?} {word}");
+        }
+    }
+    for sale in SALES {
+        let expected = model.sale(sale).cloned().unwrap_or_default();
+        for (backend, conn) in [
+            ("module", &mut servers.module_conn),
+            ("lua", &mut servers.lua_conn),
+        ] {
+            let actual = read_sale(conn, sale).await;
+            prop_assert_eq!(
+                &actual,
+                &expected,
+                "{} state of {} differs from the model",
+                backend,
+                sale
+            );
+            let problems = check_hold_keys(conn, sale, &actual).await;
+            prop_assert!(problems.is_empty(), "{}: {:?}", backend, problems);
+        }
+    }
+    let (module, lua) = servers.digests().await;
+    prop_assert_eq!(module, lua, "DEBUG DIGEST differs between module and lua");
+    Ok(())
+}
+
+#[test]
+fn module_lua_and_model_agree_on_random_sequences() {
+    let cases = std::env::var("FLASHSALE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let servers = std::cell::RefCell::new(runtime.block_on(Servers::start()));
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let valid_setup = |sale: &'static str| {
+        setup_args().prop_filter_map("a valid setup", move |mut args| {
+            args[0] = sale.to_string();
+            engine::parse(CommandName::Setup, &args)
+                .is_ok()
+                .then_some(Op::Call(CommandName::Setup, args))
+        })
+    };
+    let strategy = (
+        valid_setup("s1"),
+        valid_setup("s2"),
+        prop::collection::vec(op(), 1..100),
+    )
+        .prop_map(|(a, b, rest)| [vec![a, b], rest].concat());
+    let result = runner.run(&strategy, |ops| {
+        runtime.block_on(run_case(&mut servers.borrow_mut(), &ops))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
