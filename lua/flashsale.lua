@@ -41,7 +41,7 @@ local CREDIT_PER_HOLD = 1000
 -- The fields of the sale hash, in `field::ALL` order (HMGET order).
 local FIELDS = {
     'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms',
-    'rate', 'max_queue', 'seq', 'rate_credit', 'rate_at',
+    'rate', 'max_queue', 'rate_credit', 'rate_at',
 }
 
 local TEST_CLOCK_KEY = 'flashsale:test-clock'
@@ -272,55 +272,63 @@ end
 
 ---------------------------------------------------------------------------
 -- Store (store.rs): one method per Redis operation on one sale's keys, the
--- same commands the module issues.
+-- commands documented on each `Store` method. (The module reaches some of
+-- them through the key API instead; the data left behind is the same.)
 ---------------------------------------------------------------------------
 
--- SaleRecord::from_fields: a missing field counts as 0; anything but 1..15
--- ASCII digits is a corrupt record.
-local function sale_record(values)
+-- SaleRecord::decode: exactly `name=<1..15 digits>` for every field, in
+-- order, single spaces between; anything else is a corrupt record.
+local function decode_sale(raw)
     local record = {}
+    local pos = 1
     for i, field in ipairs(FIELDS) do
-        local raw = values[i]
-        if raw then
-            if not is_digits(raw) then
-                err('corrupt sale record')
-            end
-            record[field] = tonumber(raw, 10)
-        else
-            record[field] = 0
+        local prefix = field .. '='
+        if i > 1 then
+            prefix = ' ' .. prefix
         end
+        if raw:sub(pos, pos + #prefix - 1) ~= prefix then
+            err('corrupt sale record')
+        end
+        pos = pos + #prefix
+        -- With an init position, '^' anchors the match there.
+        local digits = raw:match('^[0-9]+', pos)
+        if digits == nil or #digits > MAX_DIGITS then
+            err('corrupt sale record')
+        end
+        record[field] = tonumber(digits, 10)
+        pos = pos + #digits
+    end
+    if pos ~= #raw + 1 then
+        err('corrupt sale record')
     end
     return record
+end
+
+-- SaleRecord::encode
+local function encode_sale(record)
+    local parts = {}
+    for i, field in ipairs(FIELDS) do
+        parts[i] = field .. '=' .. int_str(record[field])
+    end
+    return table.concat(parts, ' ')
 end
 
 local function new_store(sale)
     local k = sale_keys(sale)
     local store = {}
 
-    -- HMGET fs:{s}:sale <field::ALL>; nil when the hash does not exist. A
-    -- hash holding none of the fields still exists (all zeros), as in the
-    -- module, which asks whether the key exists.
+    -- GET fs:{s}:sale, decoded; nil when the sale does not exist.
     function store.sale()
-        local values = call('HMGET', k.sale, unpack(FIELDS))
-        local any = false
-        for i = 1, #FIELDS do
-            if values[i] then any = true end
-        end
-        if not any and call('EXISTS', k.sale) == 0 then
+        local raw = call('GET', k.sale)
+        if not raw then
             return nil
         end
-        return sale_record(values)
+        return decode_sale(raw)
     end
 
-    -- HSET fs:{s}:sale f v ... ; `fields` is a list of {name, value} pairs,
-    -- written in the given order (it decides the hash's field order).
-    function store.set_sale_fields(fields)
-        local argv = { 'HSET', k.sale }
-        for _, pair in ipairs(fields) do
-            argv[#argv + 1] = pair[1]
-            argv[#argv + 1] = int_str(pair[2])
-        end
-        call(unpack(argv))
+    -- SET fs:{s}:sale <encoded record>
+    function store.write_sale(record)
+        call('SET', k.sale, encode_sale(record))
     end
 
     -- HGET fs:{s}:orders user
@@ -378,6 +386,15 @@ local function new_store(sale)
         return call('ZCARD', k.queue)
     end
 
+    -- ZRANGE fs:{s}:queue -1 -1 WITHSCORES: the newest arrival's ticket.
+    function store.queue_last_ticket()
+        local last = call('ZRANGE', k.queue, '-1', '-1', 'WITHSCORES')
+        if #last == 0 then
+            return nil
+        end
+        return tonumber(last[2])
+    end
+
     -- ZADD fs:{s}:queue ticket user
     function store.queue_push(user, ticket)
         call('ZADD', k.queue, int_str(ticket), user)
@@ -421,9 +438,20 @@ local function new_store(sale)
         call('ZREM', k.lapsed, user)
     end
 
-    -- XLEN fs:{s}:outbox, only to find a wrong type before writing.
-    function store.check_outbox()
-        call('XLEN', k.outbox)
+    -- TYPE of every key of the sale: WRONGTYPE unless each is absent or of
+    -- its own type. Commands that write keys they have not read call it
+    -- before their first write.
+    local KEY_TYPES = {
+        { 'sale', 'string' }, { 'queue', 'zset' }, { 'holds', 'zset' },
+        { 'orders', 'hash' }, { 'lapsed', 'zset' }, { 'outbox', 'stream' },
+    }
+    function store.check_key_types()
+        for _, pair in ipairs(KEY_TYPES) do
+            local found = call('TYPE', k[pair[1]]).ok
+            if found ~= 'none' and found ~= pair[2] then
+                fail('WRONGTYPE Operation against a key holding the wrong kind of value')
+            end
+        end
     end
 
     -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
@@ -485,21 +513,19 @@ local function setup(store, now, params)
             conflict('stock cannot go below sold plus held (' .. int_str(committed) .. ')')
         end
     end
-    local fields = {
-        { 'stock', params.stock },
-        { 'starts_at', params.starts_at },
-        { 'ends_at', params.ends_at },
-        { 'hold_ttl_ms', params.hold_ttl_ms },
-        { 'rate', params.rate },
-        { 'max_queue', params.max_queue },
-    }
-    if existing == nil then
-        fields[#fields + 1] = { 'sold', 0 }
-        fields[#fields + 1] = { 'seq', 0 }
-        fields[#fields + 1] = { 'rate_credit', 0 }
-        fields[#fields + 1] = { 'rate_at', now }
-    end
-    store.set_sale_fields(fields)
+    -- A new sale starts with an empty rate bucket that fills from now.
+    local kept = existing or { sold = 0, rate_credit = 0, rate_at = now }
+    store.write_sale({
+        stock = params.stock,
+        sold = kept.sold,
+        starts_at = params.starts_at,
+        ends_at = params.ends_at,
+        hold_ttl_ms = params.hold_ttl_ms,
+        rate = params.rate,
+        max_queue = params.max_queue,
+        rate_credit = kept.rate_credit,
+        rate_at = kept.rate_at,
+    })
     if existing then
         return { 'updated' }
     end
@@ -534,6 +560,12 @@ local function enqueue(store, now, user)
         return { 'queue_full', length }
     end
     local lapsed = store.is_lapsed(user)
+    -- Tickets grow with arrival, so the queue (ordered by ticket) is FIFO.
+    local last = store.queue_last_ticket()
+    local ticket = 1
+    if last ~= nil then
+        ticket = last + 1
+    end
     -- A user whose hold lapsed may queue again, at the back.
     if hold ~= nil then
         store.remove_hold(user)
@@ -541,8 +573,6 @@ local function enqueue(store, now, user)
     if lapsed then
         store.remove_lapsed(user)
     end
-    local ticket = sale.seq + 1
-    store.set_sale_fields({ { 'seq', ticket } })
     store.queue_push(user, ticket)
     return { 'queued', length + 1, length + 1 }
 end
@@ -566,6 +596,7 @@ end
 -- RATE.
 local function grant(store, now, max_users)
     local sale = existing_sale(store)
+    store.check_key_types()
     local expired = store.expired_holds(now)
     local queued = store.queue_len()
     local outcome, admit, credit
@@ -606,10 +637,9 @@ local function grant(store, now, max_users)
     end
     if sale.rate > 0 then
         local spent = #users * CREDIT_PER_HOLD
-        store.set_sale_fields({
-            { 'rate_credit', saturating_sub(credit, spent) },
-            { 'rate_at', max(now, sale.rate_at) },
-        })
+        sale.rate_credit = saturating_sub(credit, spent)
+        sale.rate_at = max(now, sale.rate_at)
+        store.write_sale(sale)
     end
     return { 'granted', released, users }
 end
@@ -637,13 +667,12 @@ local function confirm(store, now, sale_id_, user, amount)
     if sale.sold >= sale.stock then
         return { 'sold_out' }
     end
-    store.check_outbox()
+    store.check_key_types()
 
     local n = sale.sold + 1
     local id = order_id(sale_id_, n)
-    store.set_sale_fields({ { 'sold', n } })
-    store.record_order(user, id)
-    store.remove_hold(user)
+    -- The outbox first: XADD is the one write that can still be refused (a
+    -- hand-made entry with a higher id), and then nothing else is written.
     store.append_outbox(n, {
         order_id = id,
         sale_id = sale_id_,
@@ -651,6 +680,10 @@ local function confirm(store, now, sale_id_, user, amount)
         amount = amount,
         confirmed_at = now,
     })
+    sale.sold = n
+    store.write_sale(sale)
+    store.record_order(user, id)
+    store.remove_hold(user)
     return { 'confirmed', id }
 end
 

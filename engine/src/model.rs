@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use crate::command::{parse, CommandName};
 use crate::reply::Reply;
 use crate::rules::execute;
-use crate::store::{field, OutboxEntry, SaleRecord, Store};
+use crate::store::{OutboxEntry, SaleRecord, Store};
 use crate::EngineError;
 
 /// Everything one sale keeps, key by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleData {
-    /// `fs:{s}:sale`; empty = the sale does not exist.
-    pub sale: BTreeMap<String, u64>,
+    /// `fs:{s}:sale`; `None` = the sale does not exist.
+    pub sale: Option<SaleRecord>,
     /// `fs:{s}:queue`: user → ticket.
     pub queue: BTreeMap<String, u64>,
     /// `fs:{s}:holds`: user → expiry (ms).
@@ -38,20 +38,11 @@ impl SaleData {
 
 impl Store for SaleData {
     fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError> {
-        if self.sale.is_empty() {
-            return Ok(None);
-        }
-        let values: Vec<Option<String>> = field::ALL
-            .iter()
-            .map(|f| self.sale.get(*f).map(u64::to_string))
-            .collect();
-        SaleRecord::from_fields(&values).map(Some)
+        Ok(self.sale.clone())
     }
 
-    fn set_sale_fields(&mut self, fields: &[(&str, u64)]) -> Result<(), EngineError> {
-        for (name, value) in fields {
-            self.sale.insert((*name).to_string(), *value);
-        }
+    fn write_sale(&mut self, record: &SaleRecord) -> Result<(), EngineError> {
+        self.sale = Some(record.clone());
         Ok(())
     }
 
@@ -106,6 +97,10 @@ impl Store for SaleData {
         Ok(self.queue.len() as u64)
     }
 
+    fn queue_last_ticket(&mut self) -> Result<Option<u64>, EngineError> {
+        Ok(self.queue.values().max().copied())
+    }
+
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
         self.queue.insert(user.to_string(), ticket);
         Ok(())
@@ -143,7 +138,7 @@ impl Store for SaleData {
         Ok(())
     }
 
-    fn check_outbox(&mut self) -> Result<(), EngineError> {
+    fn check_key_types(&mut self) -> Result<(), EngineError> {
         Ok(())
     }
 

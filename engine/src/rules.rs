@@ -10,7 +10,7 @@
 use crate::command::{Command, SetupParams};
 use crate::keys;
 use crate::reply::*;
-use crate::store::{field, OutboxEntry, SaleRecord, Store};
+use crate::store::{OutboxEntry, SaleRecord, Store};
 use crate::EngineError;
 
 /// A hold's worth of rate credit; credit is kept in thousandths of a hold so
@@ -50,23 +50,20 @@ pub fn setup<S: Store>(
             ));
         }
     }
-    let mut fields = vec![
-        (field::STOCK, params.stock),
-        (field::STARTS_AT, params.starts_at),
-        (field::ENDS_AT, params.ends_at),
-        (field::HOLD_TTL_MS, params.hold_ttl_ms),
-        (field::RATE, params.rate),
-        (field::MAX_QUEUE, params.max_queue),
-    ];
-    if existing.is_none() {
-        fields.extend([
-            (field::SOLD, 0),
-            (field::SEQ, 0),
-            (field::RATE_CREDIT, 0),
-            (field::RATE_AT, now),
-        ]);
-    }
-    store.set_sale_fields(&fields)?;
+    // A new sale starts with an empty rate bucket that fills from now.
+    let kept = existing.clone().unwrap_or(SaleRecord {
+        rate_at: now,
+        ..SaleRecord::default()
+    });
+    store.write_sale(&SaleRecord {
+        stock: params.stock,
+        starts_at: params.starts_at,
+        ends_at: params.ends_at,
+        hold_ttl_ms: params.hold_ttl_ms,
+        rate: params.rate,
+        max_queue: params.max_queue,
+        ..kept
+    })?;
     Ok(if existing.is_some() {
         SetupReply::Updated
     } else {
@@ -109,6 +106,8 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
         return Ok(EnqueueReply::QueueFull { length });
     }
     let lapsed = store.is_lapsed(user)?;
+    // Tickets grow with arrival, so the queue (ordered by ticket) is FIFO.
+    let ticket = store.queue_last_ticket()?.map_or(1, |last| last + 1);
     // A user whose hold lapsed may queue again, at the back.
     if hold.is_some() {
         store.remove_hold(user)?;
@@ -116,8 +115,6 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
     if lapsed {
         store.remove_lapsed(user)?;
     }
-    let ticket = sale.seq + 1;
-    store.set_sale_fields(&[(field::SEQ, ticket)])?;
     store.queue_push(user, ticket)?;
     Ok(EnqueueReply::Queued {
         position: length + 1,
@@ -130,6 +127,7 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
 /// RATE.
 pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, EngineError> {
     let sale = existing_sale(store)?;
+    store.check_key_types()?;
     let expired = store.expired_holds(now)?;
     let queued = store.queue_len()?;
     let outcome = if now >= sale.ends_at {
@@ -171,10 +169,11 @@ pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, 
             }
             if sale.rate > 0 {
                 let spent = users.len() as u64 * CREDIT_PER_HOLD;
-                store.set_sale_fields(&[
-                    (field::RATE_CREDIT, credit.saturating_sub(spent)),
-                    (field::RATE_AT, now.max(sale.rate_at)),
-                ])?;
+                store.write_sale(&SaleRecord {
+                    rate_credit: credit.saturating_sub(spent),
+                    rate_at: now.max(sale.rate_at),
+                    ..sale
+                })?;
             }
             GrantReply::Granted { released, users }
         }
@@ -223,13 +222,12 @@ pub fn confirm<S: Store>(
     if sale.sold >= sale.stock {
         return Ok(ConfirmReply::SoldOut);
     }
-    store.check_outbox()?;
+    store.check_key_types()?;
 
     let n = sale.sold + 1;
     let order_id = keys::order_id(sale_id, n);
-    store.set_sale_fields(&[(field::SOLD, n)])?;
-    store.record_order(user, &order_id)?;
-    store.remove_hold(user)?;
+    // The outbox first: XADD is the one write that can still be refused (a
+    // hand-made entry with a higher id), and then nothing else is written.
     store.append_outbox(
         n,
         &OutboxEntry {
@@ -240,6 +238,9 @@ pub fn confirm<S: Store>(
             confirmed_at: now,
         },
     )?;
+    store.write_sale(&SaleRecord { sold: n, ..sale })?;
+    store.record_order(user, &order_id)?;
+    store.remove_hold(user)?;
     Ok(ConfirmReply::Confirmed { order_id })
 }
 

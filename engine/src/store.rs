@@ -5,36 +5,26 @@
 
 use crate::EngineError;
 
-/// The fields of the sale hash `fs:{sale}:sale`.
+/// The names of the sale record's fields, in their stored order.
 pub mod field {
-    pub const STOCK: &str = "stock";
-    pub const SOLD: &str = "sold";
-    pub const STARTS_AT: &str = "starts_at";
-    pub const ENDS_AT: &str = "ends_at";
-    pub const HOLD_TTL_MS: &str = "hold_ttl_ms";
-    pub const RATE: &str = "rate";
-    pub const MAX_QUEUE: &str = "max_queue";
-    /// Last queue ticket handed out; queue scores are tickets, so FIFO.
-    pub const SEQ: &str = "seq";
-    /// Admission credit in thousandths of a hold (token bucket for RATE).
-    pub const RATE_CREDIT: &str = "rate_credit";
-    /// When the credit was last topped up (ms).
-    pub const RATE_AT: &str = "rate_at";
-
-    pub const ALL: [&str; 10] = [
-        STOCK,
-        SOLD,
-        STARTS_AT,
-        ENDS_AT,
-        HOLD_TTL_MS,
-        RATE,
-        MAX_QUEUE,
-        SEQ,
-        RATE_CREDIT,
-        RATE_AT,
+    pub const ALL: [&str; 9] = [
+        "stock",
+        "sold",
+        "starts_at",
+        "ends_at",
+        "hold_ttl_ms",
+        "rate",
+        "max_queue",
+        "rate_credit",
+        "rate_at",
     ];
 }
 
+/// The sale's figures, stored as one string under `fs:{sale}:sale`:
+/// `stock=10 sold=2 starts_at=… ends_at=… hold_ttl_ms=… rate=0 max_queue=0
+/// rate_credit=0 rate_at=…`. One string rather than a hash because the hot
+/// path reads all of it on every command, and a string is one lookup with no
+/// per-field allocations; it still reads plainly with `GET` from redis-cli.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleRecord {
     pub stock: u64,
@@ -44,26 +34,66 @@ pub struct SaleRecord {
     pub hold_ttl_ms: u64,
     pub rate: u64,
     pub max_queue: u64,
-    pub seq: u64,
+    /// Admission credit in thousandths of a hold (token bucket for RATE).
     pub rate_credit: u64,
+    /// When the credit was last topped up (ms).
     pub rate_at: u64,
 }
 
 impl SaleRecord {
-    /// Builds the record from the hash values in [`field::ALL`] order. A
-    /// missing field counts as 0; a field that is not an integer is refused.
-    pub fn from_fields<V: AsRef<[u8]>>(values: &[Option<V>]) -> Result<Self, EngineError> {
-        let mut numbers = [0u64; 10];
-        for (slot, value) in numbers.iter_mut().zip(values) {
-            if let Some(raw) = value {
-                let raw = raw.as_ref();
-                if raw.is_empty() || raw.len() > 15 || !raw.iter().all(u8::is_ascii_digit) {
-                    return Err(EngineError::corrupt_sale());
-                }
-                *slot = raw.iter().fold(0, |acc, &d| acc * 10 + u64::from(d - b'0'));
+    fn values(&self) -> [u64; 9] {
+        [
+            self.stock,
+            self.sold,
+            self.starts_at,
+            self.ends_at,
+            self.hold_ttl_ms,
+            self.rate,
+            self.max_queue,
+            self.rate_credit,
+            self.rate_at,
+        ]
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(160);
+        for (i, (name, value)) in field::ALL.iter().zip(self.values()).enumerate() {
+            if i > 0 {
+                out.push(' ');
             }
+            out.push_str(name);
+            out.push('=');
+            out.push_str(&value.to_string());
         }
-        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, seq, rate_credit, rate_at] =
+        out
+    }
+
+    /// The exact inverse of [`SaleRecord::encode`]: every field, in order,
+    /// `name=` then 1 to 15 digits, single spaces between. Anything else
+    /// (a hand edit gone wrong) is refused rather than guessed at.
+    pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
+        let corrupt = EngineError::corrupt_sale;
+        let mut numbers = [0u64; 9];
+        let mut rest = raw;
+        for (i, name) in field::ALL.iter().enumerate() {
+            if i > 0 {
+                rest = rest.strip_prefix(b" ").ok_or_else(corrupt)?;
+            }
+            rest = rest.strip_prefix(name.as_bytes()).ok_or_else(corrupt)?;
+            rest = rest.strip_prefix(b"=").ok_or_else(corrupt)?;
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 15 {
+                return Err(corrupt());
+            }
+            numbers[i] = rest[..digits]
+                .iter()
+                .fold(0, |acc, &d| acc * 10 + u64::from(d - b'0'));
+            rest = &rest[digits..];
+        }
+        if !rest.is_empty() {
+            return Err(corrupt());
+        }
+        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at] =
             numbers;
         Ok(SaleRecord {
             stock,
@@ -73,7 +103,6 @@ impl SaleRecord {
             hold_ttl_ms,
             rate,
             max_queue,
-            seq,
             rate_credit,
             rate_at,
         })
@@ -103,10 +132,10 @@ impl OutboxEntry {
 }
 
 pub trait Store {
-    /// `HMGET fs:{s}:sale <field::ALL>`; `None` when the hash does not exist.
+    /// `GET fs:{s}:sale`, decoded; `None` when the sale does not exist.
     fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError>;
-    /// `HSET fs:{s}:sale f v ...`
-    fn set_sale_fields(&mut self, fields: &[(&str, u64)]) -> Result<(), EngineError>;
+    /// `SET fs:{s}:sale <record.encode()>`
+    fn write_sale(&mut self, record: &SaleRecord) -> Result<(), EngineError>;
 
     /// `HGET fs:{s}:orders user`
     fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError>;
@@ -129,6 +158,8 @@ pub trait Store {
     fn queue_rank(&mut self, user: &str) -> Result<Option<u64>, EngineError>;
     /// `ZCARD fs:{s}:queue`
     fn queue_len(&mut self) -> Result<u64, EngineError>;
+    /// `ZRANGE fs:{s}:queue -1 -1 WITHSCORES`: the newest arrival's ticket.
+    fn queue_last_ticket(&mut self) -> Result<Option<u64>, EngineError>;
     /// `ZADD fs:{s}:queue ticket user`
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError>;
     /// `ZREM fs:{s}:queue user`
@@ -147,8 +178,56 @@ pub trait Store {
     /// `ZREM fs:{s}:lapsed user`
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError>;
 
-    /// `XLEN fs:{s}:outbox`, only to find a wrong type before writing.
-    fn check_outbox(&mut self) -> Result<(), EngineError>;
+    /// `TYPE` of every key of the sale: WRONGTYPE unless each is absent or
+    /// of its own type. Commands that write keys they have not read call it
+    /// before their first write.
+    fn check_key_types(&mut self) -> Result<(), EngineError>;
     /// `XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount .. confirmed_at ..`
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sale_record_round_trips_and_reads_plainly() {
+        let record = SaleRecord {
+            stock: 10,
+            sold: 2,
+            starts_at: 3,
+            ends_at: 999_999_999_999_999,
+            hold_ttl_ms: 5,
+            rate: 0,
+            max_queue: 7,
+            rate_credit: 8,
+            rate_at: 9,
+        };
+        let text = record.encode();
+        assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9");
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(record));
+    }
+
+    #[test]
+    fn anything_but_the_exact_format_is_corrupt() {
+        let good = SaleRecord::default().encode();
+        let bad = [
+            String::new(),
+            good.replace("sold=0", "sold=-1"),
+            good.replace("sold=0", "sold="),
+            good.replace("sold=0", "sold=1000000000000000"),
+            good.replace(' ', "  "),
+            good.replace("stock", "stok"),
+            format!("{good} "),
+            format!("{good} extra=1"),
+            good.replacen(" rate_at=0", "", 1),
+        ];
+        for raw in bad {
+            assert_eq!(
+                SaleRecord::decode(raw.as_bytes()),
+                Err(EngineError::corrupt_sale()),
+                "{raw:?}"
+            );
+        }
+    }
 }

@@ -17,12 +17,11 @@ pub fn enable_test_clock() {
 
 pub fn now_ms(ctx: &Context) -> Result<u64, EngineError> {
     if TEST_CLOCK.load(Ordering::Relaxed) {
-        let key = RawKey::read(ctx, engine::keys::TEST_CLOCK);
-        if let Some(value) = key.string_value()? {
-            return std::str::from_utf8(&value)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| EngineError::err("invalid test clock"));
+        let key = RawKey::open(ctx, engine::keys::TEST_CLOCK.as_bytes(), false);
+        let parsed =
+            key.with_string(|value| std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()))?;
+        if let Some(value) = parsed {
+            return value.ok_or_else(|| EngineError::err("invalid test clock"));
         }
     }
     // SAFETY: the function pointer is filled in when the module loads.

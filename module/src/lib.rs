@@ -18,7 +18,7 @@ fn run(ctx: &Context, name: CommandName, args: Vec<RedisString>) -> RedisResult 
     let raw: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
     let outcome = parse(name, &raw).and_then(|command| {
         let now = clock::now_ms(ctx)?;
-        let mut store = RedisStore::new(ctx, command.sale());
+        let mut store = RedisStore::new(ctx, command.sale(), !name.is_read_only());
         engine::execute(&mut store, now, &command)
     });
     match outcome {
@@ -59,6 +59,9 @@ fn status(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    // Keys are opened for writing once per command and reused; only real
+    // writes signal a modification (see raw_key.rs).
+    ctx.set_module_options(redis_module::ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     for arg in args {
         match arg.to_string_lossy().to_ascii_uppercase().as_str() {
             "TEST_CLOCK" => {

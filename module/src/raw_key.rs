@@ -1,38 +1,167 @@
-//! A Redis key opened with the low-level key API — markedly faster than
-//! `RedisModule_Call` for the single-member reads and writes of the hot path.
-//! Closed on drop.
+//! Low-level access to Redis keys and strings — markedly faster than
+//! `RedisModule_Call` for the single-member reads and writes of the hot path,
+//! and written to avoid allocating: names and members go to Redis as
+//! (pointer, length), replication uses the `b` format.
+//!
+//! The module runs with implicit "modified key" signals off, so each write
+//! here signals its key itself (WATCH, client-side caching); merely opening a
+//! key for writing is not a modification.
 
-use std::os::raw::c_int;
+use std::ffi::{c_char, c_int, CStr};
 use std::ptr;
 
 use engine::EngineError;
-use redis_module::{raw, Context, KeyType, RedisString};
+use redis_module::{raw, Context, KeyType};
+
+const OK: c_int = raw::REDISMODULE_OK as c_int;
+const ERR: c_int = raw::REDISMODULE_ERR as c_int;
+
+/// A `RedisModuleString` we own; freed on drop.
+pub struct RStr<'a> {
+    ctx: &'a Context,
+    ptr: *mut raw::RedisModuleString,
+}
+
+impl<'a> RStr<'a> {
+    pub fn new(ctx: &'a Context, bytes: &[u8]) -> Self {
+        // SAFETY: Redis copies `len` bytes from `bytes`.
+        let ptr = unsafe {
+            raw::RedisModule_CreateString.map_or(ptr::null_mut(), |f| {
+                f(ctx.ctx, bytes.as_ptr().cast::<c_char>(), bytes.len())
+            })
+        };
+        RStr { ctx, ptr }
+    }
+
+    /// Takes ownership of a string Redis handed us (may be null).
+    fn adopt(ctx: &'a Context, ptr: *mut raw::RedisModuleString) -> Option<Self> {
+        (!ptr.is_null()).then_some(RStr { ctx, ptr })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        let mut len = 0;
+        // SAFETY: live string; the slice lives no longer than `self`.
+        unsafe {
+            match raw::RedisModule_StringPtrLen.map(|f| f(self.ptr, &mut len)) {
+                Some(p) if !p.is_null() => std::slice::from_raw_parts(p.cast::<u8>(), len),
+                _ => &[],
+            }
+        }
+    }
+}
+
+impl Drop for RStr<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the string.
+        unsafe {
+            if let (false, Some(free)) = (self.ptr.is_null(), raw::RedisModule_FreeString) {
+                free(self.ctx.ctx, self.ptr);
+            }
+        }
+    }
+}
+
+/// `fs:{<sale>}:<suffix>[<user>]` on the stack: sale ids are at most 64
+/// bytes and user ids 128, so every key name fits.
+pub struct KeyName {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl KeyName {
+    pub fn new(sale: &str, suffix: &str, user: &str) -> Self {
+        let mut name = KeyName {
+            buf: [0; 256],
+            len: 0,
+        };
+        for part in [engine::keys::OPEN, sale, engine::keys::CLOSE, suffix, user] {
+            let end = (name.len + part.len()).min(name.buf.len());
+            name.buf[name.len..end].copy_from_slice(&part.as_bytes()[..end - name.len]);
+            name.len = end;
+        }
+        name
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+/// Replicates one write as `command arg...` (to replicas and the AOF).
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
+    let cmd = command.as_ptr();
+    let p = |i: usize| args[i].as_ptr().cast::<c_char>();
+    let l = |i: usize| args[i].len();
+    // SAFETY: each `b` in the format takes a (pointer, length) pair; the
+    // variadic call needs its arity spelled out.
+    unsafe {
+        let Some(f) = raw::RedisModule_Replicate else {
+            return;
+        };
+        match args.len() {
+            1 => f(ctx.ctx, cmd, c"b".as_ptr(), p(0), l(0)),
+            2 => f(ctx.ctx, cmd, c"bb".as_ptr(), p(0), l(0), p(1), l(1)),
+            3 => f(
+                ctx.ctx,
+                cmd,
+                c"bbb".as_ptr(),
+                p(0),
+                l(0),
+                p(1),
+                l(1),
+                p(2),
+                l(2),
+            ),
+            4 => f(
+                ctx.ctx,
+                cmd,
+                c"bbbb".as_ptr(),
+                p(0),
+                l(0),
+                p(1),
+                l(1),
+                p(2),
+                l(2),
+                p(3),
+                l(3),
+            ),
+            _ => {
+                let owned: Vec<RStr> = args.iter().map(|a| RStr::new(ctx, a)).collect();
+                let mut argv: Vec<*mut raw::RedisModuleString> =
+                    owned.iter().map(|s| s.ptr).collect();
+                f(ctx.ctx, cmd, c"v".as_ptr(), argv.as_mut_ptr(), argv.len())
+            }
+        };
+    }
+}
 
 pub struct RawKey<'a> {
     ctx: &'a Context,
+    name: RStr<'a>,
     key: *mut raw::RedisModuleKey,
 }
 
 impl<'a> RawKey<'a> {
-    fn open(ctx: &'a Context, name: &str, mode: raw::KeyMode) -> Self {
-        let name = ctx.create_string(name);
-        let key = raw::open_key(ctx.ctx, name.inner, mode);
-        RawKey { ctx, key }
-    }
-
-    pub fn read(ctx: &'a Context, name: &str) -> Self {
-        Self::open(ctx, name, raw::KeyMode::READ)
-    }
-
-    pub fn write(ctx: &'a Context, name: &str) -> Self {
-        Self::open(ctx, name, raw::KeyMode::READ | raw::KeyMode::WRITE)
+    pub fn open(ctx: &'a Context, name: &[u8], writable: bool) -> Self {
+        let name = RStr::new(ctx, name);
+        let mode = if writable {
+            raw::KeyMode::READ | raw::KeyMode::WRITE
+        } else {
+            raw::KeyMode::READ
+        };
+        let key = raw::open_key(ctx.ctx, name.ptr, mode);
+        RawKey { ctx, name, key }
     }
 
     fn key_type(&self) -> KeyType {
         if self.key.is_null() {
             return KeyType::Empty;
         }
-        // SAFETY: `key` is an open key of this module context.
+        // SAFETY: `key` is an open key of this context.
         unsafe { raw::RedisModule_KeyType.map_or(KeyType::Empty, |f| f(self.key).into()) }
     }
 
@@ -46,74 +175,81 @@ impl<'a> RawKey<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn len(&self) -> u64 {
         if self.key.is_null() {
             return 0;
         }
         // SAFETY: open key.
-        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.key)) }
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.key)) as u64 }
     }
 
-    pub fn string_value(&self) -> Result<Option<Vec<u8>>, EngineError> {
+    fn signal_modified(&self) {
+        // SAFETY: valid context and key name.
+        unsafe {
+            if let Some(signal) = raw::RedisModule_SignalModifiedKey {
+                signal(self.ctx.ctx, self.name.ptr);
+            }
+        }
+    }
+
+    /// Reads a string value without copying it out of Redis.
+    pub fn with_string<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, EngineError> {
         if !self.exists_as(KeyType::String)? {
             return Ok(None);
         }
         let mut len = 0;
-        // SAFETY: open string key; the pointer is valid until the key changes.
-        let ptr = unsafe {
-            raw::RedisModule_StringDMA.map_or(ptr::null_mut(), |f| {
+        // SAFETY: open string key; the bytes are used before anything writes.
+        unsafe {
+            let data = raw::RedisModule_StringDMA.map_or(ptr::null_mut(), |f| {
                 f(self.key, &mut len, raw::KeyMode::READ.bits())
-            })
-        };
-        if ptr.is_null() {
-            return Ok(None);
+            });
+            if data.is_null() {
+                return Ok(None);
+            }
+            Ok(Some(read(std::slice::from_raw_parts(
+                data.cast::<u8>(),
+                len,
+            ))))
         }
-        // SAFETY: Redis guarantees `len` readable bytes at `ptr`.
-        Ok(Some(
-            unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec(),
-        ))
     }
 
-    /// HMGET of `fields`; `None` when the key does not exist.
-    pub fn hash_get(
-        &self,
-        fields: &[&str],
-    ) -> Result<Option<Vec<Option<RedisString>>>, EngineError> {
+    pub fn set_string(&self, value: &[u8]) -> Result<(), EngineError> {
+        self.exists_as(KeyType::String)?;
+        let value = RStr::new(self.ctx, value);
+        // SAFETY: open writable key.
+        let status = unsafe { raw::RedisModule_StringSet.map_or(ERR, |f| f(self.key, value.ptr)) };
+        ok(status)?;
+        self.signal_modified();
+        Ok(())
+    }
+
+    pub fn hash_get(&self, field: &str) -> Result<Option<RStr<'a>>, EngineError> {
         if !self.exists_as(KeyType::Hash)? {
             return Ok(None);
         }
-        let mut values = Vec::with_capacity(fields.len());
-        for field in fields {
-            let field = self.ctx.create_string(*field);
-            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-            // SAFETY: open hash key; REDISMODULE_HASH_NONE takes (field, &out) pairs.
-            let status = unsafe {
-                raw::RedisModule_HashGet.map_or(raw::REDISMODULE_ERR as c_int, |f| {
-                    f(
-                        self.key,
-                        raw::REDISMODULE_HASH_NONE as c_int,
-                        field.inner,
-                        &mut value as *mut *mut raw::RedisModuleString,
-                        ptr::null_mut::<raw::RedisModuleString>(),
-                    )
-                })
-            };
-            if status != raw::REDISMODULE_OK as c_int {
-                return Err(EngineError::wrong_type());
-            }
-            values.push(if value.is_null() {
-                None
-            } else {
-                Some(RedisString::from_redis_module_string(self.ctx.ctx, value))
-            });
-        }
-        Ok(Some(values))
+        let field = RStr::new(self.ctx, field.as_bytes());
+        let mut value = ptr::null_mut::<raw::RedisModuleString>();
+        // SAFETY: open hash key; (field, &out) then NULL.
+        let status = unsafe {
+            raw::RedisModule_HashGet.map_or(ERR, |f| {
+                f(
+                    self.key,
+                    raw::REDISMODULE_HASH_NONE as c_int,
+                    field.ptr,
+                    &mut value as *mut *mut raw::RedisModuleString,
+                    ptr::null_mut::<raw::RedisModuleString>(),
+                )
+            })
+        };
+        let value = RStr::adopt(self.ctx, value);
+        ok(status)?;
+        Ok(value)
     }
 
     pub fn hash_set(&self, field: &str, value: &str) -> Result<(), EngineError> {
         self.exists_as(KeyType::Hash)?;
-        let field = self.ctx.create_string(field);
-        let value = self.ctx.create_string(value);
+        let field = RStr::new(self.ctx, field.as_bytes());
+        let value = RStr::new(self.ctx, value.as_bytes());
         // SAFETY: open writable key, checked above to be a hash or empty.
         // RedisModule_HashSet answers how many fields it updated, not a
         // status, so there is nothing more to check.
@@ -122,12 +258,13 @@ impl<'a> RawKey<'a> {
                 hash_set(
                     self.key,
                     raw::REDISMODULE_HASH_NONE as c_int,
-                    field.inner,
-                    value.inner,
+                    field.ptr,
+                    value.ptr,
                     ptr::null_mut::<raw::RedisModuleString>(),
                 );
             }
         }
+        self.signal_modified();
         Ok(())
     }
 
@@ -135,28 +272,50 @@ impl<'a> RawKey<'a> {
         if !self.exists_as(KeyType::ZSet)? {
             return Ok(None);
         }
-        let member = self.ctx.create_string(member);
+        let member = RStr::new(self.ctx, member.as_bytes());
         let mut score = 0f64;
-        // SAFETY: open zset key.
+        // SAFETY: open zset key. ERR here means "no such member".
         let status = unsafe {
-            raw::RedisModule_ZsetScore.map_or(raw::REDISMODULE_ERR as c_int, |f| {
-                f(self.key, member.inner, &mut score)
-            })
+            raw::RedisModule_ZsetScore.map_or(ERR, |f| f(self.key, member.ptr, &mut score))
         };
-        // ERR here means "no such member".
-        Ok((status == raw::REDISMODULE_OK as c_int).then_some(score as u64))
+        Ok((status == OK).then_some(score as u64))
+    }
+
+    /// The highest score.
+    pub fn zset_last_score(&self) -> Result<Option<u64>, EngineError> {
+        if !self.exists_as(KeyType::ZSet)? {
+            return Ok(None);
+        }
+        // SAFETY: open zset key; the range is stopped before returning.
+        unsafe {
+            let started = raw::RedisModule_ZsetLastInScoreRange
+                .map_or(ERR, |f| f(self.key, f64::NEG_INFINITY, f64::INFINITY, 0, 0));
+            if started != OK {
+                return Ok(None);
+            }
+            let mut score = 0f64;
+            let element = raw::RedisModule_ZsetRangeCurrentElement
+                .map_or(ptr::null_mut(), |f| f(self.key, &mut score));
+            let found = RStr::adopt(self.ctx, element).is_some();
+            if let Some(stop) = raw::RedisModule_ZsetRangeStop {
+                stop(self.key);
+            }
+            Ok(found.then_some(score as u64))
+        }
     }
 
     pub fn zset_add(&self, member: &str, score: u64) -> Result<(), EngineError> {
         self.exists_as(KeyType::ZSet)?;
-        let member = self.ctx.create_string(member);
+        let member = RStr::new(self.ctx, member.as_bytes());
         // SAFETY: open writable key.
         let status = unsafe {
-            raw::RedisModule_ZsetAdd.map_or(raw::REDISMODULE_ERR as c_int, |f| {
-                f(self.key, score as f64, member.inner, ptr::null_mut())
+            raw::RedisModule_ZsetAdd.map_or(ERR, |f| {
+                f(self.key, score as f64, member.ptr, ptr::null_mut())
             })
         };
-        ok_or_wrong_type(status)
+        ok(status)?;
+        self.signal_modified();
+        Ok(())
     }
 
     /// Whether the member was there.
@@ -164,21 +323,35 @@ impl<'a> RawKey<'a> {
         if !self.exists_as(KeyType::ZSet)? {
             return Ok(false);
         }
-        let member = self.ctx.create_string(member);
+        let member = RStr::new(self.ctx, member.as_bytes());
         let mut deleted: c_int = 0;
         // SAFETY: open writable key.
         let status = unsafe {
-            raw::RedisModule_ZsetRem.map_or(raw::REDISMODULE_ERR as c_int, |f| {
-                f(self.key, member.inner, &mut deleted)
-            })
+            raw::RedisModule_ZsetRem.map_or(ERR, |f| f(self.key, member.ptr, &mut deleted))
         };
-        ok_or_wrong_type(status)?;
+        ok(status)?;
+        if deleted != 0 {
+            self.signal_modified();
+        }
         Ok(deleted != 0)
+    }
+
+    /// Deletes the key; whether it existed.
+    pub fn delete(&self) -> bool {
+        if self.key_type() == KeyType::Empty {
+            return false;
+        }
+        // SAFETY: open writable key.
+        let deleted = unsafe { raw::RedisModule_DeleteKey.map_or(ERR, |f| f(self.key)) } == OK;
+        if deleted {
+            self.signal_modified();
+        }
+        deleted
     }
 }
 
-fn ok_or_wrong_type(status: c_int) -> Result<(), EngineError> {
-    if status == raw::REDISMODULE_OK as c_int {
+fn ok(status: c_int) -> Result<(), EngineError> {
+    if status == OK {
         Ok(())
     } else {
         Err(EngineError::wrong_type())

@@ -1,46 +1,68 @@
-//! [`engine::Store`] on Redis keys. Single-member reads and writes use the
-//! low-level key API (the ENQUEUE hot path); range operations use
-//! `RedisModule_Call`. Writes made through the key API are not replicated by
-//! Redis, so every write replicates itself as an explicit, clock-free effect
-//! (absolute expiry, explicit stream id): a replica or an AOF reload rebuilds
-//! exactly the primary's data.
+//! [`engine::Store`] on Redis keys. The sale's own keys are opened once per
+//! command with the low-level key API and reused; ranges go through
+//! `RedisModule_Call`, but only as reads of those keys (a write through
+//! `RedisModule_Call` would leave the open handles dangling). Low-level writes
+//! are not replicated by Redis, so each one replicates itself as an explicit,
+//! clock-free effect (absolute expiry, explicit stream id): a replica or an
+//! AOF reload rebuilds exactly the primary's data.
 
-use engine::store::field;
-use engine::{keys, EngineError, OutboxEntry, SaleRecord, Store};
+use engine::keys::{HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, SALE};
+use engine::{EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
-use crate::raw_key::RawKey;
+use crate::raw_key::{replicate, KeyName, RawKey};
 
 pub struct RedisStore<'a> {
     ctx: &'a Context,
     sale: &'a str,
+    writable: bool,
+    sale_key: Option<RawKey<'a>>,
+    queue: Option<RawKey<'a>>,
+    holds: Option<RawKey<'a>>,
+    orders: Option<RawKey<'a>>,
+    lapsed: Option<RawKey<'a>>,
+}
+
+/// Opens one of the sale's keys on first use and keeps the handle for the
+/// rest of the command.
+macro_rules! handle {
+    ($self:ident . $slot:ident, $suffix:expr) => {{
+        let (ctx, writable, name) = ($self.ctx, $self.writable, $self.name($suffix));
+        &*$self
+            .$slot
+            .get_or_insert_with(|| RawKey::open(ctx, name.as_bytes(), writable))
+    }};
 }
 
 impl<'a> RedisStore<'a> {
-    pub fn new(ctx: &'a Context, sale: &'a str) -> Self {
-        RedisStore { ctx, sale }
+    pub fn new(ctx: &'a Context, sale: &'a str, writable: bool) -> Self {
+        RedisStore {
+            ctx,
+            sale,
+            writable,
+            sale_key: None,
+            queue: None,
+            holds: None,
+            orders: None,
+            lapsed: None,
+        }
+    }
+
+    fn name(&self, suffix: &str) -> KeyName {
+        KeyName::new(self.sale, suffix, "")
+    }
+
+    fn hold_name(&self, user: &str) -> KeyName {
+        KeyName::new(self.sale, HOLD, user)
     }
 
     fn call(&self, command: &str, args: &[&str]) -> Result<RedisValue, EngineError> {
         self.ctx.call(command, args).map_err(|e| call_error(&e))
     }
-
-    /// Runs a write through `RedisModule_Call` and replicates it as is; only
-    /// used with arguments that do not depend on the clock.
-    fn write(&self, command: &str, args: &[&str]) -> Result<(), EngineError> {
-        self.call(command, args)?;
-        self.ctx.replicate(command, args);
-        Ok(())
-    }
 }
 
 fn call_error(error: &RedisError) -> EngineError {
-    let text = error.to_string();
-    if text.starts_with("WRONGTYPE") {
-        EngineError::wrong_type()
-    } else {
-        EngineError::err(text)
-    }
+    EngineError::from_reply(&error.to_string())
 }
 
 fn as_text(value: &RedisValue) -> Option<String> {
@@ -52,184 +74,227 @@ fn as_text(value: &RedisValue) -> Option<String> {
     }
 }
 
-fn as_count(value: &RedisValue) -> Result<u64, EngineError> {
-    match value {
-        RedisValue::Integer(n) => Ok(u64::try_from(*n).unwrap_or(0)),
-        other => Err(EngineError::err(format!("unexpected reply {other:?}"))),
-    }
+fn unexpected(value: &RedisValue) -> EngineError {
+    EngineError::err(format!("unexpected reply {value:?}"))
 }
 
 fn as_members(value: RedisValue) -> Result<Vec<String>, EngineError> {
     match value {
         RedisValue::Array(items) => items
             .iter()
-            .map(|v| as_text(v).ok_or_else(|| EngineError::err("unexpected reply")))
+            .map(|v| as_text(v).ok_or_else(|| unexpected(v)))
             .collect(),
-        other => Err(EngineError::err(format!("unexpected reply {other:?}"))),
+        other => Err(unexpected(&other)),
     }
 }
 
 impl Store for RedisStore<'_> {
     fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError> {
-        let key = RawKey::read(self.ctx, &keys::sale(self.sale));
-        match key.hash_get(&field::ALL)? {
-            None => Ok(None),
-            Some(values) => {
-                let values: Vec<Option<&[u8]>> = values
-                    .iter()
-                    .map(|v| v.as_ref().map(|s| s.as_slice()))
-                    .collect();
-                SaleRecord::from_fields(&values).map(Some)
-            }
-        }
+        handle!(self.sale_key, SALE)
+            .with_string(SaleRecord::decode)?
+            .transpose()
     }
 
-    fn set_sale_fields(&mut self, fields: &[(&str, u64)]) -> Result<(), EngineError> {
-        let name = keys::sale(self.sale);
-        let key = RawKey::write(self.ctx, &name);
-        let values: Vec<String> = fields.iter().map(|(_, v)| v.to_string()).collect();
-        let mut args: Vec<&str> = vec![&name];
-        for ((field, _), value) in fields.iter().zip(&values) {
-            key.hash_set(field, value)?;
-            args.extend([*field, value.as_str()]);
-        }
-        self.ctx.replicate("HSET", args.as_slice());
+    fn write_sale(&mut self, record: &SaleRecord) -> Result<(), EngineError> {
+        let name = self.name(SALE);
+        let value = record.encode();
+        handle!(self.sale_key, SALE).set_string(value.as_bytes())?;
+        replicate(self.ctx, c"SET", &[name.as_bytes(), value.as_bytes()]);
         Ok(())
     }
 
     fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError> {
-        let key = RawKey::read(self.ctx, &keys::orders(self.sale));
-        Ok(key
-            .hash_get(&[user])?
-            .and_then(|mut values| values.pop().flatten())
-            .map(|s| s.to_string_lossy()))
+        let value = handle!(self.orders, ORDERS).hash_get(user)?;
+        Ok(value.map(|v| String::from_utf8_lossy(v.bytes()).into_owned()))
     }
 
     fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError> {
-        self.write("HSET", &[&keys::orders(self.sale), user, order_id])
+        let name = self.name(ORDERS);
+        handle!(self.orders, ORDERS).hash_set(user, order_id)?;
+        replicate(
+            self.ctx,
+            c"HSET",
+            &[name.as_bytes(), user.as_bytes(), order_id.as_bytes()],
+        );
+        Ok(())
     }
 
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
-        RawKey::read(self.ctx, &keys::holds(self.sale)).zset_score(user)
+        handle!(self.holds, HOLDS).zset_score(user)
     }
 
     fn live_holds(&mut self, now: u64) -> Result<u64, EngineError> {
-        let after_now = format!("({now}");
-        as_count(&self.call("ZCOUNT", &[&keys::holds(self.sale), &after_now, "+inf"])?)
+        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
+        match self.call(
+            "ZCOUNT",
+            &[self.name(HOLDS).as_str(), &format!("({now}"), "+inf"],
+        )? {
+            RedisValue::Integer(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            other => Err(unexpected(&other)),
+        }
     }
 
     fn expired_holds(&mut self, now: u64) -> Result<Vec<String>, EngineError> {
+        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
         as_members(self.call(
             "ZRANGEBYSCORE",
-            &[&keys::holds(self.sale), "-inf", &now.to_string()],
+            &[self.name(HOLDS).as_str(), "-inf", &now.to_string()],
         )?)
     }
 
     fn add_hold(&mut self, user: &str, expires_at: u64) -> Result<(), EngineError> {
+        let name = self.name(HOLDS);
         let at = expires_at.to_string();
-        self.write("ZADD", &[&keys::holds(self.sale), &at, user])?;
-        // The hold key is for operators (PTTL from redis-cli); the zset above
-        // is what the rules trust, whenever Redis evicts this key.
-        self.write("SET", &[&keys::hold(self.sale, user), &at, "PXAT", &at])
+        handle!(self.holds, HOLDS).zset_add(user, expires_at)?;
+        replicate(
+            self.ctx,
+            c"ZADD",
+            &[name.as_bytes(), at.as_bytes(), user.as_bytes()],
+        );
+        // The hold key is for operators (PTTL from redis-cli); the zset is
+        // what the rules trust, whenever Redis evicts this key. It is not one
+        // of the handles above, so RedisModule_Call may write it.
+        let hold = self.hold_name(user);
+        self.call("SET", &[hold.as_str(), &at, "PXAT", &at])?;
+        replicate(
+            self.ctx,
+            c"SET",
+            &[hold.as_bytes(), at.as_bytes(), b"PXAT", at.as_bytes()],
+        );
+        Ok(())
     }
 
     fn remove_hold(&mut self, user: &str) -> Result<(), EngineError> {
-        let holds = keys::holds(self.sale);
-        if RawKey::write(self.ctx, &holds).zset_rem(user)? {
-            self.ctx.replicate("ZREM", &[holds.as_str(), user]);
+        let name = self.name(HOLDS);
+        if handle!(self.holds, HOLDS).zset_rem(user)? {
+            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
-        let hold = keys::hold(self.sale, user);
-        if as_count(&self.call("DEL", &[&hold])?)? > 0 {
-            self.ctx.replicate("DEL", &[hold.as_str()]);
+        let hold = self.hold_name(user);
+        if RawKey::open(self.ctx, hold.as_bytes(), true).delete() {
+            replicate(self.ctx, c"DEL", &[hold.as_bytes()]);
         }
         Ok(())
     }
 
     fn queue_rank(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
-        let queue = keys::queue(self.sale);
-        if RawKey::read(self.ctx, &queue).zset_score(user)?.is_none() {
+        if handle!(self.queue, QUEUE).zset_score(user)?.is_none() {
             return Ok(None);
         }
-        match self.call("ZRANK", &[&queue, user])? {
+        match self.call("ZRANK", &[self.name(QUEUE).as_str(), user])? {
             RedisValue::Integer(rank) => Ok(u64::try_from(rank).ok()),
             _ => Ok(None),
         }
     }
 
     fn queue_len(&mut self) -> Result<u64, EngineError> {
-        let key = RawKey::read(self.ctx, &keys::queue(self.sale));
-        key.exists_as(KeyType::ZSet)?;
-        Ok(key.len() as u64)
+        let queue = handle!(self.queue, QUEUE);
+        queue.exists_as(KeyType::ZSet)?;
+        Ok(queue.len())
+    }
+
+    fn queue_last_ticket(&mut self) -> Result<Option<u64>, EngineError> {
+        handle!(self.queue, QUEUE).zset_last_score()
     }
 
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
-        let queue = keys::queue(self.sale);
-        RawKey::write(self.ctx, &queue).zset_add(user, ticket)?;
-        self.ctx
-            .replicate("ZADD", &[queue.as_str(), &ticket.to_string(), user]);
+        let name = self.name(QUEUE);
+        handle!(self.queue, QUEUE).zset_add(user, ticket)?;
+        replicate(
+            self.ctx,
+            c"ZADD",
+            &[
+                name.as_bytes(),
+                ticket.to_string().as_bytes(),
+                user.as_bytes(),
+            ],
+        );
         Ok(())
     }
 
     fn queue_remove(&mut self, user: &str) -> Result<(), EngineError> {
-        let queue = keys::queue(self.sale);
-        if RawKey::write(self.ctx, &queue).zset_rem(user)? {
-            self.ctx.replicate("ZREM", &[queue.as_str(), user]);
+        let name = self.name(QUEUE);
+        if handle!(self.queue, QUEUE).zset_rem(user)? {
+            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
     }
 
     fn queue_pop(&mut self, n: u64) -> Result<Vec<String>, EngineError> {
-        let queue = keys::queue(self.sale);
-        let last = n.saturating_sub(1).to_string();
-        let head = as_members(self.call("ZRANGE", &[&queue, "0", &last])?)?;
+        let name = self.name(QUEUE);
+        handle!(self.queue, QUEUE).exists_as(KeyType::ZSet)?;
+        let head = as_members(self.call(
+            "ZRANGE",
+            &[name.as_str(), "0", &n.saturating_sub(1).to_string()],
+        )?)?;
+        let queue = handle!(self.queue, QUEUE);
+        for user in &head {
+            queue.zset_rem(user)?;
+        }
         if !head.is_empty() {
-            let mut args: Vec<&str> = vec![&queue];
-            args.extend(head.iter().map(String::as_str));
-            self.write("ZREM", &args)?;
+            let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+            args.extend(head.iter().map(String::as_bytes));
+            replicate(self.ctx, c"ZREM", &args);
         }
         Ok(head)
     }
 
     fn queue_clear(&mut self) -> Result<(), EngineError> {
-        self.write("DEL", &[&keys::queue(self.sale)])
+        let name = self.name(QUEUE);
+        if handle!(self.queue, QUEUE).delete() {
+            replicate(self.ctx, c"DEL", &[name.as_bytes()]);
+        }
+        Ok(())
     }
 
     fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError> {
-        Ok(RawKey::read(self.ctx, &keys::lapsed(self.sale))
-            .zset_score(user)?
-            .is_some())
+        Ok(handle!(self.lapsed, LAPSED).zset_score(user)?.is_some())
     }
 
-    fn add_lapsed(&mut self, user: &str, expired_at: u64) -> Result<(), EngineError> {
-        let lapsed = keys::lapsed(self.sale);
-        RawKey::write(self.ctx, &lapsed).zset_add(user, expired_at)?;
-        self.ctx
-            .replicate("ZADD", &[lapsed.as_str(), &expired_at.to_string(), user]);
+    fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError> {
+        let name = self.name(LAPSED);
+        handle!(self.lapsed, LAPSED).zset_add(user, reclaimed_at)?;
+        replicate(
+            self.ctx,
+            c"ZADD",
+            &[
+                name.as_bytes(),
+                reclaimed_at.to_string().as_bytes(),
+                user.as_bytes(),
+            ],
+        );
         Ok(())
     }
 
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
-        let lapsed = keys::lapsed(self.sale);
-        if RawKey::write(self.ctx, &lapsed).zset_rem(user)? {
-            self.ctx.replicate("ZREM", &[lapsed.as_str(), user]);
+        let name = self.name(LAPSED);
+        if handle!(self.lapsed, LAPSED).zset_rem(user)? {
+            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
     }
 
-    fn check_outbox(&mut self) -> Result<(), EngineError> {
-        RawKey::read(self.ctx, &keys::outbox(self.sale))
-            .exists_as(KeyType::Stream)
-            .map(|_| ())
+    fn check_key_types(&mut self) -> Result<(), EngineError> {
+        handle!(self.sale_key, SALE).exists_as(KeyType::String)?;
+        handle!(self.queue, QUEUE).exists_as(KeyType::ZSet)?;
+        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
+        handle!(self.orders, ORDERS).exists_as(KeyType::Hash)?;
+        handle!(self.lapsed, LAPSED).exists_as(KeyType::ZSet)?;
+        RawKey::open(self.ctx, self.name(OUTBOX).as_bytes(), false).exists_as(KeyType::Stream)?;
+        Ok(())
     }
 
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError> {
-        let outbox = keys::outbox(self.sale);
+        // Not one of the cached handles, so RedisModule_Call may write it.
+        let outbox = self.name(OUTBOX);
         let id = format!("0-{n}");
         let fields = entry.fields();
-        let mut args: Vec<&str> = vec![&outbox, &id];
+        let mut args: Vec<&str> = vec![outbox.as_str(), &id];
         for (name, value) in &fields {
             args.extend([*name, value.as_str()]);
         }
-        self.write("XADD", &args)
+        self.call("XADD", &args)?;
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        replicate(self.ctx, c"XADD", &bytes);
+        Ok(())
     }
 }

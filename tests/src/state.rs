@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::{keys, OutboxEntry, SaleData};
+use engine::{keys, OutboxEntry, SaleData, SaleRecord};
 use redis::aio::MultiplexedConnection;
 
 async fn query<T: redis::FromRedisValue>(
@@ -30,17 +30,10 @@ async fn zset(conn: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, u
 
 /// The sale's data as stored in Redis.
 pub async fn read_sale(conn: &mut MultiplexedConnection, sale: &str) -> SaleData {
-    let fields: BTreeMap<String, String> =
-        query(conn, redis::cmd("HGETALL").arg(keys::sale(sale))).await;
-    let sale_fields = fields
-        .into_iter()
-        .map(|(k, v)| {
-            let n = v
-                .parse()
-                .unwrap_or_else(|_| panic!("sale field {k}={v:?} is not an integer"));
-            (k, n)
-        })
-        .collect();
+    let raw: Option<String> = query(conn, redis::cmd("GET").arg(keys::sale(sale))).await;
+    let record = raw.map(|raw| {
+        SaleRecord::decode(raw.as_bytes()).unwrap_or_else(|e| panic!("sale record {raw:?}: {e}"))
+    });
     let entries: Vec<(String, Vec<(String, String)>)> = query(
         conn,
         redis::cmd("XRANGE")
@@ -79,7 +72,7 @@ pub async fn read_sale(conn: &mut MultiplexedConnection, sale: &str) -> SaleData
         );
     }
     SaleData {
-        sale: sale_fields,
+        sale: record,
         queue: zset(conn, &keys::queue(sale)).await,
         holds: zset(conn, &keys::holds(sale)).await,
         orders: query(conn, redis::cmd("HGETALL").arg(keys::orders(sale))).await,

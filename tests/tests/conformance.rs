@@ -750,10 +750,52 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
             .await
             .unwrap();
     }
-    let _: () = redis::cmd("HSET")
+    // GRANT writes `lapsed` without reading it first: it checks every key's
+    // type before reclaiming the expired hold of "a".
+    s.at(T0 + 5000).await;
+    let _: () = redis::cmd("SET")
+        .arg(keys::lapsed("s"))
+        .arg("junk")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Grant, &["s", "1"]).await,
+        Err(wrongtype.to_string())
+    );
+    assert_eq!(s.snapshot().await, before, "GRANT changed nothing");
+    let _: () = redis::cmd("DEL")
+        .arg(keys::lapsed("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+
+    // A hand-made outbox entry ahead of the sale's order count: CONFIRM's
+    // XADD is refused, and it is the first write, so nothing else happened.
+    s.client.enqueue("s", "b").await.unwrap();
+    assert_eq!(s.granted(1).await, vec!["b"]);
+    let _: () = redis::cmd("XADD")
+        .arg(keys::outbox("s"))
+        .arg("0-99")
+        .arg("by")
+        .arg("hand")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "b"]).await,
+        Err(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+                .to_string()
+        )
+    );
+    assert_eq!(s.snapshot().await, before, "CONFIRM changed nothing");
+
+    let _: () = redis::cmd("SET")
         .arg(keys::sale("s"))
-        .arg("stock")
-        .arg("lots")
+        .arg("stock=lots")
         .query_async(&mut s.conn)
         .await
         .unwrap();
