@@ -1,67 +1,81 @@
-//! The `FLASHSALE.*` Redis module. Each handler parses its arguments with the
+//! The `FLASHSALE.*` Redis module. Each command parses its arguments with the
 //! engine, runs the engine's rules against [`RedisStore`] and replies; the
 //! sale logic itself lives in the Redis-free `engine` crate.
+//!
+//! Commands are registered in `init` with `RedisModule_CreateCommand` and
+//! handled straight from `argv` (no per-argument allocation), which matters
+//! for ENQUEUE, the hot path. The classic registration also keeps the module
+//! loadable on Redis 7.0: no 7.2-only ACL-category calls are made.
 
 mod clock;
 mod raw_key;
 mod redis_store;
+mod reply;
 
-use engine::{parse, CommandName, EngineError, Resp};
-use redis_module::{
-    redis_module, Context, RedisError, RedisResult, RedisString, RedisValue, Status,
-};
+use std::ffi::{c_int, CStr};
+
+use engine::{parse, CommandName};
+use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 use crate::redis_store::RedisStore;
 
-fn run(ctx: &Context, name: CommandName, args: Vec<RedisString>) -> RedisResult {
-    // args[0] is the command name itself.
-    let raw: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
-    let outcome = parse(name, &raw).and_then(|command| {
-        let now = clock::now_ms(ctx)?;
-        let mut store = RedisStore::new(ctx, command.sale(), !name.is_read_only());
+fn dispatch(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    name: CommandName,
+) -> c_int {
+    let ctx = Context::new(ctx);
+    let count = usize::try_from(argc).unwrap_or(0);
+    // argv[0] is the command name itself.
+    let args: Vec<&[u8]> = (1..count)
+        // SAFETY: Redis passes `argc` valid strings that outlive this call.
+        .map(|i| unsafe { raw_key::string_bytes(*argv.add(i)) })
+        .collect();
+    let outcome = parse(name, &args).and_then(|command| {
+        let now = clock::now_ms(&ctx)?;
+        let mut store = RedisStore::new(&ctx, command.sale(), !name.is_read_only());
         engine::execute(&mut store, now, &command)
     });
     match outcome {
-        Ok(reply) => Ok(to_redis_value(reply.to_resp())),
-        Err(error) => Err(to_redis_error(&error)),
+        Ok(reply) => reply::send(&ctx, &reply.to_resp()),
+        Err(error) => reply::error(&ctx, &error),
     }
+    raw::REDISMODULE_OK as c_int
 }
 
-fn to_redis_value(resp: Resp) -> RedisValue {
-    match resp {
-        Resp::Bulk(s) => RedisValue::BulkString(s),
-        Resp::Int(n) => RedisValue::Integer(n),
-        Resp::Array(items) => RedisValue::Array(items.into_iter().map(to_redis_value).collect()),
-    }
+macro_rules! handlers {
+    ($($fn_name:ident => $command:ident),* $(,)?) => {
+        $(extern "C" fn $fn_name(ctx: *mut raw::RedisModuleCtx, argv: *mut *mut raw::RedisModuleString, argc: c_int) -> c_int {
+            dispatch(ctx, argv, argc, CommandName::$command)
+        })*
+    };
 }
 
-fn to_redis_error(error: &EngineError) -> RedisError {
-    RedisError::String(error.to_string())
-}
+handlers!(
+    setup => Setup,
+    enqueue => Enqueue,
+    grant => Grant,
+    confirm => Confirm,
+    release => Release,
+    status => Status,
+);
 
-fn setup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Setup, args)
-}
-fn enqueue(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Enqueue, args)
-}
-fn grant(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Grant, args)
-}
-fn confirm(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Confirm, args)
-}
-fn release(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Release, args)
-}
-fn status(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    run(ctx, CommandName::Status, args)
-}
+type Handler =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// Name, handler, flags. Every command declares one key, the sale id (first
+/// argument), whose slot is the slot of every key the sale has.
+const COMMANDS: [(&CStr, Handler, &CStr); 6] = [
+    (c"flashsale.setup", setup, c"write deny-oom"),
+    (c"flashsale.enqueue", enqueue, c"write deny-oom fast"),
+    (c"flashsale.grant", grant, c"write deny-oom"),
+    (c"flashsale.confirm", confirm, c"write deny-oom"),
+    (c"flashsale.release", release, c"write"),
+    (c"flashsale.status", status, c"readonly fast"),
+];
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    // Keys are opened for writing once per command and reused; only real
-    // writes signal a modification (see raw_key.rs).
-    ctx.set_module_options(redis_module::ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     for arg in args {
         match arg.to_string_lossy().to_ascii_uppercase().as_str() {
             "TEST_CLOCK" => {
@@ -74,23 +88,36 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             }
         }
     }
+    // Keys are opened for writing once per command and reused; only real
+    // writes signal a modification (see raw_key.rs).
+    ctx.set_module_options(redis_module::ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
+    for (name, handler, flags) in COMMANDS {
+        // SAFETY: called from OnLoad with a valid context; the strings are static.
+        let created = unsafe {
+            raw::RedisModule_CreateCommand.map_or(raw::REDISMODULE_ERR as c_int, |create| {
+                create(
+                    ctx.ctx,
+                    name.as_ptr(),
+                    Some(handler),
+                    flags.as_ptr(),
+                    1,
+                    1,
+                    1,
+                )
+            })
+        };
+        if created != raw::REDISMODULE_OK as c_int {
+            ctx.log_warning(&format!("flashsale: cannot create {name:?}"));
+            return Status::Err;
+        }
+    }
     Status::Ok
 }
 
-// The classic registration form: the #[command] macro and per-command ACL
-// categories need Redis 7.2 and would keep the module from loading on 7.0.
 redis_module! {
     name: "flashsale",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
     data_types: [],
     init: init,
-    commands: [
-        ["flashsale.setup", setup, "write deny-oom", 1, 1, 1, ""],
-        ["flashsale.enqueue", enqueue, "write deny-oom fast", 1, 1, 1, ""],
-        ["flashsale.grant", grant, "write deny-oom", 1, 1, 1, ""],
-        ["flashsale.confirm", confirm, "write deny-oom", 1, 1, 1, ""],
-        ["flashsale.release", release, "write", 1, 1, 1, ""],
-        ["flashsale.status", status, "readonly", 1, 1, 1, ""],
-    ],
 }

@@ -16,6 +16,21 @@ use redis_module::{raw, Context, KeyType};
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 const ERR: c_int = raw::REDISMODULE_ERR as c_int;
 
+/// The bytes of a string Redis owns.
+///
+/// # Safety
+/// `s` must be a valid `RedisModuleString` that outlives the returned slice.
+pub unsafe fn string_bytes<'s>(s: *const raw::RedisModuleString) -> &'s [u8] {
+    let mut len = 0;
+    // SAFETY: per the contract above.
+    unsafe {
+        match raw::RedisModule_StringPtrLen.map(|f| f(s, &mut len)) {
+            Some(p) if !p.is_null() => std::slice::from_raw_parts(p.cast::<u8>(), len),
+            _ => &[],
+        }
+    }
+}
+
 /// A `RedisModuleString` we own; freed on drop.
 pub struct RStr<'a> {
     ctx: &'a Context,
@@ -39,14 +54,18 @@ impl<'a> RStr<'a> {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        let mut len = 0;
-        // SAFETY: live string; the slice lives no longer than `self`.
-        unsafe {
-            match raw::RedisModule_StringPtrLen.map(|f| f(self.ptr, &mut len)) {
-                Some(p) if !p.is_null() => std::slice::from_raw_parts(p.cast::<u8>(), len),
-                _ => &[],
-            }
-        }
+        // SAFETY: we own the string; the slice lives no longer than `self`.
+        unsafe { string_bytes(self.ptr) }
+    }
+}
+
+/// A borrowed `RedisModuleString`, valid while its owner ([`RStr`]) lives.
+#[derive(Clone, Copy)]
+pub struct Member(*mut raw::RedisModuleString);
+
+impl RStr<'_> {
+    pub fn member(&self) -> Member {
+        Member(self.ptr)
     }
 }
 
@@ -223,11 +242,10 @@ impl<'a> RawKey<'a> {
         Ok(())
     }
 
-    pub fn hash_get(&self, field: &str) -> Result<Option<RStr<'a>>, EngineError> {
+    pub fn hash_get(&self, field: Member) -> Result<Option<RStr<'a>>, EngineError> {
         if !self.exists_as(KeyType::Hash)? {
             return Ok(None);
         }
-        let field = RStr::new(self.ctx, field.as_bytes());
         let mut value = ptr::null_mut::<raw::RedisModuleString>();
         // SAFETY: open hash key; (field, &out) then NULL.
         let status = unsafe {
@@ -235,7 +253,7 @@ impl<'a> RawKey<'a> {
                 f(
                     self.key,
                     raw::REDISMODULE_HASH_NONE as c_int,
-                    field.ptr,
+                    field.0,
                     &mut value as *mut *mut raw::RedisModuleString,
                     ptr::null_mut::<raw::RedisModuleString>(),
                 )
@@ -246,9 +264,8 @@ impl<'a> RawKey<'a> {
         Ok(value)
     }
 
-    pub fn hash_set(&self, field: &str, value: &str) -> Result<(), EngineError> {
+    pub fn hash_set(&self, field: Member, value: &str) -> Result<(), EngineError> {
         self.exists_as(KeyType::Hash)?;
-        let field = RStr::new(self.ctx, field.as_bytes());
         let value = RStr::new(self.ctx, value.as_bytes());
         // SAFETY: open writable key, checked above to be a hash or empty.
         // RedisModule_HashSet answers how many fields it updated, not a
@@ -258,7 +275,7 @@ impl<'a> RawKey<'a> {
                 hash_set(
                     self.key,
                     raw::REDISMODULE_HASH_NONE as c_int,
-                    field.ptr,
+                    field.0,
                     value.ptr,
                     ptr::null_mut::<raw::RedisModuleString>(),
                 );
@@ -268,15 +285,14 @@ impl<'a> RawKey<'a> {
         Ok(())
     }
 
-    pub fn zset_score(&self, member: &str) -> Result<Option<u64>, EngineError> {
+    pub fn zset_score(&self, member: Member) -> Result<Option<u64>, EngineError> {
         if !self.exists_as(KeyType::ZSet)? {
             return Ok(None);
         }
-        let member = RStr::new(self.ctx, member.as_bytes());
         let mut score = 0f64;
         // SAFETY: open zset key. ERR here means "no such member".
         let status = unsafe {
-            raw::RedisModule_ZsetScore.map_or(ERR, |f| f(self.key, member.ptr, &mut score))
+            raw::RedisModule_ZsetScore.map_or(ERR, |f| f(self.key, member.0, &mut score))
         };
         Ok((status == OK).then_some(score as u64))
     }
@@ -304,13 +320,12 @@ impl<'a> RawKey<'a> {
         }
     }
 
-    pub fn zset_add(&self, member: &str, score: u64) -> Result<(), EngineError> {
+    pub fn zset_add(&self, member: Member, score: u64) -> Result<(), EngineError> {
         self.exists_as(KeyType::ZSet)?;
-        let member = RStr::new(self.ctx, member.as_bytes());
         // SAFETY: open writable key.
         let status = unsafe {
             raw::RedisModule_ZsetAdd.map_or(ERR, |f| {
-                f(self.key, score as f64, member.ptr, ptr::null_mut())
+                f(self.key, score as f64, member.0, ptr::null_mut())
             })
         };
         ok(status)?;
@@ -319,15 +334,14 @@ impl<'a> RawKey<'a> {
     }
 
     /// Whether the member was there.
-    pub fn zset_rem(&self, member: &str) -> Result<bool, EngineError> {
+    pub fn zset_rem(&self, member: Member) -> Result<bool, EngineError> {
         if !self.exists_as(KeyType::ZSet)? {
             return Ok(false);
         }
-        let member = RStr::new(self.ctx, member.as_bytes());
         let mut deleted: c_int = 0;
         // SAFETY: open writable key.
         let status = unsafe {
-            raw::RedisModule_ZsetRem.map_or(ERR, |f| f(self.key, member.ptr, &mut deleted))
+            raw::RedisModule_ZsetRem.map_or(ERR, |f| f(self.key, member.0, &mut deleted))
         };
         ok(status)?;
         if deleted != 0 {

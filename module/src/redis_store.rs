@@ -10,7 +10,7 @@ use engine::keys::{HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, SALE};
 use engine::{EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
-use crate::raw_key::{replicate, KeyName, RawKey};
+use crate::raw_key::{replicate, KeyName, Member, RStr, RawKey};
 
 pub struct RedisStore<'a> {
     ctx: &'a Context,
@@ -21,6 +21,9 @@ pub struct RedisStore<'a> {
     holds: Option<RawKey<'a>>,
     orders: Option<RawKey<'a>>,
     lapsed: Option<RawKey<'a>>,
+    /// The last member string made, reused: a command asks about one user
+    /// in several keys.
+    member: Option<(String, RStr<'a>)>,
 }
 
 /// Opens one of the sale's keys on first use and keeps the handle for the
@@ -45,6 +48,20 @@ impl<'a> RedisStore<'a> {
             holds: None,
             orders: None,
             lapsed: None,
+            member: None,
+        }
+    }
+
+    /// `user` as a Redis string, made once per command and reused.
+    fn member(&mut self, user: &str) -> Member {
+        match &self.member {
+            Some((cached, string)) if cached == user => string.member(),
+            _ => {
+                let string = RStr::new(self.ctx, user.as_bytes());
+                let member = string.member();
+                self.member = Some((user.to_string(), string));
+                member
+            }
         }
     }
 
@@ -104,13 +121,15 @@ impl Store for RedisStore<'_> {
     }
 
     fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError> {
-        let value = handle!(self.orders, ORDERS).hash_get(user)?;
+        let m = self.member(user);
+        let value = handle!(self.orders, ORDERS).hash_get(m)?;
         Ok(value.map(|v| String::from_utf8_lossy(v.bytes()).into_owned()))
     }
 
     fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(ORDERS);
-        handle!(self.orders, ORDERS).hash_set(user, order_id)?;
+        handle!(self.orders, ORDERS).hash_set(m, order_id)?;
         replicate(
             self.ctx,
             c"HSET",
@@ -120,7 +139,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
-        handle!(self.holds, HOLDS).zset_score(user)
+        let m = self.member(user);
+        handle!(self.holds, HOLDS).zset_score(m)
     }
 
     fn live_holds(&mut self, now: u64) -> Result<u64, EngineError> {
@@ -143,9 +163,10 @@ impl Store for RedisStore<'_> {
     }
 
     fn add_hold(&mut self, user: &str, expires_at: u64) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(HOLDS);
         let at = expires_at.to_string();
-        handle!(self.holds, HOLDS).zset_add(user, expires_at)?;
+        handle!(self.holds, HOLDS).zset_add(m, expires_at)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -165,8 +186,9 @@ impl Store for RedisStore<'_> {
     }
 
     fn remove_hold(&mut self, user: &str) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(HOLDS);
-        if handle!(self.holds, HOLDS).zset_rem(user)? {
+        if handle!(self.holds, HOLDS).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         let hold = self.hold_name(user);
@@ -177,7 +199,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn queue_rank(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
-        if handle!(self.queue, QUEUE).zset_score(user)?.is_none() {
+        let m = self.member(user);
+        if handle!(self.queue, QUEUE).zset_score(m)?.is_none() {
             return Ok(None);
         }
         match self.call("ZRANK", &[self.name(QUEUE).as_str(), user])? {
@@ -197,8 +220,9 @@ impl Store for RedisStore<'_> {
     }
 
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(QUEUE);
-        handle!(self.queue, QUEUE).zset_add(user, ticket)?;
+        handle!(self.queue, QUEUE).zset_add(m, ticket)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -212,8 +236,9 @@ impl Store for RedisStore<'_> {
     }
 
     fn queue_remove(&mut self, user: &str) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(QUEUE);
-        if handle!(self.queue, QUEUE).zset_rem(user)? {
+        if handle!(self.queue, QUEUE).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
@@ -228,7 +253,7 @@ impl Store for RedisStore<'_> {
         )?)?;
         let queue = handle!(self.queue, QUEUE);
         for user in &head {
-            queue.zset_rem(user)?;
+            queue.zset_rem(RStr::new(self.ctx, user.as_bytes()).member())?;
         }
         if !head.is_empty() {
             let mut args: Vec<&[u8]> = vec![name.as_bytes()];
@@ -247,12 +272,14 @@ impl Store for RedisStore<'_> {
     }
 
     fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError> {
-        Ok(handle!(self.lapsed, LAPSED).zset_score(user)?.is_some())
+        let m = self.member(user);
+        Ok(handle!(self.lapsed, LAPSED).zset_score(m)?.is_some())
     }
 
     fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(LAPSED);
-        handle!(self.lapsed, LAPSED).zset_add(user, reclaimed_at)?;
+        handle!(self.lapsed, LAPSED).zset_add(m, reclaimed_at)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -266,8 +293,9 @@ impl Store for RedisStore<'_> {
     }
 
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
+        let m = self.member(user);
         let name = self.name(LAPSED);
-        if handle!(self.lapsed, LAPSED).zset_rem(user)? {
+        if handle!(self.lapsed, LAPSED).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
