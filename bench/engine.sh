@@ -72,7 +72,7 @@ MG=$(printf '%s\n' "${modgrant[@]}" | median)
 LG=$(printf '%s\n' "${luagrant[@]}" | median)
 
 awk -v rz="$RZ" -v rl="$RL" -v z="$Z" -v m="$M" -v l="$L" -v mg="$MG" -v lg="$LG" -v b="$GRANT_BATCH" -v rounds="$ROUNDS" -v n="$REQUESTS" 'BEGIN {
-  printf "Engine benchmark: median of %d interleaved rounds, %d requests each, redis-benchmark -P 16 -c 50\n(the module's ratios are medians of the per-round ratios)\n\n", rounds, n
+  printf "Engine benchmark: median of %d interleaved rounds, %d requests each, redis-benchmark -P 16 -c 50\n(module ratios: medians of the per-round ratios)\n\n", rounds, n
   printf "| command | ops/s | vs plain ZADD | vs Lua |\n|---|---:|---:|---:|\n"
   printf "| ZADD (baseline) | %.0f | 1.00x | |\n", z
   printf "| FLASHSALE.ENQUEUE (module) | %.0f | %.2fx | %.2fx |\n", m, rz, rl
