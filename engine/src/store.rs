@@ -72,25 +72,38 @@ impl SaleRecord {
     /// `name=` then 1 to 15 digits, single spaces between. Anything else
     /// (a hand edit gone wrong) is refused rather than guessed at.
     pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
+        // A plain byte scanner: this runs on every command, in the hot path.
         let corrupt = EngineError::corrupt_sale;
         let mut numbers = [0u64; 9];
-        let mut rest = raw;
+        let mut pos = 0;
         for (i, name) in field::ALL.iter().enumerate() {
             if i > 0 {
-                rest = rest.strip_prefix(b" ").ok_or_else(corrupt)?;
+                if raw.get(pos) != Some(&b' ') {
+                    return Err(corrupt());
+                }
+                pos += 1;
             }
-            rest = rest.strip_prefix(name.as_bytes()).ok_or_else(corrupt)?;
-            rest = rest.strip_prefix(b"=").ok_or_else(corrupt)?;
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 || digits > 15 {
+            let name = name.as_bytes();
+            let end = pos + name.len();
+            if raw.get(pos..end) != Some(name) || raw.get(end) != Some(&b'=') {
                 return Err(corrupt());
             }
-            numbers[i] = rest[..digits]
-                .iter()
-                .fold(0, |acc, &d| acc * 10 + u64::from(d - b'0'));
-            rest = &rest[digits..];
+            pos = end + 1;
+            let start = pos;
+            let mut value = 0u64;
+            while let Some(&digit) = raw.get(pos).filter(|d| d.is_ascii_digit()) {
+                if pos - start == 15 {
+                    return Err(corrupt());
+                }
+                value = value * 10 + u64::from(digit - b'0');
+                pos += 1;
+            }
+            if pos == start {
+                return Err(corrupt());
+            }
+            numbers[i] = value;
         }
-        if !rest.is_empty() {
+        if pos != raw.len() {
             return Err(corrupt());
         }
         let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at] =
