@@ -38,7 +38,7 @@ local MAX_USER_ID_LEN = 128
 -- Rate credit is kept in thousandths of a hold.
 local CREDIT_PER_HOLD = 1000
 
--- The fields of the sale hash, in `field::ALL` order (HMGET order).
+-- The sale record's fields, in `field::ALL` order (their order in the record).
 local FIELDS = {
     'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms',
     'rate', 'max_queue', 'rate_credit', 'rate_at',
@@ -819,7 +819,13 @@ redis.register_function{ function_name = 'flashsale_setup', callback = entry_poi
 redis.register_function{ function_name = 'flashsale_enqueue', callback = entry_point('enqueue') }
 redis.register_function{ function_name = 'flashsale_grant', callback = entry_point('grant') }
 redis.register_function{ function_name = 'flashsale_confirm', callback = entry_point('confirm') }
-redis.register_function{ function_name = 'flashsale_release', callback = entry_point('release') }
+-- Giving a unit back must work even when Redis is over maxmemory (the
+-- module registers RELEASE without deny-oom too).
+redis.register_function{
+    function_name = 'flashsale_release',
+    callback = entry_point('release'),
+    flags = { 'allow-oom' },
+}
 
 redis.register_function{
     function_name = 'flashsale_status',

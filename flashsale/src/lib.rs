@@ -6,6 +6,7 @@ mod client;
 mod error;
 
 pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
+pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
     GrantReply, Model, ReleaseReply, Reply, Resp, SaleState, SaleStatus, SetupReply, StatusReply,

@@ -5,9 +5,11 @@
 //! Docker-based runs (testcontainers) are not wired in yet: this machine has
 //! no Docker engine, so every suite runs against local processes.
 
+pub mod mongo_server;
 mod redis_server;
 pub mod state;
 
+pub use mongo_server::MongoServer;
 pub use redis_server::{RedisServer, ServerOptions};
 
 use std::path::PathBuf;

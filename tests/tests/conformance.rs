@@ -897,6 +897,48 @@ async fn real_clock_window_opens(backend: Backend) {
     );
 }
 
+/// Over maxmemory, nothing new is admitted or queued, but a holder can still
+/// give a unit back.
+async fn over_maxmemory_only_release_runs(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.granted(1).await;
+    s.client.enqueue("s", "b").await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    for (name, args) in [
+        (CommandName::Enqueue, vec!["s", "c"]),
+        (CommandName::Grant, vec!["s", "1"]),
+        (CommandName::Confirm, vec!["s", "a"]),
+    ] {
+        let refused = s
+            .raw(name, &args)
+            .await
+            .expect_err("refused over maxmemory");
+        assert!(refused.starts_with("OOM "), "{name:?}: {refused}");
+    }
+    assert_eq!(
+        s.client.release("s", "a").await.unwrap(),
+        ReleaseReply::Released
+    );
+    assert_eq!(
+        s.client.release("s", "b").await.unwrap(),
+        ReleaseReply::LeftQueue
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod module {
@@ -925,4 +967,5 @@ on_both_backends!(
     a_key_of_the_wrong_type_is_refused_before_any_write,
     real_clock_hold_expiry,
     real_clock_window_opens,
+    over_maxmemory_only_release_runs,
 );

@@ -1,0 +1,110 @@
+//! All settings, from flags or the environment, in one place.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flashsale-worker",
+    about = "Admission, hold expiry and the order outbox copier of flashsale"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare every sale's orders in Redis with MongoDB once, re-copy what
+    /// MongoDB lacks, print the report and exit. Never deletes anything.
+    Reconcile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    Auto,
+    Module,
+    Lua,
+}
+
+#[derive(Debug, Clone, Parser)]
+pub struct Config {
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    pub redis_url: String,
+    #[arg(long, env = "MONGO_URL", default_value = "mongodb://127.0.0.1:27017/")]
+    pub mongo_url: String,
+    #[arg(long, env = "MONGO_DB", default_value = "flashsale")]
+    pub mongo_db: String,
+    /// Which engine backend to use: the module when loaded (auto), or the
+    /// Functions library, loaded on start if missing.
+    #[arg(long, env = "ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
+    /// This worker's name in the outbox consumer group; unique per process.
+    #[arg(long, env = "WORKER_CONSUMER_NAME")]
+    pub consumer_name: Option<String>,
+    /// How often each active sale gets a GRANT.
+    #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 25)]
+    pub poll_interval_ms: u64,
+    /// How often the list of sales is re-read from MongoDB.
+    #[arg(long, env = "WORKER_SALES_REFRESH_MS", default_value_t = 1000)]
+    pub sales_refresh_ms: u64,
+    /// Most holds one GRANT call may give.
+    #[arg(long, env = "WORKER_GRANT_BATCH", default_value_t = 200)]
+    pub grant_batch: u64,
+    /// Most outbox entries read (and written to MongoDB) at once.
+    #[arg(long, env = "WORKER_OUTBOX_BATCH", default_value_t = 200)]
+    pub outbox_batch: usize,
+    /// A pending outbox entry idle this long belonged to a worker that died;
+    /// another worker claims it.
+    #[arg(long, env = "WORKER_CLAIM_IDLE_MS", default_value_t = 10_000)]
+    pub claim_idle_ms: u64,
+    /// How often the reconciliation job runs (0 = never).
+    #[arg(long, env = "WORKER_RECONCILE_INTERVAL_S", default_value_t = 300)]
+    pub reconcile_interval_s: u64,
+    /// Where /metrics and /healthz are served.
+    #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "127.0.0.1:9187")]
+    pub metrics_addr: SocketAddr,
+    /// `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+
+    pub fn sales_refresh(&self) -> Duration {
+        Duration::from_millis(self.sales_refresh_ms.max(1))
+    }
+
+    pub fn consumer(&self) -> String {
+        self.consumer_name.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Settings for tests: everything local, fast polling, an ephemeral port.
+    pub fn for_tests(redis_url: String, mongo_url: String, mongo_db: String) -> Self {
+        Config {
+            redis_url,
+            mongo_url,
+            mongo_db,
+            engine: EngineChoice::Auto,
+            consumer_name: None,
+            poll_interval_ms: 10,
+            sales_refresh_ms: 100,
+            grant_batch: 200,
+            outbox_batch: 200,
+            claim_idle_ms: 1000,
+            reconcile_interval_s: 0,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_format: "text".into(),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Durable orders: every confirmed order reaches MongoDB exactly once,
+//! whatever happens to the worker or to MongoDB.
+//!
+//! `FLASHSALE_DURABILITY_ORDERS` sets the number of orders (default 5000).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{spawn_worker_process, Platform, RunningWorker};
+use mongodb::bson::doc;
+use rand::Rng;
+
+fn order_count() -> usize {
+    std::env::var("FLASHSALE_DURABILITY_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000)
+}
+
+async fn assert_exactly_once(p: &mut Platform, sale: &str, users: &[String]) {
+    let docs = p.orders_in_mongo(sale).await;
+    let ids: BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+        .collect();
+    let emails: BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| d.get_str("userEmail").ok().map(str::to_string))
+        .collect();
+    assert_eq!(docs.len(), users.len(), "one document per confirmed order");
+    assert_eq!(
+        ids,
+        (1..=users.len())
+            .map(|n| format!("{sale}-{n}"))
+            .collect::<BTreeSet<_>>(),
+        "every order id once"
+    );
+    assert_eq!(
+        emails,
+        users.iter().cloned().collect::<BTreeSet<_>>(),
+        "every buyer once"
+    );
+    for d in &docs {
+        assert_eq!(d.get_str("paymentStatus"), Ok("paid"));
+        assert_eq!(d.get_i64("totalAmount"), Ok(1999));
+    }
+    assert_eq!(
+        p.outbox_backlog(sale).await,
+        (0, 0),
+        "nothing undelivered, nothing pending"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_survive_a_worker_killed_again_and_again() {
+    const KILLS: usize = 12;
+    let n = order_count();
+    let mut p = Platform::start().await;
+    p.sale("crash", n as u64, 3_600_000, 0).await;
+    let config = p.config();
+    // Small batches and a short claim time, so kills land between a write
+    // and its XACK and the next worker must claim what the dead one left.
+    let env = [
+        ("WORKER_OUTBOX_BATCH", "25"),
+        ("WORKER_CLAIM_IDLE_MS", "300"),
+    ];
+    let mut rng = rand::thread_rng();
+    let mut users = Vec::new();
+    let mut kills_with_pending = 0;
+    let mut worker = spawn_worker_process(&config, &env);
+    // Orders keep arriving in waves while the worker is killed.
+    for kill in 0..KILLS {
+        let wave = n / KILLS + usize::from(kill < n % KILLS);
+        users.extend(p.confirmed_orders("crash", users.len(), wave).await);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..200))).await;
+        worker.kill();
+        if p.outbox_backlog("crash").await.1 > 0 {
+            kills_with_pending += 1;
+        }
+        worker = spawn_worker_process(&config, &env);
+    }
+    assert_eq!(users.len(), n);
+    eprintln!("kills that left entries pending: {kills_with_pending} of {KILLS}");
+    assert!(
+        kills_with_pending > 0,
+        "no kill left an entry pending: the test did not test claiming"
+    );
+    p.wait_for_orders("crash", n, Duration::from_secs(120))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.outbox_backlog("crash").await != (0, 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A graceful stop (SIGTERM) exits cleanly.
+    let pid = worker.0.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = worker.0.wait().expect("worker exits");
+    assert!(status.success(), "graceful shutdown exit status {status:?}");
+    assert_exactly_once(&mut p, "crash", &users).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mongodb_outage_is_waited_out_and_the_backlog_drained() {
+    let mut p = Platform::start().await;
+    p.sale("outage", 600, 3_600_000, 0).await;
+    let mut users = p.confirmed_orders("outage", 0, 200).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("outage", 200, Duration::from_secs(30))
+        .await;
+
+    p.mongo.stop();
+    users.extend(p.confirmed_orders("outage", 200, 300).await);
+    // While MongoDB is away the orders wait in Redis, delivered but never
+    // acknowledged, or not delivered yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (lag, pending) = p.outbox_backlog("outage").await;
+    assert_eq!(lag + pending, 300, "every new order still in the outbox");
+
+    p.mongo.restart().await;
+    p.wait_for_orders("outage", 500, Duration::from_secs(60))
+        .await;
+    worker.stop().await;
+    assert_exactly_once(&mut p, "outage", &users).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconciliation_restores_an_order_deleted_by_hand() {
+    let mut p = Platform::start().await;
+    p.sale("audit", 10, 3_600_000, 0).await;
+    let users = p.confirmed_orders("audit", 0, 10).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("audit", 10, Duration::from_secs(30))
+        .await;
+    worker.stop().await;
+
+    let orders = p.db.collection::<mongodb::bson::Document>("orders");
+    orders
+        .delete_one(doc! { "_id": "audit-4" })
+        .await
+        .expect("delete by hand");
+    assert_eq!(p.orders_in_mongo("audit").await.len(), 9);
+
+    // The CLI subcommand finds it and copies it again.
+    let config = p.config();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale-worker"))
+        .arg("reconcile")
+        .env("REDIS_URL", &config.redis_url)
+        .env("MONGO_URL", &config.mongo_url)
+        .env("MONGO_DB", &config.mongo_db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run flashsale-worker reconcile");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("repaired [\"audit-4\"]"), "{report}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("audit-4"),
+        "the missing order is logged by id"
+    );
+    assert_exactly_once(&mut p, "audit", &users).await;
+
+    // The periodic job does the same on its own; it never deletes: an order
+    // only MongoDB has stays.
+    orders
+        .delete_one(doc! { "_id": "audit-7" })
+        .await
+        .expect("delete by hand");
+    orders
+        .insert_one(
+            doc! { "_id": "audit-legacy", "flashSaleId": "audit", "userEmail": "old@example.com" },
+        )
+        .await
+        .expect("insert by hand");
+    let mut config = p.config();
+    config.reconcile_interval_s = 1;
+    let worker = RunningWorker::spawn(config).await;
+    p.wait_for_orders("audit", 11, Duration::from_secs(20))
+        .await;
+    worker.stop().await;
+    let ids: BTreeSet<String> = p
+        .orders_in_mongo("audit")
+        .await
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+        .collect();
+    assert!(ids.contains("audit-7") && ids.contains("audit-legacy"));
+}
