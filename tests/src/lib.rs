@@ -5,6 +5,7 @@
 //! Docker-based runs (testcontainers) are not wired in yet: this machine has
 //! no Docker engine, so every suite runs against local processes.
 
+pub mod fixtures;
 pub mod mongo_server;
 mod redis_server;
 pub mod state;
@@ -131,7 +132,22 @@ impl Engine {
 }
 
 /// Polls `check` every few ms until it returns `Some`, failing after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_for_every(what, timeout, Duration::from_millis(5), check).await
+}
+
+/// [`wait_for`] with a chosen polling interval, for checks that cost the
+/// server something (a MongoDB count, say).
+pub async fn wait_for_every<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -145,7 +161,7 @@ where
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -334,7 +334,7 @@ async fn copy_loop(
                     }
                 }
             }
-            if let Ok((lag, pending)) = outbox::backlog(&mut redis, &sale.id).await {
+            if let Ok(Some((lag, pending))) = outbox::backlog(&mut redis, &sale.id).await {
                 metrics::gauge!("flashsale_worker_outbox_backlog", "sale" => sale.id.clone())
                     .set(lag as f64);
                 metrics::gauge!("flashsale_worker_outbox_pending", "sale" => sale.id.clone())

@@ -127,11 +127,11 @@ pub async fn entry<C: ConnectionLike + Send>(
 }
 
 /// Entries not yet delivered to any worker, and delivered but unacknowledged
-/// (`XINFO GROUPS`: lag, pending). Zeros when the group does not exist.
+/// (`XINFO GROUPS`: lag, pending); `None` while the group does not exist.
 pub async fn backlog<C: ConnectionLike + Send>(
     conn: &mut C,
     sale: &str,
-) -> RedisResult<(u64, u64)> {
+) -> RedisResult<Option<(u64, u64)>> {
     let reply: RedisResult<Value> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(keys::outbox(sale))
@@ -139,8 +139,8 @@ pub async fn backlog<C: ConnectionLike + Send>(
         .await;
     let groups = match reply {
         Ok(Value::Array(groups)) => groups,
-        Ok(_) => return Ok((0, 0)),
-        Err(e) if e.to_string().contains("no such key") => return Ok((0, 0)),
+        Ok(_) => return Ok(None),
+        Err(e) if e.to_string().contains("no such key") => return Ok(None),
         Err(e) => return Err(e),
     };
     for group in groups {
@@ -158,10 +158,10 @@ pub async fn backlog<C: ConnectionLike + Send>(
                 Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
                 _ => 0,
             };
-            return Ok((number("lag"), number("pending")));
+            return Ok(Some((number("lag"), number("pending"))));
         }
     }
-    Ok((0, 0))
+    Ok(None)
 }
 
 fn text(value: &Value) -> Option<String> {

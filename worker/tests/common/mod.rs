@@ -5,12 +5,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use flashsale::{EngineClient, GrantReply, SetupParams};
+use flashsale::{EngineClient, SetupParams};
 use mongodb::bson::{doc, Document};
 use mongodb::Database;
 use redis::aio::MultiplexedConnection;
 use tests::mongo_server::MongoServer;
-use tests::{server_time_ms, wait_for, Backend, Engine};
+use tests::{server_time_ms, wait_for_every, Backend, Engine};
 use tokio::sync::oneshot;
 use worker::config::Config;
 use worker::Worker;
@@ -67,39 +67,17 @@ impl Platform {
         self.client.setup(id, params).await.expect("setup");
     }
 
-    /// Queues `users` in order (pipelined).
-    pub async fn queue(&mut self, sale: &str, users: &[String]) {
-        for chunk in users.chunks(500) {
-            let mut pipe = redis::pipe();
-            for user in chunk {
-                pipe.cmd("FLASHSALE.ENQUEUE").arg(sale).arg(user);
-            }
-            let _: Vec<redis::Value> = pipe.query_async(&mut self.conn).await.expect("enqueue");
-        }
-    }
-
-    /// `n` confirmed orders in the outbox: queued, granted and confirmed
-    /// directly through the engine.
+    /// `n` confirmed orders in the outbox, from users `buyer<first>`...
     pub async fn confirmed_orders(&mut self, sale: &str, first: usize, n: usize) -> Vec<String> {
         let users: Vec<String> = (first..first + n)
             .map(|i| format!("buyer{i}@example.com"))
             .collect();
-        self.queue(sale, &users).await;
-        let mut granted = 0;
-        while granted < n {
-            match self.client.grant(sale, 10_000).await.expect("grant") {
-                GrantReply::Granted { users, .. } if !users.is_empty() => granted += users.len(),
-                other => panic!("could not grant: {other:?}"),
-            }
-        }
-        for chunk in users.chunks(500) {
-            let mut pipe = redis::pipe();
-            for user in chunk {
-                pipe.cmd("FLASHSALE.CONFIRM").arg(sale).arg(user).arg(1999);
-            }
-            let _: Vec<redis::Value> = pipe.query_async(&mut self.conn).await.expect("confirm");
-        }
+        tests::fixtures::confirm_orders(&mut self.client, &mut self.conn, sale, &users).await;
         users
+    }
+
+    pub async fn queue(&mut self, sale: &str, users: &[String]) {
+        tests::fixtures::queue_users(&mut self.conn, sale, users).await;
     }
 
     pub async fn orders_in_mongo(&self, sale: &str) -> Vec<Document> {
@@ -117,25 +95,43 @@ impl Platform {
     pub async fn wait_for_orders(&self, sale: &str, n: usize, timeout: Duration) {
         let db = self.db.clone();
         let sale = sale.to_string();
-        wait_for(&format!("{n} orders of {sale} in MongoDB"), timeout, || {
-            let (db, sale) = (db.clone(), sale.clone());
-            async move {
-                let count = db
-                    .collection::<Document>("orders")
-                    .count_documents(doc! { "flashSaleId": &sale })
-                    .await
-                    .ok()?;
-                (count as usize >= n).then_some(())
-            }
-        })
+        // Counting costs the (serialised) test server a scan: poll gently.
+        wait_for_every(
+            &format!("{n} orders of {sale} in MongoDB"),
+            timeout,
+            Duration::from_millis(100),
+            || {
+                let (db, sale) = (db.clone(), sale.clone());
+                async move {
+                    let count = db
+                        .collection::<Document>("orders")
+                        .count_documents(doc! { "flashSaleId": &sale })
+                        .await
+                        .ok()?;
+                    (count as usize >= n).then_some(())
+                }
+            },
+        )
         .await;
     }
 
-    /// (entries not yet delivered, delivered but unacknowledged)
+    /// (entries not yet delivered, delivered but unacknowledged); the whole
+    /// outbox counts as undelivered while no worker has made the group yet.
     pub async fn outbox_backlog(&mut self, sale: &str) -> (u64, u64) {
-        worker::outbox::backlog(&mut self.conn, sale)
+        match worker::outbox::backlog(&mut self.conn, sale)
             .await
             .expect("XINFO GROUPS")
+        {
+            Some(backlog) => backlog,
+            None => {
+                let len: u64 = redis::cmd("XLEN")
+                    .arg(flashsale::keys::outbox(sale))
+                    .query_async(&mut self.conn)
+                    .await
+                    .expect("XLEN");
+                (len, 0)
+            }
+        }
     }
 }
 
