@@ -21,6 +21,7 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    options: ServerOptions,
     _temp: Option<TempDir>,
 }
 
@@ -43,35 +44,13 @@ impl RedisServer {
         // A port picked free can be taken before redis binds it; try again.
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new("redis-server");
-            cmd.args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--dir", &dir.to_string_lossy()])
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-            cmd.args(["--logfile", &dir.join("redis.log").to_string_lossy()]);
-            for (name, value) in &options.config {
-                cmd.arg(format!("--{name}")).arg(value);
-            }
-            if let Some((module, test_clock)) = &options.module {
-                cmd.arg("--loadmodule").arg(module);
-                if *test_clock {
-                    cmd.arg("TEST_CLOCK");
-                }
-            }
-            let mut child = cmd.spawn().expect("redis-server on PATH");
+            let mut child = spawn(port, &dir, &options);
             if wait_ready(port, &mut child) {
                 return RedisServer {
                     child,
                     port,
                     dir,
+                    options,
                     _temp: temp,
                 };
             }
@@ -80,6 +59,15 @@ impl RedisServer {
         }
         let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
         panic!("redis-server did not start; log:\n{log}");
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and
+    /// data dir, with the same options (with AOF on, the data comes back).
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut child = spawn(self.port, &self.dir, &self.options);
+        assert!(wait_ready(self.port, &mut child), "redis-server did not restart on port {}", self.port);
+        self.child = child;
     }
 
     pub fn url(&self) -> String {
@@ -110,6 +98,26 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, options: &ServerOptions) -> Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--dir", &dir.to_string_lossy()])
+        .args(["--enable-debug-command", "local"])
+        .args(["--logfile", &dir.join("redis.log").to_string_lossy()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, value) in &options.config {
+        cmd.arg(format!("--{name}")).arg(value);
+    }
+    if let Some((module, test_clock)) = &options.module {
+        cmd.arg("--loadmodule").arg(module);
+        if *test_clock {
+            cmd.arg("TEST_CLOCK");
+        }
+    }
+    cmd.spawn().expect("redis-server on PATH")
 }
 
 fn wait_ready(port: u16, child: &mut Child) -> bool {

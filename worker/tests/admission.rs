@@ -186,3 +186,53 @@ async fn metrics_and_health_are_served() {
     );
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_sale_ends_the_queue_is_cleared_and_waiting_users_are_told() {
+    let mut p = Platform::start().await;
+    let now = tests::server_time_ms(&mut p.conn).await;
+    p.sale("closing", 1, 600_000, 0).await;
+    let params = flashsale::SetupParams {
+        stock: 1,
+        starts_at: now - 1000,
+        ends_at: now + 400,
+        hold_ttl_ms: 600_000,
+        rate: 0,
+        max_queue: 0,
+    };
+    p.client
+        .setup("closing", params)
+        .await
+        .expect("shorten the sale");
+    let users: Vec<String> = (0..5).map(|i| format!("late{i}@example.com")).collect();
+    p.queue("closing", &users).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    let client = p.client.clone();
+    wait_for(
+        "the queue to be cleared after the end",
+        Duration::from_secs(20),
+        || {
+            let mut client = client.clone();
+            async move {
+                let status = client.status("closing", None).await.ok()?;
+                (status.sale.state == flashsale::SaleState::Ended && status.sale.queued == 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let mut client = p.client.clone();
+    assert_eq!(
+        client.enqueue("closing", &users[4]).await.expect("enqueue"),
+        flashsale::EnqueueReply::Ended
+    );
+    assert_eq!(
+        client
+            .status("closing", Some(&users[4]))
+            .await
+            .expect("status")
+            .user,
+        Some(flashsale::UserStatus::None)
+    );
+    worker.stop().await;
+}

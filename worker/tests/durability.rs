@@ -195,3 +195,19 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
         .collect();
     assert!(ids.contains("audit-7") && ids.contains("audit-legacy"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_worker_reconnects_after_redis_restarts() {
+    let mut p = Platform::start_persistent().await;
+    p.sale("bounce", 100, 3_600_000, 0).await;
+    let mut users = p.confirmed_orders("bounce", 0, 20).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("bounce", 20, Duration::from_secs(30))
+        .await;
+    p.restart_redis().await;
+    users.extend(p.confirmed_orders("bounce", 20, 30).await);
+    p.wait_for_orders("bounce", 50, Duration::from_secs(30))
+        .await;
+    worker.stop().await;
+    assert_exactly_once(&mut p, "bounce", &users).await;
+}

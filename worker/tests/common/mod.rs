@@ -10,7 +10,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::Database;
 use redis::aio::MultiplexedConnection;
 use tests::mongo_server::MongoServer;
-use tests::{server_time_ms, wait_for_every, Backend, Engine};
+use tests::{server_time_ms, wait_for_every, Backend, Engine, ServerOptions};
 use tokio::sync::oneshot;
 use worker::config::Config;
 use worker::Worker;
@@ -25,7 +25,24 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start() -> Platform {
-        let engine = Engine::start(Backend::Module, false).await;
+        Self::start_with(ServerOptions::default()).await
+    }
+
+    /// With the Redis data on disk (AOF, fsync always), to restart Redis.
+    pub async fn start_persistent() -> Platform {
+        let aof = vec![
+            ("appendonly".into(), "yes".into()),
+            ("appendfsync".into(), "always".into()),
+        ];
+        Self::start_with(ServerOptions {
+            config: aof,
+            ..ServerOptions::default()
+        })
+        .await
+    }
+
+    async fn start_with(options: ServerOptions) -> Platform {
+        let engine = Engine::start_with(Backend::Module, false, options).await;
         let mongo = MongoServer::start().await;
         let client = engine.client().await;
         let conn = engine.server.connection().await;
@@ -37,6 +54,13 @@ impl Platform {
             conn,
             db,
         }
+    }
+
+    /// Kills Redis and starts it again on its port and data; reconnects.
+    pub async fn restart_redis(&mut self) {
+        self.engine.server.restart();
+        self.client = self.engine.client().await;
+        self.conn = self.engine.server.connection().await;
     }
 
     pub fn config(&self) -> Config {
