@@ -1,1 +1,25 @@
-//! placeholder
+//! The flashsale HTTP API: customers queue for a flash sale, watch their
+//! place, confirm while they hold a unit, and see their order; admins manage
+//! sales and watch queues. The sale engine in Redis decides every customer
+//! outcome; MongoDB holds the catalogue, the admins and the recorded orders.
+//!
+//! [`startup::Application`] builds and serves it; `main.rs` only parses the
+//! command line.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod routes;
+pub mod sale_lock;
+pub mod seed_admin;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -93,12 +93,11 @@ async fn racing_clients_keep_every_invariant(backend: Backend) {
                     EnqueueReply::SoldOut => break,
                     other => panic!("{user}: {other:?}"),
                 }
-                if intent(*i) == Intent::LeaveQueue {
-                    if client.release("race", user).await.expect("release")
+                if intent(*i) == Intent::LeaveQueue
+                    && client.release("race", user).await.expect("release")
                         == flashsale::ReleaseReply::LeftQueue
-                    {
-                        left.insert(user.clone());
-                    }
+                {
+                    left.insert(user.clone());
                 }
             }
             let deadline = Instant::now() + Duration::from_secs(30);

@@ -3,6 +3,8 @@
 //! engine's test clock so every reply is exact; the `real_clock_*` tests use
 //! the server clock and real key expiry.
 
+#![allow(clippy::unwrap_used)] // test assertions: a panic is the failure report
+
 use std::time::Duration;
 
 use flashsale::{

@@ -1,0 +1,350 @@
+//! Every setting of the API, in one place: command-line flags, each with an
+//! environment variable of the same meaning (the flag wins). Names follow the
+//! seed where it had one (`BEND_HOST`, `BEND_PORT`, `MONGO_URL`, `REDIS_URL`,
+//! `HOLD_TTL_SECONDS`, `JWT_SECRET`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::http::client_ip::{IpNet, TrustedProxies};
+
+/// Longest lifetime of an access token the API issues (the issue's limit).
+pub const MAX_JWT_TTL_SECONDS: u64 = 15 * 60;
+/// Secrets shorter than this are refused outside dev mode (HS256 wants at
+/// least as many bytes as the hash output).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Used in dev mode when `JWT_SECRET` is not set; never accepted otherwise.
+pub const DEV_JWT_SECRET: &str = "flashsale-dev-only-jwt-secret-do-not-use-in-production";
+/// Well-known placeholder secrets (the seed's `.env.example` and common
+/// tutorials) refused outside dev mode, whatever their length.
+const DEFAULT_SECRETS: &[&str] = &[
+    DEV_JWT_SECRET,
+    "secret",
+    "changeme",
+    "change-me",
+    "jwt-secret",
+    "jwt_secret",
+    "your-secret-key",
+    "your_jwt_secret",
+    "supersecret",
+    "mysecret",
+];
+
+#[derive(Debug, Parser)]
+#[command(name = "flashsale-api", version, about = "The flashsale HTTP API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Create the first admin account (like the seed's `npm run seed:admin`).
+    /// In dev mode the defaults are admin@example.com / admin123.
+    SeedAdmin(SeedAdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedAdminArgs {
+    #[arg(long = "email", env = "ADMIN_EMAIL")]
+    pub email: Option<String>,
+    #[arg(long = "password", env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// The module when the server has it, otherwise the Functions library.
+    Auto,
+    Module,
+    /// The Redis Functions library (loaded on start if missing).
+    Lua,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long = "host", env = "BEND_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one (tests).
+    #[arg(long = "port", env = "BEND_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    pub redis_url: String,
+    /// Which engine implementation to use on the Redis server.
+    #[arg(long, env = "ENGINE", value_enum, default_value = "auto")]
+    pub engine: EngineChoice,
+    /// Timeout of one Redis command (ms).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+
+    #[arg(long, env = "MONGO_URL", default_value = "mongodb://127.0.0.1:27017/")]
+    pub mongo_url: String,
+    /// The MongoDB database holding flash_sales, users and orders.
+    #[arg(long, env = "MONGO_DB", default_value = "flashsale")]
+    pub mongo_db: String,
+    /// How long to wait for a reachable MongoDB server before failing (ms).
+    #[arg(long, env = "MONGO_TIMEOUT_MS", default_value_t = 3000)]
+    pub mongo_timeout_ms: u64,
+
+    /// Hold length of sales created without `holdTtlSeconds`.
+    #[arg(long, env = "HOLD_TTL_SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_ttl_seconds: u64,
+
+    /// HS256 secret for admin tokens (at least 32 bytes outside dev mode).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JWT_ISSUER", default_value = "flashsale-api")]
+    pub jwt_issuer: String,
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "flashsale-admin")]
+    pub jwt_audience: String,
+    /// Lifetime of an access token (at most 900 s).
+    #[arg(long, env = "JWT_TTL_SECONDS", default_value_t = MAX_JWT_TTL_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub jwt_ttl_seconds: u64,
+
+    /// Development mode: allows the built-in JWT secret and the default
+    /// seed-admin credentials. Never set it in production.
+    #[arg(long, env = "DEV_MODE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev_mode: bool,
+
+    /// Browser origins allowed by CORS, comma-separated; `*` for any; empty
+    /// for none (same-origin only).
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+    /// Peers (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` is
+    /// believed. Empty: the socket's address is the client, always.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Largest accepted request body (bytes).
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub body_limit_bytes: usize,
+    /// A request taking longer than this is answered 503 (ms).
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Per-client-IP limits. `false` turns them off (a load test may raise
+    /// them instead).
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+    /// Sign-in, sign-up and sign-out requests per minute per IP...
+    #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_auth_per_minute: u32,
+    /// ...with bursts of up to this many.
+    #[arg(long, env = "RATE_LIMIT_AUTH_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_auth_burst: u32,
+    /// Buy and confirm requests per second per IP...
+    #[arg(long, env = "RATE_LIMIT_BUY_PER_SECOND", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_buy_per_second: u32,
+    /// ...with bursts of up to this many.
+    #[arg(long, env = "RATE_LIMIT_BUY_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_buy_burst: u32,
+
+    /// Concurrent password hashes (Argon2id is CPU- and memory-heavy);
+    /// default: the number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// Log lines as text or JSON (filter with RUST_LOG).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("JWT_SECRET is required outside dev mode")]
+    MissingJwtSecret,
+    #[error("JWT_SECRET is a well-known default; set a random secret")]
+    DefaultJwtSecret,
+    #[error("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes outside dev mode")]
+    ShortJwtSecret,
+    #[error("TRUSTED_PROXIES: {0:?} is not an IP address or CIDR")]
+    BadTrustedProxy(String),
+    #[error("CORS_ORIGINS: {0:?} is not a valid origin (e.g. https://shop.example.com)")]
+    BadCorsOrigin(String),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl Settings {
+    /// Defaults plus the environment, as `flashsale-api` with no flags.
+    /// Tests start from this and change fields.
+    pub fn defaults() -> Result<Settings, clap::Error> {
+        Cli::try_parse_from(["flashsale-api"]).map(|cli| cli.settings)
+    }
+
+    /// The JWT secret to use, refusing weak ones outside dev mode.
+    pub fn jwt_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        match (&self.jwt_secret, self.dev_mode) {
+            (None, true) => Ok(DEV_JWT_SECRET.as_bytes().to_vec()),
+            (Some(secret), true) => Ok(secret.as_bytes().to_vec()),
+            (None, false) => Err(ConfigError::MissingJwtSecret),
+            (Some(secret), false) => {
+                if DEFAULT_SECRETS
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(secret.trim()))
+                {
+                    Err(ConfigError::DefaultJwtSecret)
+                } else if secret.len() < MIN_JWT_SECRET_BYTES {
+                    Err(ConfigError::ShortJwtSecret)
+                } else {
+                    Ok(secret.as_bytes().to_vec())
+                }
+            }
+        }
+    }
+
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .map_err(|_| ConfigError::BadTrustedProxy(s.into()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies::new)
+    }
+
+    /// The CORS origins, trimmed, without empty entries.
+    pub fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {
+        let origins: Vec<String> = self
+            .cors_origins
+            .iter()
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for origin in &origins {
+            let valid = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !valid {
+                return Err(ConfigError::BadCorsOrigin(origin.clone()));
+            }
+        }
+        Ok(origins)
+    }
+
+    pub fn password_hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms.max(1))
+    }
+
+    pub fn mongo_timeout(&self) -> Duration {
+        Duration::from_millis(self.mongo_timeout_ms.max(1))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    /// Checks everything that can be wrong before anything connects.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.jwt_secret()?;
+        self.trusted_proxies()?;
+        self.cors_origins()?;
+        if self.body_limit_bytes == 0 {
+            return Err(ConfigError::Zero("BODY_LIMIT_BYTES"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut all = vec!["flashsale-api"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all) {
+            Ok(cli) => cli.settings,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn jwt_secret_rules() {
+        assert!(matches!(
+            settings(&[]).jwt_secret(),
+            Err(ConfigError::MissingJwtSecret)
+        ));
+        assert!(settings(&["--dev-mode", "true"]).jwt_secret().is_ok());
+        assert!(matches!(
+            settings(&["--jwt-secret", "short"]).jwt_secret(),
+            Err(ConfigError::ShortJwtSecret)
+        ));
+        assert!(matches!(
+            settings(&["--jwt-secret", DEV_JWT_SECRET]).jwt_secret(),
+            Err(ConfigError::DefaultJwtSecret)
+        ));
+        let strong = "0123456789abcdef0123456789abcdef";
+        assert!(settings(&["--jwt-secret", strong]).jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn jwt_ttl_is_capped_at_fifteen_minutes() {
+        let mut all = vec!["flashsale-api", "--jwt-ttl-seconds", "901"];
+        assert!(Cli::try_parse_from(all.clone()).is_err());
+        all[2] = "900";
+        assert!(Cli::try_parse_from(all).is_ok());
+    }
+
+    #[test]
+    fn lists() {
+        let s = settings(&[
+            "--trusted-proxies",
+            "10.0.0.0/8, 127.0.0.1",
+            "--cors-origins",
+            "https://a.example,http://b.example:8080/",
+        ]);
+        assert!(s.trusted_proxies().is_ok());
+        assert_eq!(
+            s.cors_origins().ok(),
+            Some(vec![
+                "https://a.example".to_string(),
+                "http://b.example:8080".to_string()
+            ])
+        );
+        assert!(settings(&["--trusted-proxies", "nope"])
+            .trusted_proxies()
+            .is_err());
+        assert!(settings(&["--cors-origins", "ftp://x"])
+            .cors_origins()
+            .is_err());
+    }
+}

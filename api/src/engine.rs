@@ -1,0 +1,338 @@
+//! The sale engine as the API uses it: the typed `flashsale` client on the
+//! shared Redis connection, plus the API's recovery rules.
+//!
+//! - **NOSALE for a sale MongoDB has** (Redis lost the keys: a flush, a
+//!   restore from an old snapshot): the sale is set up again from its
+//!   MongoDB document and the command retried once. Only when no order of
+//!   the sale is in MongoDB, though: the engine restarts its order numbers
+//!   at 1, and new orders would take the ids of recorded ones (the worker's
+//!   upserts would then drop them). With recorded orders the sale answers
+//!   503 and an error is logged for an operator.
+//! - **The Functions library vanished** (Redis restarted without
+//!   persistence, backend `lua`): it is loaded again and the command retried.
+//!
+//! Every other engine error is a bug here (arguments are validated before
+//! they reach the engine) and surfaces as a 500.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::error::ErrorCode;
+use flashsale::{
+    BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, SetupParams, SetupReply,
+    StatusReply,
+};
+use redis::aio::ConnectionManager;
+
+use crate::config::EngineChoice;
+use crate::domain::{Email, Money, SaleId};
+use crate::error::ApiError;
+use crate::store::{orders, sales, sales::SaleDoc, Db};
+
+pub type Client = EngineClient<ConnectionManager>;
+
+/// How long the figures used for estimates (rate, hold length) are reused
+/// without asking the engine again.
+const PARAMS_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct Engine {
+    client: Client,
+    db: Db,
+    default_hold_secs: u64,
+    params: ParamsCache,
+}
+
+/// A sale's admission rate and hold length, as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleParams {
+    pub rate: u64,
+    pub hold_ttl_ms: u64,
+}
+
+/// Rate and hold length per sale, so that a buy answers its estimate from
+/// one engine round trip (ENQUEUE) instead of two. Only sales the engine
+/// knows are cached, so the map is bounded by the number of real sales.
+#[derive(Clone, Default)]
+struct ParamsCache(Arc<Mutex<HashMap<String, (Instant, SaleParams)>>>);
+
+impl ParamsCache {
+    fn get(&self, sale: &SaleId) -> Option<SaleParams> {
+        let map = self.0.lock().ok()?;
+        map.get(sale.as_str())
+            .filter(|(at, _)| at.elapsed() < PARAMS_TTL)
+            .map(|(_, params)| *params)
+    }
+
+    fn put(&self, sale: &SaleId, params: SaleParams) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (at, _)| at.elapsed() < PARAMS_TTL);
+            }
+            map.insert(sale.as_str().to_string(), (Instant::now(), params));
+        }
+    }
+
+    fn forget(&self, sale: &SaleId) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(sale.as_str());
+        }
+    }
+}
+
+/// What the engine is told about a sale stored in MongoDB; a document
+/// without `holdTtlSeconds` gets `default_hold_secs` (HOLD_TTL_SECONDS).
+pub fn setup_params(sale: &SaleDoc, default_hold_secs: u64) -> SetupParams {
+    let non_negative = |n: i64| u64::try_from(n).unwrap_or(0);
+    let hold_secs = sale
+        .hold_ttl_seconds
+        .map(non_negative)
+        .unwrap_or(default_hold_secs)
+        .clamp(1, engine::command::MAX_HOLD_TTL_MS / 1000);
+    SetupParams {
+        stock: non_negative(sale.initial_quantity),
+        starts_at: non_negative(sale.starts_at.timestamp_millis()),
+        ends_at: non_negative(sale.ends_at.timestamp_millis()),
+        hold_ttl_ms: hold_secs * 1000,
+        rate: sale.rate.map(non_negative).unwrap_or(0),
+        max_queue: sale.max_queue.map(non_negative).unwrap_or(0),
+    }
+}
+
+fn is_no_sale(error: &ClientError) -> bool {
+    error
+        .engine_error()
+        .is_some_and(|e| e.code == ErrorCode::NoSale)
+}
+
+fn is_missing_library(error: &ClientError) -> bool {
+    matches!(error, ClientError::Server(text)
+        if text.to_ascii_lowercase().contains("function not found"))
+}
+
+/// Why SETUP was refused.
+#[derive(Debug)]
+pub enum SetupError {
+    /// CONFLICT: the stock would fall below sold + held (the engine's text).
+    Conflict(String),
+    Other(ApiError),
+}
+
+impl From<SetupError> for ApiError {
+    fn from(error: SetupError) -> Self {
+        match error {
+            SetupError::Conflict(message) => ApiError::conflict("stock_below_committed", message),
+            SetupError::Other(e) => e,
+        }
+    }
+}
+
+impl Engine {
+    pub async fn connect(
+        conn: ConnectionManager,
+        choice: EngineChoice,
+        db: Db,
+        default_hold_secs: u64,
+    ) -> Result<Engine, ClientError> {
+        let choice = match choice {
+            EngineChoice::Auto => BackendChoice::Auto,
+            EngineChoice::Module => BackendChoice::Module,
+            EngineChoice::Lua => BackendChoice::Functions,
+        };
+        let client = EngineClient::connect(conn, choice).await?;
+        Ok(Engine {
+            client,
+            db,
+            default_hold_secs,
+            params: ParamsCache::default(),
+        })
+    }
+
+    /// A client for commands the API sends as they are (GRANT in tests,
+    /// STATUS for readiness); no recovery.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Runs `op`; on NOSALE restores the sale from MongoDB, on a missing
+    /// Functions library reloads it, and runs `op` again (each recovery at
+    /// most once: a Redis that lost everything needs both).
+    async fn run<T, F, Fut>(&self, sale: &SaleId, op: F) -> Result<T, ApiError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let (mut restored, mut reloaded) = (false, false);
+        loop {
+            match op(self.client()).await {
+                Ok(value) => return Ok(value),
+                Err(e) if is_no_sale(&e) && !restored => {
+                    self.restore(sale).await?;
+                    restored = true;
+                }
+                // Deleted between the restore and the retry.
+                Err(e) if is_no_sale(&e) => return Err(ApiError::sale_not_found()),
+                Err(e) if is_missing_library(&e) && !reloaded => {
+                    self.reload_library(e).await?;
+                    reloaded = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn reload_library(&self, error: ClientError) -> Result<(), ApiError> {
+        if self.client.backend() != flashsale::Backend::Functions {
+            return Err(error.into());
+        }
+        tracing::warn!("the flashsale Functions library is missing; loading it again");
+        let mut client = self.client.clone();
+        let conn = client.connection().clone();
+        EngineClient::connect(conn, BackendChoice::Functions).await?;
+        Ok(())
+    }
+
+    /// Sets up `sale` again from MongoDB after the engine lost it.
+    async fn restore(&self, sale: &SaleId) -> Result<(), ApiError> {
+        let Some(doc) = sales::find(&self.db.sales, sale).await? else {
+            return Err(ApiError::sale_not_found());
+        };
+        let recorded = orders::count_for_sale(&self.db.orders, sale).await?;
+        if recorded > 0 {
+            tracing::error!(
+                sale = sale.as_str(),
+                recorded,
+                "the engine lost a sale that has recorded orders; not restoring it \
+                 automatically (its order ids would collide). Restore Redis from a \
+                 backup, or end the sale."
+            );
+            return Err(ApiError::client(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "sale_unavailable",
+                "this sale is temporarily unavailable",
+            ));
+        }
+        tracing::warn!(
+            sale = sale.as_str(),
+            "the engine lost this sale; restoring it from MongoDB"
+        );
+        let params = self.setup_params(&doc);
+        match self.client().setup(sale.as_str(), params).await {
+            Ok(_) => Ok(()),
+            // Someone else restored it meanwhile with different figures.
+            Err(e)
+                if e.engine_error()
+                    .is_some_and(|e| e.code == ErrorCode::Conflict) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`setup_params`] with this API's HOLD_TTL_SECONDS.
+    pub fn setup_params(&self, sale: &SaleDoc) -> SetupParams {
+        setup_params(sale, self.default_hold_secs)
+    }
+
+    pub async fn setup(
+        &self,
+        sale: &SaleId,
+        params: SetupParams,
+    ) -> Result<SetupReply, SetupError> {
+        self.params.forget(sale);
+        match self.client().setup(sale.as_str(), params).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => match e.engine_error() {
+                Some(engine) if engine.code == ErrorCode::Conflict => {
+                    Err(SetupError::Conflict(engine.message))
+                }
+                _ => Err(SetupError::Other(e.into())),
+            },
+        }
+    }
+
+    pub async fn enqueue(&self, sale: &SaleId, user: &Email) -> Result<EnqueueReply, ApiError> {
+        self.run(sale, |mut c| async move {
+            c.enqueue(sale.as_str(), user.as_str()).await
+        })
+        .await
+    }
+
+    pub async fn confirm(
+        &self,
+        sale: &SaleId,
+        user: &Email,
+        amount: Money,
+    ) -> Result<ConfirmReply, ApiError> {
+        self.run(sale, |mut c| async move {
+            c.confirm(sale.as_str(), user.as_str(), amount.minor_units())
+                .await
+        })
+        .await
+    }
+
+    pub async fn status(
+        &self,
+        sale: &SaleId,
+        user: Option<&Email>,
+    ) -> Result<StatusReply, ApiError> {
+        let reply = self
+            .run(sale, |mut c| async move {
+                c.status(sale.as_str(), user.map(Email::as_str)).await
+            })
+            .await?;
+        self.params.put(
+            sale,
+            SaleParams {
+                rate: reply.sale.rate,
+                hold_ttl_ms: reply.sale.hold_ttl_ms,
+            },
+        );
+        Ok(reply)
+    }
+
+    /// Status without recovery: `None` when the engine has no such sale.
+    pub async fn status_if_known(&self, sale: &SaleId) -> Result<Option<StatusReply>, ApiError> {
+        match self.client().status(sale.as_str(), None).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(e) if is_no_sale(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The sale's rate and hold length, from the cache or a STATUS.
+    pub async fn params(&self, sale: &SaleId) -> Result<SaleParams, ApiError> {
+        if let Some(params) = self.params.get(sale) {
+            return Ok(params);
+        }
+        let reply = self.status(sale, None).await?;
+        Ok(SaleParams {
+            rate: reply.sale.rate,
+            hold_ttl_ms: reply.sale.hold_ttl_ms,
+        })
+    }
+
+    /// Whether the engine answers (a STATUS of a sale that does not exist
+    /// must come back NOSALE, which proves the commands are there).
+    pub async fn check(&self) -> Result<(), String> {
+        match self.client().status("readyz-probe", None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_no_sale(&e) => Ok(()),
+            Err(e) if is_missing_library(&e) => match self.reload_library(e).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.client.backend() {
+            flashsale::Backend::Module => "module",
+            flashsale::Backend::Functions => "functions",
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The customer's path: join the queue, watch the position, confirm with a
+//! live hold, see the order. The customer is their normalised e-mail address,
+//! which is also the engine's user id.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use flashsale::{keys, ConfirmReply, EnqueueReply, UserStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{Email, Money, SaleId};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::extract::{Json, Query};
+use crate::routes::sales::{price_of, SaleState};
+use crate::routes::{ceil_secs, time_from_ms};
+use crate::state::AppState;
+use crate::store::{orders, orders::OrderRecord, sales};
+
+/// Routes that are rate-limited per client IP (buy and confirm).
+pub fn limited_router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/buy", post(buy))
+        .route("/orders/confirm", post(confirm))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/position", get(position))
+        .route("/orders/by-email", get(by_email))
+}
+
+/// Where the customer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerStatus {
+    /// Waiting in the queue.
+    Queued,
+    /// Admitted: holds a unit and may confirm until the hold runs out.
+    Ready,
+    /// Bought.
+    Purchased,
+    /// Was admitted but let the hold run out (may buy again: back of the queue).
+    Expired,
+    /// Not in this sale.
+    None,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuyRequest {
+    pub email: String,
+    pub flash_sale_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyResponse {
+    /// `queued`, `ready` (holding) or `purchased`.
+    pub status: CustomerStatus,
+    /// Whether the customer is waiting in the queue.
+    pub queued: bool,
+    /// 1-based place in the queue, when queued.
+    pub position: Option<u64>,
+    /// Customers in the queue.
+    pub size: u64,
+    pub has_active_hold: bool,
+    /// Seconds left on the hold, when holding.
+    pub hold_ttl_sec: Option<u64>,
+    /// How long a hold lasts once admitted (seconds).
+    pub hold_duration_sec: u64,
+    /// position / rate, when the sale admits at a set rate.
+    pub estimated_wait_sec: Option<u64>,
+    /// When purchased.
+    pub order_id: Option<String>,
+}
+
+fn estimated_wait(position: u64, rate: u64) -> Option<u64> {
+    (rate > 0).then(|| position.div_ceil(rate))
+}
+
+/// Join the queue (repeating it never creates a second place).
+#[utoipa::path(
+    post,
+    path = "/orders/buy",
+    tag = "orders",
+    request_body = BuyRequest,
+    responses(
+        (status = 200, description = "Queued, holding or already purchased", body = BuyResponse),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "No such sale", body = ErrorBody),
+        (status = 409, description = "sale_not_started, sale_ended, sold_out or queue_full", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    )
+)]
+pub async fn buy(
+    State(state): State<AppState>,
+    Json(body): Json<BuyRequest>,
+) -> Result<Json<BuyResponse>, ApiError> {
+    let email = Email::parse(&body.email)?;
+    let sale = SaleId::parse(&body.flash_sale_id)?;
+    let reply = state.engine.enqueue(&sale, &email).await?;
+    let response = match reply {
+        EnqueueReply::Queued { position, length } => {
+            let params = state.engine.params(&sale).await?;
+            BuyResponse {
+                status: CustomerStatus::Queued,
+                queued: true,
+                position: Some(position),
+                size: length,
+                has_active_hold: false,
+                hold_ttl_sec: None,
+                hold_duration_sec: ceil_secs(params.hold_ttl_ms),
+                estimated_wait_sec: estimated_wait(position, params.rate),
+                order_id: None,
+            }
+        }
+        EnqueueReply::Holding { ms_left } => {
+            let live = state.engine.status(&sale, None).await?.sale;
+            BuyResponse {
+                status: CustomerStatus::Ready,
+                queued: false,
+                position: None,
+                size: live.queued,
+                has_active_hold: true,
+                hold_ttl_sec: Some(ceil_secs(ms_left)),
+                hold_duration_sec: ceil_secs(live.hold_ttl_ms),
+                estimated_wait_sec: None,
+                order_id: None,
+            }
+        }
+        EnqueueReply::Purchased { order_id } => {
+            let live = state.engine.status(&sale, None).await?.sale;
+            BuyResponse {
+                status: CustomerStatus::Purchased,
+                queued: false,
+                position: None,
+                size: live.queued,
+                has_active_hold: false,
+                hold_ttl_sec: None,
+                hold_duration_sec: ceil_secs(live.hold_ttl_ms),
+                estimated_wait_sec: None,
+                order_id: Some(order_id),
+            }
+        }
+        EnqueueReply::NotStarted { ms_until_start } => {
+            return Err(
+                ApiError::conflict("sale_not_started", "the sale has not started yet")
+                    .with_details(json!({ "msUntilStart": ms_until_start }))
+                    .with_retry_after(ceil_secs(ms_until_start)),
+            )
+        }
+        EnqueueReply::Ended => return Err(sale_ended()),
+        EnqueueReply::SoldOut => return Err(sold_out()),
+        EnqueueReply::QueueFull { length } => {
+            return Err(
+                ApiError::conflict("queue_full", "the queue is full; try again later")
+                    .with_details(json!({ "size": length })),
+            )
+        }
+    };
+    Ok(Json(response))
+}
+
+fn sale_ended() -> ApiError {
+    ApiError::conflict("sale_ended", "the sale has ended")
+}
+
+fn sold_out() -> ApiError {
+    ApiError::conflict("sold_out", "the sale is sold out")
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    pub flash_sale_id: String,
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionResponse {
+    pub status: CustomerStatus,
+    /// 1-based place in the queue, when queued.
+    pub position: Option<u64>,
+    /// Customers in the queue.
+    pub size: u64,
+    /// Seconds left on the hold, when ready.
+    pub hold_ttl_sec: Option<u64>,
+    /// When queued and the sale admits at a set rate.
+    pub estimated_wait_sec: Option<u64>,
+    /// When purchased.
+    pub order_id: Option<String>,
+    /// The sale's state, so a page can say "sold out" or "ended".
+    pub sale_status: SaleState,
+    pub server_time: DateTime<Utc>,
+}
+
+/// Where a customer stands in a sale.
+#[utoipa::path(
+    get,
+    path = "/orders/position",
+    tag = "orders",
+    params(CustomerQuery),
+    responses(
+        (status = 200, body = PositionResponse),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn position(
+    State(state): State<AppState>,
+    Query(query): Query<CustomerQuery>,
+) -> Result<Json<PositionResponse>, ApiError> {
+    let email = Email::parse(&query.email)?;
+    let sale = SaleId::parse(&query.flash_sale_id)?;
+    let reply = state.engine.status(&sale, Some(&email)).await?;
+    let live = reply.sale;
+    let mut response = PositionResponse {
+        status: CustomerStatus::None,
+        position: None,
+        size: live.queued,
+        hold_ttl_sec: None,
+        estimated_wait_sec: None,
+        order_id: None,
+        sale_status: live.state.into(),
+        server_time: time_from_ms(live.now),
+    };
+    match reply.user.unwrap_or(UserStatus::None) {
+        UserStatus::Queued { position } => {
+            response.status = CustomerStatus::Queued;
+            response.position = Some(position);
+            response.estimated_wait_sec = estimated_wait(position, live.rate);
+        }
+        UserStatus::Holding { ms_left } => {
+            response.status = CustomerStatus::Ready;
+            response.hold_ttl_sec = Some(ceil_secs(ms_left));
+        }
+        UserStatus::Purchased { order_id } => {
+            response.status = CustomerStatus::Purchased;
+            response.order_id = Some(order_id);
+        }
+        UserStatus::Expired => response.status = CustomerStatus::Expired,
+        UserStatus::None => {}
+    }
+    Ok(Json(response))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub email: String,
+    pub flash_sale_id: String,
+    /// Optional; must equal the sale's price (one unit per customer). The
+    /// client cannot choose what it pays.
+    #[schema(value_type = Option<String>, example = "49.99")]
+    pub total_amount: Option<Money>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmResponse {
+    pub order_id: String,
+    /// False when this repeats an earlier confirmation (same order id).
+    pub created: bool,
+    pub flash_sale_id: String,
+    pub email: String,
+    /// What the order was confirmed at (now, or already).
+    #[schema(value_type = String, example = "49.99")]
+    pub total_amount: Money,
+}
+
+/// Buy the held unit.
+#[utoipa::path(
+    post,
+    path = "/orders/confirm",
+    tag = "orders",
+    request_body = ConfirmRequest,
+    responses(
+        (status = 200, body = ConfirmResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "no_hold: not admitted (yet)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "sold_out or sale_ended", body = ErrorBody),
+        (status = 410, description = "hold_expired", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    )
+)]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Json(body): Json<ConfirmRequest>,
+) -> Result<Json<ConfirmResponse>, ApiError> {
+    let email = Email::parse(&body.email)?;
+    let sale_id = SaleId::parse(&body.flash_sale_id)?;
+    let sale = sales::find(&state.db.sales, &sale_id)
+        .await?
+        .ok_or_else(ApiError::sale_not_found)?;
+    let price = price_of(&sale)?;
+    if let Some(amount) = body.total_amount {
+        if amount != price {
+            return Err(ApiError::bad_request(
+                "amount_mismatch",
+                format!("totalAmount must be the sale's price, {price}"),
+            )
+            .with_details(json!({ "expected": price })));
+        }
+    }
+    let (order_id, created) = match state.engine.confirm(&sale_id, &email, price).await? {
+        ConfirmReply::Confirmed { order_id } => (order_id, true),
+        ConfirmReply::Purchased { order_id } => (order_id, false),
+        ConfirmReply::Expired => {
+            return Err(ApiError::client(
+                StatusCode::GONE,
+                "hold_expired",
+                "your hold has expired; buy again to rejoin the queue",
+            ))
+        }
+        ConfirmReply::NoHold => {
+            return Err(ApiError::forbidden(
+                "no_hold",
+                "you have no hold in this sale; buy first and wait for your turn",
+            ))
+        }
+        ConfirmReply::SoldOut => return Err(sold_out()),
+        ConfirmReply::Ended => return Err(sale_ended()),
+    };
+    if created {
+        tracing::info!(sale = %sale_id, order = order_id, "order confirmed");
+    }
+    Ok(Json(ConfirmResponse {
+        order_id,
+        created,
+        flash_sale_id: sale_id.to_string(),
+        email: email.to_string(),
+        total_amount: price,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: String,
+    pub user_email: String,
+    pub flash_sale_id: String,
+    pub payment_status: String,
+    #[schema(value_type = Option<String>, example = "49.99")]
+    pub total_amount: Option<Money>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// True once the worker has copied the order to MongoDB; false while it
+    /// is only in the engine (just confirmed).
+    pub persisted: bool,
+}
+
+impl From<OrderRecord> for OrderView {
+    fn from(o: OrderRecord) -> Self {
+        OrderView {
+            order_id: o.order_id,
+            user_email: o.user_email,
+            flash_sale_id: o.flash_sale_id,
+            payment_status: o.payment_status,
+            total_amount: o.total_amount,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            persisted: true,
+        }
+    }
+}
+
+/// A customer's order in a sale — from MongoDB, or straight from the engine
+/// when the worker has not copied it yet (read your own write).
+#[utoipa::path(
+    get,
+    path = "/orders/by-email",
+    tag = "orders",
+    params(CustomerQuery),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "sale_not_found or order_not_found", body = ErrorBody),
+    )
+)]
+pub async fn by_email(
+    State(state): State<AppState>,
+    Query(query): Query<CustomerQuery>,
+) -> Result<Json<OrderView>, ApiError> {
+    let email = Email::parse(&query.email)?;
+    let sale = SaleId::parse(&query.flash_sale_id)?;
+    if let Some(order) = orders::find_for_user(&state.db.orders, &sale, &email).await? {
+        return Ok(Json(order.into()));
+    }
+    let reply = state.engine.status(&sale, Some(&email)).await?;
+    let Some(UserStatus::Purchased { order_id }) = reply.user else {
+        return Err(ApiError::not_found(
+            "order_not_found",
+            "no order for this email in this sale",
+        ));
+    };
+    if let Some(view) = from_outbox(&state, &sale, &email, &order_id).await? {
+        return Ok(Json(view));
+    }
+    // The worker copied it and trimmed the outbox since we looked.
+    if let Some(order) = orders::find_for_user(&state.db.orders, &sale, &email).await? {
+        return Ok(Json(order.into()));
+    }
+    Ok(Json(OrderView {
+        order_id,
+        user_email: email.to_string(),
+        flash_sale_id: sale.to_string(),
+        payment_status: "paid".into(),
+        total_amount: None,
+        created_at: None,
+        updated_at: None,
+        persisted: false,
+    }))
+}
+
+/// The order's outbox entry: order `<sale>-<n>` is stream entry `0-<n>`.
+async fn from_outbox(
+    state: &AppState,
+    sale: &SaleId,
+    email: &Email,
+    order_id: &str,
+) -> Result<Option<OrderView>, ApiError> {
+    let Some(n) = order_id
+        .strip_prefix(sale.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return Ok(None);
+    };
+    let id = format!("0-{n}");
+    let mut redis = state.redis.clone();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys::outbox(sale.as_str()))
+        .arg(&id)
+        .arg(&id)
+        .query_async(&mut redis)
+        .await?;
+    let Some(entry) = reply.ids.into_iter().next() else {
+        return Ok(None);
+    };
+    let field = |name: &str| entry.get::<String>(name);
+    let amount = field("amount")
+        .and_then(|a| a.parse::<u64>().ok())
+        .and_then(|a| Money::from_minor_units(a).ok());
+    let confirmed_at = field("confirmed_at")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(time_from_ms);
+    Ok(Some(OrderView {
+        order_id: field("order_id").unwrap_or_else(|| order_id.to_string()),
+        user_email: field("user_id").unwrap_or_else(|| email.to_string()),
+        flash_sale_id: sale.to_string(),
+        payment_status: "paid".into(),
+        total_amount: amount,
+        created_at: confirmed_at,
+        updated_at: confirmed_at,
+        persisted: false,
+    }))
+}

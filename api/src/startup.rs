@@ -1,0 +1,294 @@
+//! Building and running the application: connect to Redis (the engine) and
+//! MongoDB, assemble the router and its layers, bind, serve until a
+//! shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method, Request};
+use axum::{middleware, Router};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::http::error_shape::{
+    enforce_timeout, json_errors, method_not_allowed, not_found, panic_response,
+};
+use crate::http::metrics::{prometheus_handle, track};
+use crate::http::rate_limit::{limit, IdleSweeper, Quota};
+use crate::http::request_id;
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+use crate::store::Db;
+
+pub struct Application {
+    port: u16,
+    listener: TcpListener,
+    router: Router,
+    sweepers: Vec<IdleSweeper>,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates the settings, connects, and binds `BEND_HOST:BEND_PORT`
+    /// (port 0: any free port, see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate()?;
+        let state = build_state(settings).await?;
+        let (router, sweepers) = router(state.clone())?;
+        let settings = &state.settings;
+        let listener = TcpListener::bind((settings.host, settings.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application {
+            port,
+            listener,
+            router,
+            sweepers,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweepers = self.sweepers;
+        let sweeping = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                sweepers.iter().for_each(IdleSweeper::sweep);
+            }
+        });
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
+        sweeping.abort();
+        tracing::info!("stopped");
+        served
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+/// A reconnecting multiplexed Redis connection with bounded waits.
+pub async fn redis_connection(settings: &Settings) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(settings.redis_url.as_str())
+        .context("REDIS_URL is not a usable Redis URL")?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(settings.redis_timeout())
+        .set_response_timeout(settings.redis_timeout())
+        .set_number_of_retries(2);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))
+}
+
+async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let secret = settings.jwt_secret()?;
+    let redis = redis_connection(&settings).await?;
+    let db = Db::connect(&settings).await?;
+    ensure_indexes(db.clone());
+    let engine = Engine::connect(
+        redis.clone(),
+        settings.engine,
+        db.clone(),
+        settings.hold_ttl_seconds,
+    )
+    .await
+    .context("cannot use the flashsale engine on this Redis server")?;
+    tracing::info!(backend = engine.backend_name(), "engine ready");
+    let jwt = JwtKeys::new(
+        &secret,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        settings.jwt_ttl_seconds,
+    );
+    let passwords = Passwords::new(settings.password_hash_concurrency())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(AppState {
+        settings: Arc::new(settings),
+        engine,
+        redis,
+        db,
+        jwt: Arc::new(jwt),
+        passwords,
+        metrics: prometheus_handle()?,
+    })
+}
+
+/// Creates the indexes now, or keeps trying in the background while
+/// MongoDB is away (the API serves the buy path without it meanwhile).
+fn ensure_indexes(db: Db) {
+    tokio::spawn(async move {
+        loop {
+            match db.ensure_indexes().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create MongoDB indexes yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+}
+
+/// The whole router: routes, docs, fallbacks and the layers around them.
+pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
+    let settings = state.settings.clone();
+    let trusted = settings.trusted_proxies()?;
+    let mut sweepers = Vec::new();
+    let mut auth = routes::auth::router();
+    let mut buying = routes::orders::limited_router();
+    if settings.rate_limit_enabled {
+        let quota = Quota::per_minute(
+            settings.rate_limit_auth_per_minute,
+            settings.rate_limit_auth_burst,
+        );
+        let sweeper;
+        (auth, sweeper) = limit(auth, trusted.clone(), quota);
+        sweepers.push(sweeper);
+        let quota = Quota::per_second(
+            settings.rate_limit_buy_per_second,
+            settings.rate_limit_buy_burst,
+        );
+        let sweeper;
+        (buying, sweeper) = limit(buying, trusted, quota);
+        sweepers.push(sweeper);
+    }
+
+    let mut app = Router::new()
+        .merge(routes::sales::router())
+        .merge(routes::orders::router())
+        .merge(buying)
+        .merge(routes::admin::router())
+        .merge(auth)
+        .merge(routes::ops::router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(
+            settings.request_timeout(),
+            enforce_timeout,
+        ));
+    if let Some(cors) = cors(&settings)? {
+        app = app.layer(cors);
+    }
+    let app = app
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Body>| {
+                    let request_id = request
+                        .headers()
+                        .get(request_id::HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id,
+                    )
+                })
+                // One line per request at debug (RUST_LOG=tower_http=debug):
+                // at flash-sale rates an info line each would cost more
+                // than the request. Failures (5xx) are logged at error.
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(request_id::drop_unusable))
+        .with_state(state);
+    Ok((app, sweepers))
+}
+
+fn cors(settings: &Settings) -> anyhow::Result<Option<CorsLayer>> {
+    let origins = settings.cors_origins()?;
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    ))
+}

@@ -1,0 +1,27 @@
+//! What every handler shares: settings, the Redis connection and engine
+//! client, MongoDB, the token keys, the password hasher and the metrics
+//! handle. Cloned per request; everything inside is cheap to clone.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    /// The engine, with the API's recovery rules around it.
+    pub engine: Engine,
+    /// One multiplexed connection (reconnecting) for plain Redis commands.
+    pub redis: ConnectionManager,
+    pub db: Db,
+    pub jwt: Arc<JwtKeys>,
+    pub passwords: Passwords,
+    pub metrics: PrometheusHandle,
+}

@@ -1,0 +1,145 @@
+//! `orders`, written by the worker from the engine's outbox (`_id` = the
+//! engine's order id, `userEmail`, `flashSaleId`, `paymentStatus`,
+//! `totalAmount` in Int64 cents, `createdAt`, `updatedAt`). The API only
+//! reads them, and reads leniently: a field of an unexpected type is shown
+//! as missing rather than failing the request.
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::FindOptions;
+use mongodb::Collection;
+
+use crate::domain::{Email, Money, SaleId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub user_email: String,
+    pub flash_sale_id: String,
+    pub payment_status: String,
+    pub total_amount: Option<Money>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl OrderRecord {
+    pub fn from_document(doc: &Document) -> OrderRecord {
+        let text = |key: &str| match doc.get(key) {
+            Some(Bson::String(s)) => s.clone(),
+            Some(Bson::ObjectId(id)) => id.to_hex(),
+            _ => String::new(),
+        };
+        OrderRecord {
+            order_id: text("_id"),
+            user_email: text("userEmail"),
+            flash_sale_id: text("flashSaleId"),
+            payment_status: text("paymentStatus"),
+            total_amount: doc.get("totalAmount").and_then(money),
+            created_at: doc.get("createdAt").and_then(time),
+            updated_at: doc.get("updatedAt").and_then(time),
+        }
+    }
+}
+
+/// Integers are cents; a string or a double (seed-era data) is a decimal.
+fn money(value: &Bson) -> Option<Money> {
+    match value {
+        Bson::Int32(n) => u64::try_from(*n)
+            .ok()
+            .and_then(|n| Money::from_minor_units(n).ok()),
+        Bson::Int64(n) => u64::try_from(*n)
+            .ok()
+            .and_then(|n| Money::from_minor_units(n).ok()),
+        Bson::Double(f) if f.is_finite() => Money::parse_decimal(&format!("{f}")).ok(),
+        Bson::String(s) => Money::parse_decimal(s.trim()).ok(),
+        Bson::Decimal128(d) => Money::parse_decimal(&d.to_string()).ok(),
+        _ => None,
+    }
+}
+
+fn time(value: &Bson) -> Option<DateTime<Utc>> {
+    match value {
+        Bson::DateTime(t) => DateTime::from_timestamp_millis(t.timestamp_millis()),
+        Bson::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        Bson::Int64(ms) => DateTime::from_timestamp_millis(*ms),
+        _ => None,
+    }
+}
+
+pub async fn find_for_user(
+    orders: &Collection<Document>,
+    sale: &SaleId,
+    email: &Email,
+) -> mongodb::error::Result<Option<OrderRecord>> {
+    let found = orders
+        .find_one(doc! { "flashSaleId": sale.as_str(), "userEmail": email.as_str() })
+        .await?;
+    Ok(found.as_ref().map(OrderRecord::from_document))
+}
+
+pub async fn count_for_sale(
+    orders: &Collection<Document>,
+    sale: &SaleId,
+) -> mongodb::error::Result<u64> {
+    orders
+        .count_documents(doc! { "flashSaleId": sale.as_str() })
+        .await
+}
+
+/// One page of orders (newest first), optionally of one sale, and the total.
+pub async fn list(
+    orders: &Collection<Document>,
+    sale: Option<&SaleId>,
+    skip: u64,
+    limit: i64,
+) -> mongodb::error::Result<(Vec<OrderRecord>, u64)> {
+    let filter = match sale {
+        Some(sale) => doc! { "flashSaleId": sale.as_str() },
+        None => doc! {},
+    };
+    let total = orders.count_documents(filter.clone()).await?;
+    let options = FindOptions::builder()
+        .sort(doc! { "createdAt": -1, "_id": 1 })
+        .skip(skip)
+        .limit(limit)
+        .build();
+    let docs: Vec<Document> = orders
+        .find(filter)
+        .with_options(options)
+        .await?
+        .try_collect()
+        .await?;
+    Ok((docs.iter().map(OrderRecord::from_document).collect(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::DateTime as BsonDateTime;
+
+    #[test]
+    fn reads_leniently() {
+        let record = OrderRecord::from_document(&doc! {
+            "_id": "s-1", "userEmail": "a@b.co", "flashSaleId": "s",
+            "paymentStatus": "paid", "totalAmount": 4999_i64,
+            "createdAt": BsonDateTime::from_millis(1_000), "updatedAt": "nonsense",
+        });
+        assert_eq!(record.order_id, "s-1");
+        assert_eq!(record.total_amount.map(Money::minor_units), Some(4999));
+        assert_eq!(record.created_at.map(|t| t.timestamp_millis()), Some(1_000));
+        assert_eq!(record.updated_at, None);
+        assert_eq!(
+            money(&Bson::Double(49.99)).map(Money::minor_units),
+            Some(4999)
+        );
+        assert_eq!(
+            money(&Bson::String("1.5".into())).map(Money::minor_units),
+            Some(150)
+        );
+        assert_eq!(money(&Bson::Int32(-1)), None);
+        assert_eq!(money(&Bson::Boolean(true)), None);
+    }
+}

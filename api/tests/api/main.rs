@@ -1,0 +1,13 @@
+//! Integration tests of the HTTP API against real processes: redis-server
+//! with the engine (module or Functions library) and a MongoDB-compatible
+//! server, the API on a free port, called over HTTP. One binary (faster to
+//! build); every test owns its servers, so they run in parallel.
+
+mod admin;
+mod auth;
+mod bad_input;
+mod journey;
+mod ops;
+mod rate_limit;
+mod sales;
+mod support;
