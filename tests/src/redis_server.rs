@@ -66,7 +66,11 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let mut child = spawn(self.port, &self.dir, &self.options);
-        assert!(wait_ready(self.port, &mut child), "redis-server did not restart on port {}", self.port);
+        assert!(
+            wait_ready(self.port, &mut child),
+            "redis-server did not restart on port {}",
+            self.port
+        );
         self.child = child;
     }
 
@@ -102,12 +106,19 @@ impl RedisServer {
 
 fn spawn(port: u16, dir: &std::path::Path, options: &ServerOptions) -> Child {
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-        .args(["--dir", &dir.to_string_lossy()])
-        .args(["--enable-debug-command", "local"])
-        .args(["--logfile", &dir.join("redis.log").to_string_lossy()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ])
+    .args(["--dir", &dir.to_string_lossy()])
+    .args(["--enable-debug-command", "local"])
+    .args(["--logfile", &dir.join("redis.log").to_string_lossy()])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     for (name, value) in &options.config {
         cmd.arg(format!("--{name}")).arg(value);
     }
