@@ -1,0 +1,100 @@
+//! FIFO observer: atomic snapshots of the queue, taken over and over. Between
+//! two snapshots, the users that left the queue must be a prefix of the
+//! earlier snapshot (the virtual users never leave the queue on their own),
+//! and newcomers must stand behind everyone already there.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use flashsale::keys;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+
+#[derive(Debug, Default, Clone)]
+pub struct FifoReport {
+    pub snapshots: u64,
+    pub violations: Vec<String>,
+}
+
+pub async fn observe(
+    mut conn: MultiplexedConnection,
+    sale: String,
+    mut stop: watch::Receiver<bool>,
+) -> FifoReport {
+    let mut report = FifoReport::default();
+    let mut previous: Option<Vec<String>> = None;
+    loop {
+        let snapshot: Result<Vec<String>, _> = redis::cmd("ZRANGE")
+            .arg(keys::queue(&sale))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await;
+        if let Ok(current) = snapshot {
+            report.snapshots += 1;
+            if let Some(before) = &previous {
+                check(before, &current, &mut report.violations);
+            }
+            previous = Some(current);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return report,
+        }
+    }
+}
+
+fn check(before: &[String], after: &[String], violations: &mut Vec<String>) {
+    let still: HashSet<&String> = after.iter().collect();
+    // Everyone who left must have been ahead of everyone who stayed.
+    if let Some(first_stayer) = before.iter().position(|u| still.contains(u)) {
+        for user in &before[first_stayer..] {
+            if !still.contains(user) {
+                violations.push(format!(
+                    "{user} left the queue while earlier arrivals still waited"
+                ));
+            }
+        }
+    }
+    // Those who stayed keep their order, and newcomers come after them.
+    let was: HashSet<&String> = before.iter().collect();
+    let stayers: Vec<&String> = after.iter().filter(|u| was.contains(u)).collect();
+    let expected: Vec<&String> = before.iter().filter(|u| still.contains(u)).collect();
+    if stayers != expected {
+        violations.push("the order of waiting users changed".to_string());
+    }
+    if let Some(first_new) = after.iter().position(|u| !was.contains(u)) {
+        if after[first_new..].iter().any(|u| was.contains(u)) {
+            violations.push("a newcomer was placed ahead of an earlier arrival".to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    fn v(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn admission_from_the_head_and_arrivals_at_the_back_are_fine() {
+        let mut violations = Vec::new();
+        check(&v(&["a", "b", "c"]), &v(&["c", "d"]), &mut violations);
+        check(&v(&["a", "b"]), &v(&[]), &mut violations);
+        check(&v(&[]), &v(&["x"]), &mut violations);
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    #[test]
+    fn skipping_reordering_and_cutting_in_are_violations() {
+        let mut violations = Vec::new();
+        check(&v(&["a", "b", "c"]), &v(&["a", "c"]), &mut violations);
+        assert_eq!(violations.len(), 1);
+        check(&v(&["a", "b"]), &v(&["b", "a"]), &mut violations);
+        assert_eq!(violations.len(), 2);
+        check(&v(&["a", "b"]), &v(&["x", "a", "b"]), &mut violations);
+        assert_eq!(violations.len(), 3);
+    }
+}

@@ -1,0 +1,335 @@
+//! The flashsale stress test, modelled on a k6 flash-sale plan: an admin
+//! creates a sale through the API; virtual users each buy, poll their place
+//! with backoff until admitted, and confirm — some abandon their hold on
+//! purpose. Then everything is verified through the API, in Redis and in
+//! MongoDB, and the run's throughput and latencies are reported.
+
+pub mod fifo;
+mod report;
+pub mod stats;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+
+pub use report::Report;
+use stats::Stats;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "flashsale-stress",
+    about = "Virtual buyers against a running flashsale, then a verdict"
+)]
+pub struct StressConfig {
+    #[arg(long, env = "STRESS_API_URL", default_value = "http://127.0.0.1:3000")]
+    pub api_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    pub redis_url: String,
+    #[arg(long, env = "MONGO_URL", default_value = "mongodb://127.0.0.1:27018/")]
+    pub mongo_url: String,
+    #[arg(long, env = "MONGO_DB", default_value = "flashsale")]
+    pub mongo_db: String,
+    #[arg(long, env = "ADMIN_EMAIL", default_value = "admin@example.com")]
+    pub admin_email: String,
+    #[arg(long, env = "ADMIN_PASSWORD", default_value = "admin123")]
+    pub admin_password: String,
+    /// Virtual users.
+    #[arg(long, default_value_t = 5000)]
+    pub users: usize,
+    /// Units on sale.
+    #[arg(long, default_value_t = 500)]
+    pub stock: u64,
+    /// Percent of admitted users who let their hold run out on purpose.
+    #[arg(long, default_value_t = 10)]
+    pub abandon_percent: u32,
+    /// Seconds an admitted user has to confirm.
+    #[arg(long, default_value_t = 5)]
+    pub hold_ttl_seconds: u64,
+    /// Admission rate (holds per second); unlimited when absent.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Users with a request in flight at once.
+    #[arg(long, default_value_t = 500)]
+    pub concurrency: usize,
+    /// Seconds from creation to the sale's start (the countdown).
+    #[arg(long, default_value_t = 2)]
+    pub start_in_seconds: u64,
+    /// Longest the buying may take before users give up.
+    #[arg(long, default_value_t = 120)]
+    pub deadline_seconds: u64,
+}
+
+/// What one virtual user ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Purchased(String),
+    /// Admitted and let the hold lapse on purpose.
+    Abandoned,
+    /// Admitted, confirmed, but the hold had already lapsed (too slow).
+    Lapsed,
+    SoldOut,
+    Ended,
+    /// Gave up at the deadline or after repeated errors.
+    GaveUp(String),
+}
+
+impl Outcome {
+    fn wanted_to_buy(&self) -> bool {
+        !matches!(self, Outcome::Abandoned)
+    }
+}
+
+pub struct Run {
+    pub config: StressConfig,
+    pub http: reqwest::Client,
+    pub stats: Stats,
+    pub sale_id: String,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+impl Run {
+    /// A request, timed and counted under `route`; retries a 429 after its
+    /// Retry-After (counted too), so a rate limit slows a user, never drops it.
+    async fn send(
+        &self,
+        route: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut attempt = 0;
+        loop {
+            let Some(builder) = request.try_clone() else {
+                bail!("request cannot be retried")
+            };
+            let started = Instant::now();
+            let response = builder.send().await;
+            let elapsed = started.elapsed();
+            match response {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    self.stats.record(route, Some(status), elapsed);
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    if status == 429 && attempt < 50 && Instant::now() < self.deadline {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).max(1)))
+                            .await;
+                        continue;
+                    }
+                    return Ok((status, body));
+                }
+                Err(error) => {
+                    self.stats.record(route, None, elapsed);
+                    attempt += 1;
+                    if attempt >= 5 || Instant::now() >= self.deadline {
+                        return Err(error.into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.api_url.trim_end_matches('/'))
+    }
+}
+
+async fn sign_in(http: &reqwest::Client, config: &StressConfig) -> anyhow::Result<String> {
+    let response = http
+        .post(format!(
+            "{}/auth/signin",
+            config.api_url.trim_end_matches('/')
+        ))
+        .json(&json!({ "email": config.admin_email, "password": config.admin_password }))
+        .send()
+        .await
+        .context("POST /auth/signin")?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let Some(token) = body["accessToken"].as_str() else {
+        bail!("sign-in failed ({status}): {body}")
+    };
+    Ok(token.to_string())
+}
+
+async fn create_sale(
+    http: &reqwest::Client,
+    config: &StressConfig,
+    token: &str,
+) -> anyhow::Result<(String, DateTime<Utc>)> {
+    let starts_at = Utc::now() + chrono::Duration::seconds(config.start_in_seconds as i64);
+    let ends_at = starts_at + chrono::Duration::seconds(config.deadline_seconds as i64 + 600);
+    let mut body = json!({
+        "name": format!("stress {}", Utc::now().format("%H:%M:%S")),
+        "description": "flashsale stress test",
+        "initialQuantity": config.stock,
+        "pricePerUnit": "9.99",
+        "startsAt": starts_at,
+        "endsAt": ends_at,
+        "holdTtlSeconds": config.hold_ttl_seconds,
+    });
+    if let Some(rate) = config.rate {
+        body["rate"] = json!(rate);
+    }
+    let response = http
+        .post(format!(
+            "{}/flash-sales",
+            config.api_url.trim_end_matches('/')
+        ))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .context("POST /flash-sales")?;
+    let status = response.status();
+    let created: Value = response.json().await.unwrap_or(Value::Null);
+    let Some(id) = created["id"].as_str() else {
+        bail!("creating the sale failed ({status}): {created}")
+    };
+    Ok((id.to_string(), starts_at))
+}
+
+/// One virtual user: buy, poll with backoff until admitted, confirm (or
+/// abandon on purpose).
+async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (String, Outcome) {
+    let email = format!("vu{index:06}@stress.test");
+    let outcome = buyer(&run, &email, abandons)
+        .await
+        .unwrap_or_else(|e| Outcome::GaveUp(e.to_string()));
+    (email, outcome)
+}
+
+async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
+    let body = json!({ "email": email, "flashSaleId": run.sale_id });
+    let (status, reply) = run
+        .send(
+            "POST /orders/buy",
+            run.http.post(run.url("/orders/buy")).json(&body),
+        )
+        .await?;
+    if let Some(outcome) = settled(status, &reply) {
+        return Ok(outcome);
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if Instant::now() >= run.deadline {
+            return Ok(Outcome::GaveUp("deadline".into()));
+        }
+        let request = run
+            .http
+            .get(run.url("/orders/position"))
+            .query(&[("flashSaleId", run.sale_id.as_str()), ("email", email)]);
+        let (status, position) = run.send("GET /orders/position", request).await?;
+        if status != 200 {
+            bail!("position: {status} {position}");
+        }
+        match position["status"].as_str() {
+            Some("ready") => break,
+            Some("purchased") => {
+                return Ok(Outcome::Purchased(
+                    position["orderId"].as_str().unwrap_or("").to_string(),
+                ))
+            }
+            Some("expired") => return Ok(Outcome::Lapsed),
+            _ => {}
+        }
+        match position["saleStatus"].as_str() {
+            Some("sold_out") => return Ok(Outcome::SoldOut),
+            Some("ended") => return Ok(Outcome::Ended),
+            _ => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 3 / 2).min(Duration::from_secs(2));
+    }
+    if abandons {
+        return Ok(Outcome::Abandoned);
+    }
+    let body = json!({ "email": email, "flashSaleId": run.sale_id });
+    let (status, reply) = run
+        .send(
+            "POST /orders/confirm",
+            run.http.post(run.url("/orders/confirm")).json(&body),
+        )
+        .await?;
+    Ok(match status {
+        200 => Outcome::Purchased(reply["orderId"].as_str().unwrap_or("").to_string()),
+        410 => Outcome::Lapsed,
+        409 => Outcome::SoldOut,
+        other => Outcome::GaveUp(format!("confirm answered {other}: {reply}")),
+    })
+}
+
+/// A buy reply that already ends the story.
+fn settled(status: u16, reply: &Value) -> Option<Outcome> {
+    let code = reply["error"]["code"].as_str().unwrap_or("");
+    match (status, reply["status"].as_str()) {
+        (200, Some("purchased")) => Some(Outcome::Purchased(
+            reply["orderId"].as_str().unwrap_or("").to_string(),
+        )),
+        (200, _) => None,
+        (409, _) if code.contains("sold_out") => Some(Outcome::SoldOut),
+        (409, _) if code.contains("ended") => Some(Outcome::Ended),
+        _ => Some(Outcome::GaveUp(format!("buy answered {status}: {reply}"))),
+    }
+}
+
+pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(config.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let token = sign_in(&http, config).await?;
+    let (sale_id, starts_at) = create_sale(&http, config, &token).await?;
+    let redis = redis::Client::open(config.redis_url.as_str())?;
+    let (stop_observer, observer_stop) = watch::channel(false);
+    let observer = tokio::spawn(fifo::observe(
+        redis.get_multiplexed_async_connection().await?,
+        sale_id.clone(),
+        observer_stop,
+    ));
+
+    // The countdown: wait for the start the server announced.
+    let wait = (starts_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let started = Instant::now();
+    let run = Arc::new(Run {
+        config: config.clone(),
+        http,
+        stats: Stats::default(),
+        sale_id: sale_id.clone(),
+        started,
+        deadline: started + Duration::from_secs(config.deadline_seconds),
+    });
+    let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut users = Vec::with_capacity(config.users);
+    for index in 0..config.users {
+        let (run, gate) = (run.clone(), gate.clone());
+        let abandons = (index as u64 * 7919 % 100) < u64::from(config.abandon_percent);
+        users.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            virtual_user(run, index, abandons).await
+        }));
+    }
+    let mut outcomes = BTreeMap::new();
+    for user in users {
+        let (email, outcome) = user.await?;
+        outcomes.insert(email, outcome);
+    }
+    let buying_took = started.elapsed();
+    let _ = stop_observer.send(true);
+    let fifo = observer.await?;
+    let verification = verify::verify(&run, &token, &outcomes, starts_at).await?;
+    Ok(Report::new(&run, outcomes, fifo, verification, buying_took))
+}

@@ -1,0 +1,235 @@
+//! After the run: the sale checked through the API, in Redis and in MongoDB.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use flashsale::{keys, BackendChoice, EngineClient};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+
+use crate::{Outcome, Run};
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+    pub sold: u64,
+    pub stock: u64,
+    /// From the sale's start to its last confirmed order, on the server clock.
+    pub time_to_sell_out: Option<Duration>,
+}
+
+impl Verification {
+    fn check(&mut self, name: &str, passed: bool, detail: String) {
+        self.checks.push(Check {
+            name: name.to_string(),
+            passed,
+            detail,
+        });
+    }
+}
+
+pub async fn verify(
+    run: &Run,
+    token: &str,
+    outcomes: &BTreeMap<String, Outcome>,
+    starts_at: DateTime<Utc>,
+) -> anyhow::Result<Verification> {
+    let config = &run.config;
+    let sale = &run.sale_id;
+    let redis = redis::Client::open(config.redis_url.as_str())?;
+    let mut conn = redis.get_multiplexed_async_connection().await?;
+    let mut engine = EngineClient::connect(conn.clone(), BackendChoice::Auto).await?;
+    let status = engine.status(sale, None).await?;
+    let (sold, stock) = (status.sale.sold, status.sale.stock);
+    let redis_orders: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::orders(sale))
+        .query_async(&mut conn)
+        .await?;
+    let outbox_len: u64 = redis::cmd("XLEN")
+        .arg(keys::outbox(sale))
+        .query_async(&mut conn)
+        .await?;
+    let last: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
+        .arg(keys::outbox(sale))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await?;
+    let last_confirmed = last
+        .first()
+        .and_then(|(_, f)| f.get("confirmed_at"))
+        .and_then(|v| v.parse::<i64>().ok());
+
+    let mut v = Verification {
+        sold,
+        stock,
+        ..Verification::default()
+    };
+    v.time_to_sell_out = last_confirmed
+        .filter(|_| sold == stock)
+        .and_then(|ms| u64::try_from(ms - starts_at.timestamp_millis()).ok())
+        .map(Duration::from_millis);
+
+    // The worker copies asynchronously: give it time to catch up.
+    let mongo = mongodb::Client::with_uri_str(&config.mongo_url).await?;
+    let db = mongo.database(&config.mongo_db);
+    let orders = db.collection::<Document>("orders");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while orders.count_documents(doc! { "flashSaleId": sale }).await? < sold
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let docs: Vec<Document> = orders
+        .find(doc! { "flashSaleId": sale })
+        .await?
+        .try_collect()
+        .await?;
+    let mongo_ids: BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+        .collect();
+    let mongo_emails: BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| d.get_str("userEmail").ok().map(str::to_string))
+        .collect();
+    let redis_ids: BTreeSet<String> = redis_orders.values().cloned().collect();
+
+    let purchased: BTreeMap<&String, &String> = outcomes
+        .iter()
+        .filter_map(|(email, o)| match o {
+            Outcome::Purchased(id) => Some((email, id)),
+            _ => None,
+        })
+        .collect();
+    let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count() as u64;
+    let wanting = count(Outcome::wanted_to_buy);
+    let lapsed = count(|o| matches!(o, Outcome::Lapsed));
+    let gave_up: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(email, o)| match o {
+            Outcome::GaveUp(why) => Some(format!("{email}: {why}")),
+            _ => None,
+        })
+        .collect();
+
+    v.check(
+        "no oversell",
+        sold <= stock && docs.len() as u64 <= stock,
+        format!("sold {sold}, {} in MongoDB, stock {stock}", docs.len()),
+    );
+    let expected = stock.min(wanting.saturating_sub(lapsed));
+    v.check(
+        "confirmed orders = min(stock, users who tried to confirm in time)",
+        sold == expected,
+        format!("{sold} confirmed; {wanting} wanted to buy, {lapsed} confirmed too late"),
+    );
+    v.check(
+        "at most one order per email",
+        redis_orders.len() == redis_ids.len() && mongo_emails.len() == docs.len(),
+        format!(
+            "{} orders, {} distinct buyers in MongoDB",
+            docs.len(),
+            mongo_emails.len()
+        ),
+    );
+    let every_reply_recorded = purchased
+        .iter()
+        .all(|(email, id)| redis_orders.get(*email) == Some(*id));
+    v.check(
+        "every purchase the API confirmed is an order",
+        every_reply_recorded && purchased.len() as u64 == sold,
+        format!(
+            "{} purchases confirmed to users, {} orders in Redis",
+            purchased.len(),
+            redis_orders.len()
+        ),
+    );
+    v.check(
+        "every order reached MongoDB exactly once",
+        mongo_ids == redis_ids && docs.len() == redis_ids.len() && outbox_len == sold,
+        format!(
+            "{} in Redis, {} in the outbox, {} documents in MongoDB",
+            redis_ids.len(),
+            outbox_len,
+            docs.len()
+        ),
+    );
+
+    let public: serde_json::Value = run
+        .http
+        .get(run.url(&format!("/flash-sales/{sale}/public")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let stock_left = public["stockLeft"].as_u64().unwrap_or(u64::MAX);
+    v.check(
+        "stock left + sold = initial stock (API)",
+        stock_left.checked_add(sold) == Some(stock),
+        format!("stock left {stock_left} + sold {sold}, initial {stock}"),
+    );
+    let current = current_quantity(&db, sale, stock - sold.min(stock)).await?;
+    v.check(
+        "stock left + sold = initial stock (MongoDB currentQuantity)",
+        current == Some((stock - sold.min(stock)) as i64),
+        format!("currentQuantity {current:?}"),
+    );
+    let listed: serde_json::Value = run
+        .http
+        .get(run.url("/orders/admin/list"))
+        .query(&[("flashSaleId", sale.as_str()), ("pageSize", "1")])
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    v.check(
+        "admin order list shows every order",
+        listed["total"].as_u64() == Some(sold),
+        format!("total {}", listed["total"]),
+    );
+    v.check(
+        "no user got stuck",
+        gave_up.is_empty(),
+        format!(
+            "{} gave up {:?}",
+            gave_up.len(),
+            gave_up.iter().take(3).collect::<Vec<_>>()
+        ),
+    );
+    Ok(v)
+}
+
+/// `currentQuantity`, once it has caught up with `expected` (the worker syncs
+/// it about once a second) or after a few seconds.
+async fn current_quantity(
+    db: &mongodb::Database,
+    sale: &str,
+    expected: u64,
+) -> anyhow::Result<Option<i64>> {
+    let sales = db.collection::<Document>("flash_sales");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = sales.find_one(doc! { "_id": sale }).await?;
+        let current = found.and_then(|d| match d.get("currentQuantity") {
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        });
+        if current == Some(expected as i64) || Instant::now() >= deadline {
+            return Ok(current);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
