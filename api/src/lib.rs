@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{admin, auth, ops, orders, sales};
+use crate::web;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +19,7 @@ use crate::routes::{admin, auth, ops, orders, sales};
     ),
     paths(
         sales::public_sale,
+        web::open_sales,
         sales::list_sales,
         sales::get_sale,
         sales::create_sale,

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
@@ -36,6 +37,7 @@ use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Db;
+use crate::web;
 
 pub struct Application {
     port: u16,
@@ -227,6 +229,7 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(routes::admin::router())
         .merge(auth)
         .merge(routes::ops::router())
+        .merge(web::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -240,6 +243,15 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
     }
     let app = app
         .layer(CatchPanicLayer::custom(panic_response))
+        // On every response (pages add their CSP in `web`).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(track))
         .layer(

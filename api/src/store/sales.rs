@@ -137,3 +137,22 @@ pub async fn list_recent(
         .try_collect()
         .await
 }
+
+/// Sales that have not ended at `now`, soonest start first (the public list
+/// on the customer page).
+pub async fn list_open(
+    sales: &Collection<SaleDoc>,
+    now: DateTime,
+    limit: i64,
+) -> mongodb::error::Result<Vec<SaleDoc>> {
+    let options = FindOptions::builder()
+        .sort(doc! { "startsAt": 1, "_id": 1 })
+        .limit(limit)
+        .build();
+    sales
+        .find(doc! { "endsAt": { "$gt": now } })
+        .with_options(options)
+        .await?
+        .try_collect()
+        .await
+}

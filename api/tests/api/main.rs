@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod journey;
 mod ops;
+mod pages;
 mod rate_limit;
 mod sales;
 mod support;

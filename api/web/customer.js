@@ -1,0 +1,427 @@
+// The customer's sale page: `/` lists the open sales, `/sales/<id>` is one
+// sale. The countdown follows the server's clock (the offset to it is taken
+// from every response carrying serverTimeMs), the queue position is polled
+// with backoff, and every outcome is a message in an aria-live region.
+'use strict';
+
+(function () {
+  const { api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS } = window.FS;
+
+  // ---- the server's clock ------------------------------------------------
+  let clockOffset = 0; // server time − local time, ms
+  function syncClock(serverMs, sentAt, receivedAt) {
+    if (typeof serverMs !== 'number') return;
+    clockOffset = serverMs - (sentAt + receivedAt) / 2;
+  }
+  const serverNow = () => Date.now() + clockOffset;
+
+  // ---- index: open sales -------------------------------------------------
+  async function showList() {
+    $('loading').hidden = true;
+    $('sale-list').hidden = false;
+    try {
+      const { items } = await api('GET', '/public/flash-sales');
+      const list = $('sales');
+      list.replaceChildren();
+      $('no-sales').hidden = items.length > 0;
+      for (const sale of items) {
+        const when =
+          sale.status === 'upcoming' ? 'Starts ' + dateTime(sale.startsAt) : 'Ends ' + dateTime(sale.endsAt);
+        list.append(
+          el('li', { className: 'card' },
+            el('h2', {}, el('a', { href: '/sales/' + encodeURIComponent(sale.id), text: sale.name })),
+            el('p', { className: 'description', text: sale.description }),
+            el('p', { className: 'meta' },
+              el('span', { className: 'badge', dataset: { status: sale.status }, text: STATUS_WORDS[sale.status] || sale.status }),
+              ' ', el('span', { className: 'num', text: money(sale.pricePerUnit) }),
+              ' · ', el('span', { text: sale.stockLeft + ' left' }),
+              ' · ', el('span', { text: when }))));
+      }
+    } catch (e) {
+      showPageError('We could not load the sales (' + e.message + '). Reload the page to try again.');
+    }
+  }
+
+  function showPageError(text) {
+    $('loading').hidden = true;
+    const box = $('page-error');
+    box.textContent = text;
+    box.hidden = false;
+  }
+
+  // ---- one sale ------------------------------------------------------------
+  const saleId = decodeURIComponent((location.pathname.match(/^\/sales\/([^/]+)\/?$/) || [])[1] || '');
+  let sale = null; // the last /public reply
+  let state = 'idle'; // idle | buying | queued | ready | purchased | expired | closed
+  let email = '';
+  let holdEndsAt = 0; // server ms
+  let pollTimer = null;
+  let failures = 0;
+  const storageKey = 'flashsale:email:' + saleId;
+
+  async function loadSale() {
+    const sentAt = Date.now();
+    const reply = await api('GET', '/flash-sales/' + encodeURIComponent(saleId) + '/public');
+    syncClock(reply.serverTimeMs, sentAt, Date.now());
+    sale = reply;
+    renderSale();
+    return reply;
+  }
+
+  function renderSale() {
+    if (!sale) return;
+    document.title = sale.name + ' — flash sale';
+    setText('sale-name', sale.name);
+    setText('sale-description', sale.description);
+    setText('sale-price', money(sale.pricePerUnit));
+    setText('sale-stock', sale.stockLeft + ' of ' + sale.stock);
+    const badge = $('sale-status');
+    setText(badge, STATUS_WORDS[sale.status] || sale.status);
+    badge.dataset.status = sale.status;
+    updateBuyButton();
+    tick();
+  }
+
+  function updateBuyButton() {
+    const busy = state === 'buying' || state === 'queued' || state === 'ready' || state === 'purchased';
+    $('buy').disabled = !sale || sale.status !== 'active' || busy;
+  }
+
+  // The countdown to the start (or to the end while active), every 250 ms.
+  let refreshingAtZero = false;
+  function tick() {
+    if (!sale) return;
+    const now = serverNow();
+    const starts = Date.parse(sale.startsAt);
+    const ends = Date.parse(sale.endsAt);
+    const box = $('countdown-box');
+    if (sale.status === 'upcoming') {
+      box.hidden = false;
+      setText('countdown-label', 'Starts in');
+      setText('countdown', duration(Math.ceil((starts - now) / 1000)));
+      if (now >= starts && !refreshingAtZero) {
+        // Zero: ask the server (its clock decides), until it says active.
+        refreshingAtZero = true;
+        loadSale()
+          .catch(() => {})
+          .finally(() => setTimeout(() => (refreshingAtZero = false), 300));
+      }
+    } else if (sale.status === 'active') {
+      box.hidden = false;
+      setText('countdown-label', 'Ends in');
+      setText('countdown', duration(Math.ceil((ends - now) / 1000)));
+      if (now >= ends && !refreshingAtZero) {
+        refreshingAtZero = true;
+        loadSale()
+          .catch(() => {})
+          .finally(() => setTimeout(() => (refreshingAtZero = false), 1000));
+      }
+    } else {
+      box.hidden = true;
+    }
+    if (state === 'ready') {
+      const left = Math.ceil((holdEndsAt - now) / 1000);
+      setText('hold-left', duration(Math.max(0, left)));
+    }
+  }
+
+  // ---- messages ------------------------------------------------------------
+  function say(kind, text) {
+    const progress = $('progress');
+    progress.dataset.state = kind;
+    setText('message', text);
+  }
+
+  function showQueue(position, size, wait) {
+    $('queue-info').hidden = false;
+    setText('position', position === null || position === undefined ? '—' : '#' + position);
+    setText('queue-size', size === undefined ? '—' : size);
+    setText('wait', waitWords(wait));
+  }
+
+  function hideQueue() {
+    $('queue-info').hidden = true;
+  }
+
+  function setState(next) {
+    state = next;
+    $('reserved').hidden = next !== 'ready';
+    if (next !== 'queued') hideQueue();
+    updateBuyButton();
+  }
+
+  function purchased(orderId, already) {
+    stopPolling();
+    setState('purchased');
+    say(
+      already ? 'already' : 'purchased',
+      (already ? 'You have already bought this item. ' : 'Success! Your purchase is confirmed. ') +
+        'Your order id is ' + orderId + '.',
+    );
+    $('check-email').value = email;
+  }
+
+  function holdExpired() {
+    stopPolling();
+    setState('expired');
+    say(
+      'expired',
+      'Your reservation ran out before it was confirmed, so the item went to the next person in line. ' +
+        'If any are left you can press Buy to join the queue again.',
+    );
+    loadSale().catch(() => {});
+  }
+
+  // Outcomes the API reports as errors.
+  function outcome(error) {
+    switch (error.code) {
+      case 'sold_out':
+        stopPolling();
+        setState('closed');
+        say('sold_out', 'Sorry, this sale is sold out: every item has been bought.');
+        break;
+      case 'sale_ended':
+        stopPolling();
+        setState('closed');
+        say('ended', 'This sale has ended. Thanks for your interest!');
+        break;
+      case 'sale_not_started':
+        setState('idle');
+        say('not_started', 'The sale has not started yet. The Buy button turns on when the countdown reaches zero.');
+        break;
+      case 'queue_full':
+        setState('idle');
+        say('queue_full', 'The queue is full right now. Please try again in a moment.');
+        break;
+      case 'hold_expired':
+        holdExpired();
+        return;
+      case 'no_hold':
+        say('waiting', 'It is not your turn yet; we will tell you when your item is reserved.');
+        schedulePoll(1000);
+        return;
+      case 'invalid_email':
+      case 'invalid_field':
+      case 'invalid_body':
+        setState('idle');
+        showEmailError('Please enter a valid email address.');
+        say('idle', '');
+        return;
+      case 'sale_not_found':
+        stopPolling();
+        setState('closed');
+        say('ended', 'This sale no longer exists.');
+        return;
+      default:
+        setState('idle');
+        say('error', 'Something went wrong: ' + error.message);
+    }
+    loadSale().catch(() => {});
+  }
+
+  function showEmailError(text) {
+    const box = $('email-error');
+    box.textContent = text;
+    box.hidden = !text;
+    $('email').setAttribute('aria-invalid', text ? 'true' : 'false');
+    if (text) $('email').setAttribute('aria-describedby', 'email-error');
+  }
+
+  // Network trouble (no answer, 5xx, 429): keep the place, retry with backoff.
+  function networkTrouble(retry, retryAfterSec) {
+    failures += 1;
+    const delay = retryAfterSec ? retryAfterSec * 1000 : Math.min(10000, 500 * 2 ** Math.min(failures, 5));
+    say(
+      'network',
+      'Connection trouble — retrying in ' + Math.ceil(delay / 1000) + ' s. ' +
+        (state === 'queued' || state === 'ready' ? 'Don’t worry, you keep your place.' : 'Please keep this page open.'),
+    );
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(retry, delay);
+  }
+
+  // ---- buying --------------------------------------------------------------
+  async function buy() {
+    setState('buying');
+    say('buying', 'Joining the queue…');
+    try {
+      const reply = await api('POST', '/orders/buy', { body: { email, flashSaleId: saleId } });
+      failures = 0;
+      sessionStorage.setItem(storageKey, email);
+      handleStatus(reply);
+    } catch (e) {
+      if (e.network) networkTrouble(buy, e.retryAfter);
+      else outcome(e);
+    }
+  }
+
+  function handleStatus(reply) {
+    switch (reply.status) {
+      case 'queued':
+        setState('queued');
+        say('queued', 'You are in the queue. Keep this page open — it updates by itself.');
+        showQueue(reply.position, reply.size, reply.estimatedWaitSec);
+        schedulePoll(nextPollDelay(reply));
+        break;
+      case 'ready': {
+        const first = state !== 'ready';
+        holdEndsAt = serverNow() + (reply.holdTtlSec || 0) * 1000;
+        setState('ready');
+        if (first) {
+          say('ready', 'Your item is reserved! Confirm within the time shown to complete your purchase.');
+          $('confirm').focus();
+        }
+        tick();
+        schedulePoll(1000);
+        break;
+      }
+      case 'purchased':
+        purchased(reply.orderId, state !== 'confirming');
+        break;
+      case 'expired':
+        holdExpired();
+        break;
+      default:
+        // Not in the sale (any more): the sale closed, or we never joined.
+        if (reply.saleStatus === 'sold_out') outcome({ code: 'sold_out' });
+        else if (reply.saleStatus === 'ended') outcome({ code: 'sale_ended' });
+        else {
+          stopPolling();
+          setState('idle');
+          say('idle', '');
+        }
+    }
+  }
+
+  // Poll sooner near the front of the queue, slower far back.
+  function nextPollDelay(reply) {
+    const wait = reply.estimatedWaitSec;
+    const base = wait === null || wait === undefined ? 1000 : (wait * 1000) / 4;
+    return Math.max(500, Math.min(5000, base));
+  }
+
+  function schedulePoll(delay) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  function stopPolling() {
+    clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  async function poll() {
+    try {
+      const reply = await api(
+        'GET',
+        '/orders/position?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email),
+      );
+      failures = 0;
+      if (reply.saleStatus && sale && reply.saleStatus !== sale.status) loadSale().catch(() => {});
+      if (state === 'confirming') return;
+      handleStatus(reply);
+    } catch (e) {
+      if (e.network) networkTrouble(poll, e.retryAfter);
+      else outcome(e);
+    }
+  }
+
+  async function confirm() {
+    if (state !== 'ready') return;
+    stopPolling();
+    state = 'confirming';
+    $('confirm').disabled = true;
+    say('confirming', 'Confirming your purchase…');
+    try {
+      const reply = await api('POST', '/orders/confirm', { body: { email, flashSaleId: saleId } });
+      failures = 0;
+      purchased(reply.orderId, !reply.created);
+      loadSale().catch(() => {});
+    } catch (e) {
+      state = 'ready';
+      if (e.network) networkTrouble(confirm, e.retryAfter);
+      else outcome(e);
+    } finally {
+      $('confirm').disabled = false;
+    }
+  }
+
+  // ---- check my order -----------------------------------------------------
+  async function checkOrder(event) {
+    event.preventDefault();
+    const who = $('check-email').value.trim();
+    const out = $('check-result');
+    if (!who) {
+      out.replaceChildren(el('p', { className: 'notice notice-bad', text: 'Enter the email you bought with.' }));
+      return;
+    }
+    out.replaceChildren(el('p', { className: 'muted', text: 'Looking up your order…' }));
+    try {
+      const order = await api(
+        'GET',
+        '/orders/by-email?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(who),
+      );
+      out.replaceChildren(
+        el('div', { className: 'notice notice-good', id: 'order-found' },
+          el('p', {}, 'Order ', el('strong', { id: 'order-id', text: order.orderId }), ' — paid.'),
+          el('p', { className: 'muted' },
+            'Email: ' + order.userEmail + ' · Amount: ' + money(order.totalAmount) +
+              (order.createdAt ? ' · ' + dateTime(order.createdAt) : ''))));
+    } catch (e) {
+      const text =
+        e.code === 'order_not_found'
+          ? 'We found no order for that email in this sale.'
+          : e.network
+            ? 'Connection trouble — please try again in a moment.'
+            : e.message;
+      out.replaceChildren(el('p', { className: 'notice notice-bad', id: 'order-missing', text }));
+    }
+  }
+
+  // ---- start -----------------------------------------------------------------
+  async function showSale() {
+    try {
+      await loadSale();
+    } catch (e) {
+      showPageError(
+        e.code === 'sale_not_found' || e.code === 'invalid_path'
+          ? 'We could not find this sale. It may have been removed.'
+          : 'We could not load the sale. Please reload the page.',
+      );
+      return;
+    }
+    $('loading').hidden = true;
+    $('sale').hidden = false;
+    $('buy-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const value = $('email').value.trim();
+      if (!/^[^\s@]+@[^\s@]+$/.test(value)) {
+        showEmailError('Please enter a valid email address.');
+        $('email').focus();
+        return;
+      }
+      showEmailError('');
+      email = value;
+      buy();
+    });
+    $('confirm').addEventListener('click', confirm);
+    $('check-form').addEventListener('submit', checkOrder);
+    setInterval(tick, 250);
+    // Fresh figures (stock left, status) every few seconds.
+    setInterval(() => loadSale().catch(() => {}), 5000);
+    if (sale.status === 'sold_out') say('sold_out', 'Sorry, this sale is sold out: every item has been bought.');
+    else if (sale.status === 'ended') say('ended', 'This sale has ended. Thanks for your interest!');
+    // Back after a reload: pick up where we were.
+    const remembered = sessionStorage.getItem(storageKey);
+    if (remembered) {
+      email = remembered;
+      $('email').value = remembered;
+      poll();
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    if (saleId) showSale();
+    else showList();
+  });
+})();

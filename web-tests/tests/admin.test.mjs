@@ -1,0 +1,168 @@
+// The admin dashboard in a real browser against a real platform.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Platform, waitFor, sleep } from '../lib/platform.mjs';
+import {
+  assertSecurityHeaders, openBrowser, publish, screenshot, watchConsole, watchOrigins,
+} from '../lib/browser.mjs';
+
+/** A datetime-local value in the browser's time zone (UTC, set in openBrowser). */
+function localInput(ms) {
+  return new Date(ms).toISOString().slice(0, 19);
+}
+
+describe('admin dashboard', () => {
+  let platform;
+  let browser;
+
+  before(async () => {
+    platform = await new Platform('admin').start();
+    browser = await openBrowser({ viewport: { width: 1280, height: 1000 } });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await platform?.stop();
+  });
+
+  test('sign in → create a sale → list → live view moves while buyers join → sign out revokes', async () => {
+    const page = await browser.context.newPage();
+    // The validation error below is a 400 the page provokes on purpose.
+    const consoleWatch = watchConsole(page, { allow: [/status of 400/] });
+    const origins = watchOrigins(page, platform.url);
+    const response = await page.goto(platform.url + '/admin');
+    assert.equal(response.status(), 200);
+    assertSecurityHeaders(response.headers());
+
+    // Sign in.
+    await page.locator('#signin-email').fill('admin@example.com');
+    await page.locator('#signin-password').fill('admin123');
+    await page.locator('#signin').click();
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+    const stored = await page.evaluate(() => ({
+      session: sessionStorage.getItem('flashsale:admin-token'),
+      local: Object.keys(localStorage).length,
+    }));
+    assert.ok(stored.session, 'the token is in sessionStorage');
+    assert.equal(stored.local, 0, 'nothing in localStorage');
+
+    // Create a sale; first with a bad stock, shown next to its field.
+    await page.getByRole('button', { name: 'New sale' }).click();
+    await page.locator('#form-view').waitFor({ state: 'visible' });
+    const name = `Headphones ${Date.now()}`;
+    await page.locator('#f-name').fill(name);
+    await page.locator('#f-description').fill('Noise cancelling, 30 h battery.');
+    await page.locator('#f-initialQuantity').fill('0');
+    await page.locator('#f-pricePerUnit').fill('129.00');
+    const start = Date.now() + 2000;
+    await page.locator('#f-startsAt').fill(localInput(start));
+    await page.locator('#f-endsAt').fill(localInput(start + 3600 * 1000));
+    await page.locator('#f-holdTtlSeconds').fill('30');
+    await page.locator('#f-rate').fill('4');
+    await page.locator('#save').click();
+    await page.locator('#err-initialQuantity').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#err-initialQuantity').textContent(), /initialQuantity must be from 1/);
+    assert.equal(await page.locator('#f-initialQuantity').getAttribute('aria-invalid'), 'true');
+    await page.locator('#f-initialQuantity').fill('40');
+    await page.locator('#save').click();
+
+    // It is in the list.
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+    const row = page.locator('#sales-body tr', { hasText: name });
+    await row.waitFor();
+    const saleId = await row.getAttribute('data-sale-id');
+    assert.match(saleId, /^[0-9a-f]{24}$/);
+    assert.match(await row.locator('td').nth(4).textContent(), /^40$/);
+
+    // Its live view.
+    await row.getByRole('link', { name: `Live view of ${name}` }).click();
+    await page.locator('#live-view').waitFor({ state: 'visible' });
+    await page.getByRole('heading', { name }).waitFor();
+    await waitFor('the first figures', async () => (await page.locator('#s-queue').textContent()) === '0');
+    assert.equal(await page.locator('#s-sold').textContent(), '0');
+    assert.equal(await page.locator('#s-left').textContent(), '40');
+    assert.equal(await page.locator('#s-rate-limit').textContent(), 'limit 4/s');
+
+    // Scripted buyers join once it starts; each confirms when admitted.
+    await waitFor('the sale to start', async () => (await platform.call('GET', `/flash-sales/${saleId}/public`)).json?.status === 'active');
+    const buyers = Array.from({ length: 24 }, (_, i) => `buyer${i}@example.com`);
+    for (const email of buyers) {
+      const r = await platform.buy(saleId, email);
+      assert.equal(r.status, 200, r.text);
+    }
+    const confirming = Promise.all(buyers.map((email) => platform.buyAndConfirm(saleId, email, 30000)));
+    confirming.catch(() => {});
+
+    // The queue is seen, with its members in order, then units are sold.
+    await waitFor('a queue on the dashboard', async () => Number(await page.locator('#s-queue').textContent()) > 0, { timeoutMs: 5000 });
+    await page.locator('#queue-body tr').first().waitFor();
+    const firstQueued = await page.locator('#queue-body tr').first().locator('td').nth(0).textContent();
+    assert.equal(firstQueued, '1');
+    await waitFor('sales on the dashboard', async () => Number(await page.locator('#s-sold').textContent()) >= 8, { timeoutMs: 15000 });
+    const left = Number(await page.locator('#s-left').textContent());
+    assert.ok(left <= 32, `stock left follows: ${left}`);
+    await waitFor('an admission rate', async () => parseFloat(await page.locator('#s-rate').textContent()) > 0, { timeoutMs: 5000 });
+    await waitFor('recorded orders listed', async () => (await page.locator('#orders-body tr').count()) > 0, { timeoutMs: 15000 });
+    await sleep(1200); // one more chart point
+    const path = await screenshot(page, 'admin-live');
+    publish(path, 'admin.png');
+
+    await confirming;
+    await waitFor('everyone sold', async () => (await page.locator('#s-sold').textContent()) === '24', { timeoutMs: 10000 });
+    assert.equal(await page.locator('#s-queue').textContent(), '0');
+
+    // Sign out: the token is revoked on the server.
+    const token = await page.evaluate(() => sessionStorage.getItem('flashsale:admin-token'));
+    await page.locator('#signout').click();
+    await page.locator('#signin-view').waitFor({ state: 'visible' });
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('flashsale:admin-token')), null);
+    const after = await platform.call('GET', '/flash-sales', undefined, token);
+    assert.equal(after.status, 401, 'the old token no longer works');
+    await screenshot(page, 'admin-signed-out');
+
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
+    await page.close();
+  });
+
+  test('edit: stock below sold is refused next to the field; delete asks twice', async () => {
+    const token = await platform.adminToken();
+    const sale = await platform.createSale(token, { name: 'Edit me', initialQuantity: 3 });
+    await platform.buyAndConfirm(sale.id, 'e1@example.com');
+    await platform.buyAndConfirm(sale.id, 'e2@example.com');
+    const empty = await platform.createSale(token, { name: 'Delete me', initialQuantity: 3 });
+
+    const page = await browser.context.newPage();
+    // The refused edit (409) and delete of a sale with orders are on purpose.
+    const consoleWatch = watchConsole(page, { allow: [/status of 409/] });
+    await page.goto(platform.url + '/admin');
+    await page.locator('#signin-email').fill('admin@example.com');
+    await page.locator('#signin-password').fill('admin123');
+    await page.keyboard.press('Enter');
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+
+    await page.locator('#sales-body tr', { hasText: 'Edit me' }).getByRole('link', { name: 'Edit Edit me' }).click();
+    await page.locator('#form-view').waitFor({ state: 'visible' });
+    await waitFor('the form filled', async () => (await page.locator('#f-name').inputValue()) === 'Edit me');
+    await page.locator('#f-initialQuantity').fill('1');
+    await page.locator('#save').click();
+    await page.locator('#err-initialQuantity').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#err-initialQuantity').textContent(), /stock/i);
+    await page.locator('#f-name').fill('Edited');
+    await page.locator('#f-initialQuantity').fill('5');
+    await page.locator('#save').click();
+    await page.locator('#sales-body tr', { hasText: 'Edited' }).waitFor();
+
+    // Delete: the first press arms, the second deletes.
+    const row = page.locator('#sales-body tr', { hasText: 'Delete me' });
+    await row.getByRole('button', { name: 'Delete Delete me' }).click();
+    await row.getByRole('button', { name: 'Delete Delete me' }).filter({ hasText: 'Really delete?' }).click();
+    await waitFor('the row gone', async () => (await page.locator('#sales-body tr', { hasText: 'Delete me' }).count()) === 0);
+    assert.equal((await platform.call('GET', `/flash-sales/${empty.id}`, undefined, token)).status, 404);
+
+    await screenshot(page, 'admin-edit-delete');
+    consoleWatch.assertClean();
+    await page.close();
+  });
+});

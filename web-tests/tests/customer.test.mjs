@@ -1,0 +1,194 @@
+// The customer's sale page in a real browser against a real platform.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Platform, waitFor } from '../lib/platform.mjs';
+import {
+  assertSecurityHeaders, openBrowser, publish, screenshot, watchConsole, watchOrigins,
+} from '../lib/browser.mjs';
+
+describe('customer page', () => {
+  let platform;
+  let browser;
+  let token;
+
+  before(async () => {
+    platform = await new Platform('customer').start();
+    token = await platform.adminToken();
+    browser = await openBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await platform?.stop();
+  });
+
+  async function open(path, options = {}) {
+    const page = await browser.context.newPage();
+    if (options.viewport) await page.setViewportSize(options.viewport);
+    const consoleWatch = watchConsole(page, options);
+    const origins = watchOrigins(page, platform.url);
+    const response = await page.goto(platform.url + path);
+    assert.equal(response.status(), 200);
+    assert.match(response.headers()['content-type'], /^text\/html/);
+    assertSecurityHeaders(response.headers());
+    return { page, consoleWatch, origins };
+  }
+
+  test('journey: countdown → Buy → queued → admitted → Confirm → order → check my order', async () => {
+    // Starts in 6 s; one admission per second, so three buyers who join
+    // first keep the customer visibly in the queue for a few seconds.
+    const sale = await platform.createSale(token, {
+      name: 'Trail running shoes',
+      description: 'Limited edition, one pair per customer.',
+      initialQuantity: 10,
+      pricePerUnit: '89.90',
+      startsAt: new Date(Date.now() + 6000).toISOString(),
+      holdTtlSeconds: 60,
+      rate: 1,
+    });
+    const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`);
+
+    await page.getByRole('heading', { name: 'Trail running shoes' }).waitFor();
+    assert.equal(await page.locator('#sale-price').textContent(), '$89.90');
+    assert.equal(await page.locator('#sale-status').textContent(), 'Starting soon');
+    assert.equal(await page.locator('#countdown-label').textContent(), 'Starts in');
+    const before = await page.locator('#countdown').textContent();
+    assert.match(before, /^0:0[1-6]$/, `countdown shows the seconds to the start: ${before}`);
+    assert.ok(await page.locator('#buy').isDisabled(), 'Buy is disabled before the start');
+
+    // The keyboard alone: type the email while waiting.
+    await page.locator('#email').focus();
+    await page.keyboard.type('ann@example.com');
+
+    // The countdown reaches zero and the server says active: Buy turns on.
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 15000 });
+    assert.equal(await page.locator('#sale-status').textContent(), 'On sale now');
+    for (const buyer of ['b1@example.com', 'b2@example.com', 'b3@example.com']) {
+      const r = await platform.buy(sale.id, buyer);
+      assert.equal(r.status, 200, r.text);
+    }
+    await page.locator('#email').press('Enter');
+
+    // Queued, with a place and a wait, in the live region.
+    await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#progress').getAttribute('aria-live'), 'polite');
+    const position = await page.locator('#position').textContent();
+    assert.match(position, /^#[1-4]$/, `position ${position}`);
+    assert.match(await page.locator('#message').textContent(), /in the queue/);
+    assert.ok(await page.locator('#buy').isDisabled(), 'no second Buy while queued');
+    await screenshot(page, 'customer-queued');
+
+    // Admitted: reserved, with the hold countdown; Confirm has the focus.
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
+    assert.match(await page.locator('#hold-left').textContent(), /^[01]:\d\d$/);
+    assert.match(await page.locator('#message').textContent(), /reserved/);
+    await waitFor('Confirm to have the focus', () => page.evaluate(() => document.activeElement?.id === 'confirm'), {
+      timeoutMs: 3000,
+    });
+    await page.keyboard.press('Enter');
+
+    // Success with the order id.
+    await page.locator('#progress[data-state="purchased"]').waitFor({ timeout: 10000 });
+    const message = await page.locator('#message').textContent();
+    const orderId = message.match(/order id is (\S+)\./)?.[1];
+    assert.ok(orderId && orderId.startsWith(`${sale.id}-`), `order id in "${message}"`);
+    assert.ok(await page.locator('#reserved').isHidden());
+
+    // "Check my order" finds it (the email is filled in already).
+    assert.equal(await page.locator('#check-email').inputValue(), 'ann@example.com');
+    await page.locator('#check').click();
+    await page.locator('#order-id').waitFor();
+    assert.equal(await page.locator('#order-id').textContent(), orderId);
+
+    const path = await screenshot(page, 'customer-journey');
+    publish(path, 'customer.png');
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
+    await page.close();
+  });
+
+  test('network trouble while queued: the page says so, retries, and keeps the place', async () => {
+    const sale = await platform.createSale(token, { name: 'Flaky network', initialQuantity: 5, rate: 1 });
+    // The failures below are provoked on purpose.
+    const { page, consoleWatch } = await open(`/sales/${sale.id}`, {
+      allow: [/Failed to load resource: net::ERR_FAILED/],
+      allowFailedRequests: true,
+    });
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    for (const buyer of ['n1@example.com', 'n2@example.com', 'n3@example.com']) {
+      assert.equal((await platform.buy(sale.id, buyer)).status, 200);
+    }
+    // The connection drops right after joining the queue.
+    await page.route('**/orders/position*', (route) => route.abort('failed'));
+    await page.locator('#email').fill('net@example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
+    await page.locator('#progress[data-state="network"]').waitFor({ timeout: 5000 });
+    assert.match(await page.locator('#message').textContent(), /Connection trouble — retrying in \d+ s\. Don’t worry, you keep your place\./);
+    // Back online: the retries pick up the same place, then the hold.
+    await page.unroute('**/orders/position*');
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
+    await page.locator('#confirm').click();
+    await page.locator('#progress[data-state="purchased"]').waitFor({ timeout: 10000 });
+    await screenshot(page, 'customer-network-trouble');
+    consoleWatch.assertClean();
+    await page.close();
+  });
+
+  test('sold out: the page says so and Buy stays off (phone-sized screen)', async () => {
+    const sale = await platform.createSale(token, { name: 'Last one', initialQuantity: 1 });
+    await platform.buyAndConfirm(sale.id, 'first@example.com');
+
+    const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`, { viewport: { width: 390, height: 844 } });
+    await page.locator('#progress[data-state="sold_out"]').waitFor({ timeout: 10000 });
+    assert.match(await page.locator('#message').textContent(), /sold out/);
+    assert.equal(await page.locator('#sale-status').textContent(), 'Sold out');
+    assert.equal(await page.locator('#sale-stock').textContent(), '0 of 1');
+    assert.ok(await page.locator('#buy').isDisabled());
+    // Nothing wider than the phone's screen.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `horizontal overflow of ${overflow}px`);
+
+    await screenshot(page, 'customer-sold-out');
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
+    await page.close();
+  });
+
+  test('hold expired: the page explains what happened and what happens now', async () => {
+    const sale = await platform.createSale(token, { name: 'Quick hold', initialQuantity: 3, holdTtlSeconds: 3 });
+    const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`);
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    await page.locator('#email').fill('slow@example.com');
+    await page.locator('#buy').click();
+
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 10000 });
+    // Not confirming: the hold runs out.
+    await page.locator('#progress[data-state="expired"]').waitFor({ timeout: 15000 });
+    assert.match(await page.locator('#message').textContent(), /ran out.*Buy to join the queue again/);
+    assert.ok(await page.locator('#reserved').isHidden());
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 5000 });
+
+    await screenshot(page, 'customer-hold-expired');
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
+    await page.close();
+  });
+
+  test('the index lists open sales and links to them', async () => {
+    const sale = await platform.createSale(token, { name: '<b>Not bold</b> & friends', description: '<img src=x>' });
+    const { page, consoleWatch } = await open('/');
+    const link = page.getByRole('link', { name: '<b>Not bold</b> & friends' });
+    await link.waitFor();
+    // User text is text, never markup.
+    assert.equal(await page.locator('#sales b, #sales img').count(), 0);
+    await link.click();
+    await page.waitForURL(`**/sales/${sale.id}`);
+    await page.getByRole('heading', { name: '<b>Not bold</b> & friends' }).waitFor();
+    assert.equal(await page.locator('#sale-description').textContent(), '<img src=x>');
+    await screenshot(page, 'customer-index');
+    consoleWatch.assertClean();
+    await page.close();
+  });
+});
