@@ -170,3 +170,20 @@ pub async fn server_time_ms(conn: &mut MultiplexedConnection) -> u64 {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
     secs * 1000 + micros / 1000
 }
+
+/// Declares each named `async fn(Backend)` twice, as `module::name` and
+/// `lua::name` tests: one suite, both engine backends. The calling file must
+/// have `Backend` in scope.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod module {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Module).await })*
+        }
+        mod lua {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Lua).await })*
+        }
+    };
+}

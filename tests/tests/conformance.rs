@@ -941,20 +941,7 @@ async fn over_maxmemory_only_release_runs(backend: Backend) {
         .unwrap();
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod module {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Module).await })*
-        }
-        mod lua {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Lua).await })*
-        }
-    };
-}
-
-on_both_backends!(
+tests::on_both_backends!(
     every_outcome_of_a_purchase,
     fifo_over_many_users,
     every_command_is_idempotent,

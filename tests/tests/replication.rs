@@ -184,17 +184,4 @@ async fn aof_reload_matches(backend: Backend) {
     drop(dir);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod module {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Module).await })*
-        }
-        mod lua {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Lua).await })*
-        }
-    };
-}
-
-on_both_backends!(replica_matches_primary, aof_reload_matches);
+tests::on_both_backends!(replica_matches_primary, aof_reload_matches);
