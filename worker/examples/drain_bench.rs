@@ -27,7 +27,8 @@ async fn baseline(db: &mongodb::Database, n: usize, batch: usize, round: usize) 
         .collect();
     let started = Instant::now();
     for chunk in orders.chunks(batch) {
-        orders::write(db, chunk).await.expect("baseline insert");
+        let conflicts = orders::write(db, chunk).await.expect("baseline insert");
+        assert!(conflicts.is_empty());
     }
     started.elapsed()
 }

@@ -2,6 +2,7 @@
 //! write that failed last time), then entries idle under a dead worker, then
 //! new ones. Acknowledged only after MongoDB acknowledged.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use mongodb::Database;
@@ -15,21 +16,44 @@ pub struct Copier {
     pub consumer: String,
     pub batch: usize,
     pub claim_idle_ms: u64,
+    /// (sale, entry id) of entries that cannot be read, or whose order
+    /// conflicts with a different one already in MongoDB. They stay pending
+    /// in Redis for an operator (and the metrics count them); this only stops
+    /// them from being read first on every pass and blocking the rest.
+    pub parked: HashSet<(String, String)>,
 }
 
 impl Copier {
+    pub fn new(consumer: String, batch: usize, claim_idle_ms: u64) -> Self {
+        Copier {
+            consumer,
+            batch,
+            claim_idle_ms,
+            parked: HashSet::new(),
+        }
+    }
+
+    fn unparked(&self, sale: &str, mut entries: Vec<Entry>) -> Vec<Entry> {
+        entries.retain(|e| !self.parked.contains(&(sale.to_string(), e.id.clone())));
+        entries
+    }
+
     /// Copies one batch; how many entries it acknowledged.
     pub async fn copy_once<C: ConnectionLike + Send>(
-        &self,
+        &mut self,
         conn: &mut C,
         db: &Database,
         sale: &str,
     ) -> Result<usize, WorkerError> {
-        let mut entries = outbox::read(conn, sale, &self.consumer, "0", self.batch).await?;
+        let mut entries = self.unparked(
+            sale,
+            outbox::read(conn, sale, &self.consumer, "0", self.batch).await?,
+        );
         if entries.is_empty() {
-            entries =
+            let claimed =
                 outbox::claim_idle(conn, sale, &self.consumer, self.claim_idle_ms, self.batch)
                     .await?;
+            entries = self.unparked(sale, claimed);
         }
         if entries.is_empty() {
             entries = outbox::read(conn, sale, &self.consumer, ">", self.batch).await?;
@@ -37,10 +61,25 @@ impl Copier {
         if entries.is_empty() {
             return Ok(0);
         }
-        let (orders, ids) = decode(sale, entries);
+        let (orders, ids) = self.decode(sale, entries);
         let started = Instant::now();
-        orders::write(db, &orders).await?;
-        outbox::ack(conn, sale, &ids).await?;
+        let conflicts = orders::write(db, &orders).await?;
+        for order in orders.iter().filter(|o| conflicts.contains(&o.order_id)) {
+            metrics::counter!("flashsale_worker_conflicting_orders_total").increment(1);
+            tracing::error!(sale, order = %order.order_id, user = %order.user_email,
+                "MongoDB already holds a different order under this id or for this user; left pending");
+        }
+        let (order_ids, deleted_ids) = ids.split_at(orders.len());
+        let mut acked: Vec<String> = Vec::with_capacity(ids.len());
+        for (order, id) in orders.iter().zip(order_ids) {
+            if conflicts.contains(&order.order_id) {
+                self.parked.insert((sale.to_string(), id.clone()));
+            } else {
+                acked.push(id.clone());
+            }
+        }
+        acked.extend(deleted_ids.iter().cloned());
+        outbox::ack(conn, sale, &acked).await?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         for order in &orders {
             let latency = (now_ms - order.confirmed_at).max(0) as f64 / 1000.0;
@@ -48,28 +87,38 @@ impl Copier {
         }
         metrics::histogram!("flashsale_worker_mongo_write_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("flashsale_worker_orders_copied_total").increment(ids.len() as u64);
-        tracing::debug!(sale, copied = ids.len(), "outbox batch copied");
-        Ok(ids.len())
+        metrics::counter!("flashsale_worker_orders_copied_total").increment(orders.len() as u64);
+        tracing::debug!(sale, acknowledged = acked.len(), "outbox batch copied");
+        Ok(acked.len())
     }
-}
 
-/// The orders and the ids to acknowledge. An entry that cannot be read is
-/// left pending (and logged) rather than acknowledged and lost.
-fn decode(sale: &str, entries: Vec<Entry>) -> (Vec<Order>, Vec<String>) {
-    let mut orders = Vec::with_capacity(entries.len());
-    let mut ids = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match Order::from_fields(&entry.fields) {
-            Ok(order) => {
-                orders.push(order);
-                ids.push(entry.id);
+    /// The orders with their entry ids (in the same order), followed by the
+    /// ids of entries deleted from the stream by hand (nothing to copy, so
+    /// acknowledged). An entry that cannot be read is parked and logged,
+    /// not acknowledged and lost.
+    fn decode(&mut self, sale: &str, entries: Vec<Entry>) -> (Vec<Order>, Vec<String>) {
+        let mut orders = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut deleted = Vec::new();
+        for entry in entries {
+            if entry.deleted {
+                tracing::warn!(sale, entry = %entry.id, "outbox entry deleted by hand; acknowledged");
+                deleted.push(entry.id);
+                continue;
             }
-            Err(problem) => {
-                metrics::counter!("flashsale_worker_malformed_entries_total").increment(1);
-                tracing::error!(sale, entry = %entry.id, %problem, "outbox entry left pending");
+            match Order::from_fields(&entry.fields) {
+                Ok(order) => {
+                    orders.push(order);
+                    ids.push(entry.id);
+                }
+                Err(problem) => {
+                    metrics::counter!("flashsale_worker_malformed_entries_total").increment(1);
+                    tracing::error!(sale, entry = %entry.id, %problem, "outbox entry left pending");
+                    self.parked.insert((sale.to_string(), entry.id));
+                }
             }
         }
+        ids.extend(deleted);
+        (orders, ids)
     }
-    (orders, ids)
 }

@@ -141,11 +141,11 @@ impl Worker {
             tokio::spawn(copy_loop(
                 self.redis.clone(),
                 self.db.clone(),
-                Copier {
+                Copier::new(
                     consumer,
-                    batch: self.config.outbox_batch,
-                    claim_idle_ms: self.config.claim_idle_ms,
-                },
+                    self.config.outbox_batch,
+                    self.config.claim_idle_ms,
+                ),
                 self.config.clone(),
                 known.clone(),
                 stopping.clone(),
@@ -198,7 +198,8 @@ async fn refresh_sales(
 }
 
 /// GRANTs every sale that is open, as often as the poll interval; an upcoming
-/// sale is not asked again before it starts, an ended one not at all.
+/// sale is not asked again before it starts, an ended one only once per
+/// sales refresh (an admin may extend it, and then it is open again).
 async fn admit_loop(
     mut engine: Engine,
     db: Database,
@@ -207,13 +208,12 @@ async fn admit_loop(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut next_visit: HashMap<String, Instant> = HashMap::new();
-    let mut ended: HashSet<String> = HashSet::new();
     let mut quantity_synced: HashMap<String, (u64, Instant)> = HashMap::new();
     loop {
         let sales = known.read().await.clone();
         let now = Instant::now();
         for sale in &sales {
-            if ended.contains(&sale.id) || next_visit.get(&sale.id).is_some_and(|at| *at > now) {
+            if next_visit.get(&sale.id).is_some_and(|at| *at > now) {
                 continue;
             }
             let span = tracing::info_span!("admit", sale = %sale.id);
@@ -230,8 +230,8 @@ async fn admit_loop(
                     next_visit.insert(sale.id.clone(), now + starts_in.min(config.sales_refresh()));
                 }
                 Ok(Admission::Ended) => {
-                    tracing::info!(sale = %sale.id, "sale ended; queue cleared");
-                    ended.insert(sale.id.clone());
+                    tracing::debug!(sale = %sale.id, "sale ended; queue cleared");
+                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
                 }
                 Err(error)
                     if error
@@ -291,7 +291,7 @@ async fn sync_quantity(
 async fn copy_loop(
     mut redis: ConnectionManager,
     db: Database,
-    copier: Copier,
+    mut copier: Copier,
     config: Config,
     known: Arc<RwLock<Vec<KnownSale>>>,
     mut stopping: watch::Receiver<bool>,

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{Error as MongoError, ErrorKind};
 use mongodb::options::{Acknowledgment, IndexOptions, InsertManyOptions, WriteConcern};
@@ -83,11 +84,14 @@ pub async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
     Ok(())
 }
 
-/// Writes the orders with majority, journaled acknowledgement; orders that
-/// are already there count as written.
-pub async fn write(db: &Database, orders: &[Order]) -> Result<(), MongoError> {
+/// Writes the orders with majority, journaled acknowledgement. An order that
+/// is already there (same id, same buyer) counts as written. Returns the ids
+/// of orders that collide with a *different* document — another order under
+/// the same id, or another id for the same buyer — which must not be
+/// acknowledged as copied.
+pub async fn write(db: &Database, orders: &[Order]) -> Result<Vec<String>, MongoError> {
     if orders.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now = DateTime::now();
     let documents: Vec<Document> = orders.iter().map(|o| o.to_document(now)).collect();
@@ -104,10 +108,32 @@ pub async fn write(db: &Database, orders: &[Order]) -> Result<(), MongoError> {
         .with_options(options)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(error) if only_duplicates(&error) => Ok(()),
+        Ok(_) => Ok(Vec::new()),
+        Err(error) if only_duplicates(&error) => conflicts(db, orders).await,
         Err(error) => Err(error),
     }
+}
+
+/// After duplicate-key errors: the orders whose stored document is not this
+/// same order.
+async fn conflicts(db: &Database, orders: &[Order]) -> Result<Vec<String>, MongoError> {
+    let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
+    let mut stored = collection(db).find(doc! { "_id": { "$in": ids } }).await?;
+    let mut found: HashMap<String, (String, String)> = HashMap::new();
+    while let Some(document) = stored.try_next().await? {
+        if let (Ok(id), Ok(user), Ok(sale)) = (
+            document.get_str("_id"),
+            document.get_str("userEmail"),
+            document.get_str("flashSaleId"),
+        ) {
+            found.insert(id.to_string(), (user.to_string(), sale.to_string()));
+        }
+    }
+    Ok(orders
+        .iter()
+        .filter(|o| found.get(&o.order_id) != Some(&(o.user_email.clone(), o.sale_id.clone())))
+        .map(|o| o.order_id.clone())
+        .collect())
 }
 
 fn only_duplicates(error: &MongoError) -> bool {

@@ -14,6 +14,8 @@ pub const GROUP: &str = "flashsale-workers";
 pub struct Entry {
     pub id: String,
     pub fields: HashMap<String, String>,
+    /// Still pending, but deleted from the stream (by hand): nothing to copy.
+    pub deleted: bool,
 }
 
 /// Creates the consumer group (and the stream if needed); an existing group
@@ -181,7 +183,7 @@ fn malformed(what: &str) -> RedisError {
 }
 
 /// `[[id, [field, value, ...]], ...]`; an entry deleted meanwhile comes back
-/// with nil fields and is skipped.
+/// with nil fields and is marked `deleted`.
 fn parse_entries(value: Value) -> RedisResult<Vec<Entry>> {
     let Value::Array(items) = value else {
         return Ok(Vec::new());
@@ -195,7 +197,14 @@ fn parse_entries(value: Value) -> RedisResult<Vec<Entry>> {
             return Err(malformed("entry is not [id, fields]"));
         };
         let id = text(id).ok_or_else(|| malformed("entry id"))?;
-        let Value::Array(flat) = fields else { continue };
+        let Value::Array(flat) = fields else {
+            entries.push(Entry {
+                id,
+                fields: HashMap::new(),
+                deleted: true,
+            });
+            continue;
+        };
         let fields = flat
             .chunks(2)
             .filter_map(|pair| match pair {
@@ -203,7 +212,11 @@ fn parse_entries(value: Value) -> RedisResult<Vec<Entry>> {
                 _ => None,
             })
             .collect();
-        entries.push(Entry { id, fields });
+        entries.push(Entry {
+            id,
+            fields,
+            deleted: false,
+        });
     }
     Ok(entries)
 }

@@ -94,7 +94,9 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
             None => report.unrecoverable.push(order_id.clone()),
         }
     }
-    orders::write(db, &recovered).await?;
+    let conflicts = orders::write(db, &recovered).await?;
+    report.repaired.retain(|id| !conflicts.contains(id));
+    report.unrecoverable.extend(conflicts);
     if !report.repaired.is_empty() || !report.unrecoverable.is_empty() {
         tracing::warn!(sale, repaired = ?report.repaired, unrecoverable = ?report.unrecoverable, "orders missing from MongoDB");
     }

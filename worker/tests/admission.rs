@@ -236,3 +236,45 @@ async fn when_the_sale_ends_the_queue_is_cleared_and_waiting_users_are_told() {
     );
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_extended_after_its_end_is_admitted_again() {
+    let mut p = Platform::start().await;
+    let now = tests::server_time_ms(&mut p.conn).await;
+    p.sale("encore", 5, 600_000, 0).await;
+    let ended = flashsale::SetupParams {
+        stock: 5,
+        starts_at: now - 2000,
+        ends_at: now - 1000,
+        hold_ttl_ms: 600_000,
+        rate: 0,
+        max_queue: 0,
+    };
+    p.client
+        .setup("encore", ended.clone())
+        .await
+        .expect("end the sale");
+    let worker = RunningWorker::spawn(p.config()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the worker sees it ended
+    let extended = flashsale::SetupParams {
+        ends_at: now + 3_600_000,
+        ..ended
+    };
+    p.client
+        .setup("encore", extended)
+        .await
+        .expect("extend the sale");
+    let users: Vec<String> = (0..3).map(|i| format!("encore{i}@example.com")).collect();
+    p.queue("encore", &users).await;
+    let client = p.client.clone();
+    wait_for(
+        "admission after the extension",
+        Duration::from_secs(20),
+        || {
+            let mut client = client.clone();
+            async move { (client.status("encore", None).await.ok()?.sale.held == 3).then_some(()) }
+        },
+    )
+    .await;
+    worker.stop().await;
+}

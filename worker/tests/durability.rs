@@ -211,3 +211,94 @@ async fn the_worker_reconnects_after_redis_restarts() {
     worker.stop().await;
     assert_exactly_once(&mut p, "bounce", &users).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_entry_is_left_pending_without_blocking_the_rest() {
+    let mut p = Platform::start().await;
+    p.sale("junk", 10, 3_600_000, 0).await;
+    p.confirmed_orders("junk", 0, 3).await;
+    let outbox = flashsale::keys::outbox("junk");
+    // By hand, after the engine's three: one entry no order can be read
+    // from, and a valid one behind it.
+    let _: String = redis::cmd("XADD")
+        .arg(&outbox)
+        .arg("0-4")
+        .arg("garbage")
+        .arg("1")
+        .query_async(&mut p.conn)
+        .await
+        .expect("XADD junk");
+    let valid = [
+        ("order_id", "junk-5"),
+        ("sale_id", "junk"),
+        ("user_id", "hand@example.com"),
+        ("amount", "1"),
+        ("confirmed_at", "1"),
+    ];
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(&outbox).arg("0-5");
+    for (k, v) in valid {
+        xadd.arg(k).arg(v);
+    }
+    let _: String = xadd.query_async(&mut p.conn).await.expect("XADD valid");
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("junk", 4, Duration::from_secs(20)).await;
+    // The junk entry now comes first among this worker's pending entries;
+    // a later entry must still get through.
+    let later = [
+        ("order_id", "junk-6"),
+        ("sale_id", "junk"),
+        ("user_id", "late@example.com"),
+        ("amount", "1"),
+        ("confirmed_at", "1"),
+    ];
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(&outbox).arg("0-6");
+    for (k, v) in later {
+        xadd.arg(k).arg(v);
+    }
+    let _: String = xadd.query_async(&mut p.conn).await.expect("XADD later");
+    p.wait_for_orders("junk", 5, Duration::from_secs(20)).await;
+    worker.stop().await;
+    assert_eq!(
+        p.outbox_backlog("junk").await,
+        (0, 1),
+        "only the unreadable entry is still pending"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_that_collides_with_a_different_one_is_not_acknowledged() {
+    let mut p = Platform::start().await;
+    p.sale("clash", 10, 3_600_000, 0).await;
+    // MongoDB already holds a different purchase under the id the engine
+    // will give its first order (Redis lost data and re-issued the id).
+    let orders = p.db.collection::<mongodb::bson::Document>("orders");
+    orders
+        .insert_one(doc! { "_id": "clash-1", "flashSaleId": "clash", "userEmail": "earlier@example.com", "totalAmount": 5_i64 })
+        .await
+        .expect("insert the earlier order");
+    p.confirmed_orders("clash", 0, 3).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("clash", 3, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.outbox_backlog("clash").await != (0, 1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await;
+    assert_eq!(
+        p.outbox_backlog("clash").await,
+        (0, 1),
+        "the colliding order stays pending, the others are acknowledged"
+    );
+    let earlier = orders
+        .find_one(doc! { "_id": "clash-1" })
+        .await
+        .expect("find")
+        .expect("still there");
+    assert_eq!(
+        earlier.get_str("userEmail"),
+        Ok("earlier@example.com"),
+        "the earlier order is untouched"
+    );
+}
