@@ -13,7 +13,7 @@ use crate::config::MAX_JWT_TTL_SECONDS;
 use crate::error::ApiError;
 
 /// Clock skew tolerated between API instances, in seconds.
-const LEEWAY_SECONDS: u64 = 5;
+pub const LEEWAY_SECONDS: u64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

@@ -1,11 +1,12 @@
 //! Signed-out tokens. A token is revoked by its `jti` in Redis until the
-//! moment it would expire anyway (`PXAT exp`, an absolute time, so a
-//! replica or an AOF replay keeps the same deadline); after that the key
-//! vanishes and the token is refused for being expired.
+//! moment it would be refused anyway — its expiry plus the validation leeway
+//! (`PXAT`, an absolute time, so a replica or an AOF replay keeps the same
+//! deadline); after that the key vanishes and the token is refused for being
+//! expired.
 
 use redis::aio::ConnectionManager;
 
-use crate::auth::jwt::{unix_now, Claims};
+use crate::auth::jwt::{unix_now, Claims, LEEWAY_SECONDS};
 use crate::error::ApiError;
 
 pub const KEY_PREFIX: &str = "flashsale-api:revoked-jti:";
@@ -15,14 +16,17 @@ fn key(jti: &str) -> String {
 }
 
 pub async fn revoke(redis: &mut ConnectionManager, claims: &Claims) -> Result<(), ApiError> {
-    if claims.exp <= unix_now() {
+    // Validation accepts a token up to `exp + LEEWAY_SECONDS`: the deny-list
+    // entry must outlive that, or a signed-out token would work again.
+    let refused_from = claims.exp.saturating_add(LEEWAY_SECONDS);
+    if refused_from <= unix_now() {
         return Ok(());
     }
     redis::cmd("SET")
         .arg(key(&claims.jti))
         .arg(1)
         .arg("PXAT")
-        .arg(claims.exp.saturating_mul(1000))
+        .arg(refused_from.saturating_mul(1000))
         .query_async::<()>(redis)
         .await?;
     Ok(())

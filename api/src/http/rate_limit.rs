@@ -25,7 +25,51 @@ impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &Request<T>) -> Result<Self::Key, GovernorError> {
-        Ok(self.0.client_ip_of(request))
+        Ok(bucket_of(self.0.client_ip_of(request)))
+    }
+}
+
+/// The rate-limit bucket of an address. An IPv6 client usually holds a whole
+/// /64 and could use a fresh address per request, so the /64 is the unit.
+pub fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_of;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_bucket() {
+        assert_eq!(
+            bucket_of(ip("2001:db8:1:2:aaaa::1")),
+            bucket_of(ip("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_ne!(
+            bucket_of(ip("2001:db8:1:2::1")),
+            bucket_of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(bucket_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+    }
+
+    #[test]
+    fn ipv4_and_mapped_ipv4_are_per_address() {
+        assert_eq!(bucket_of(ip("203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(bucket_of(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        assert_ne!(bucket_of(ip("203.0.113.7")), bucket_of(ip("203.0.113.8")));
     }
 }
 

@@ -124,7 +124,8 @@ async fn sign_in_sign_up_sign_out() {
         .await
         .assert_ok();
 
-    // Sign-out revokes the token until it would have expired anyway.
+    // Sign-out revokes the token until it would be refused anyway: its
+    // expiry plus the validation leeway.
     app.get_as("/flash-sales", &token).await.assert_ok();
     let out = app
         .request(Method::POST, "/auth/signout", None, Some(&token))
@@ -146,7 +147,11 @@ async fn sign_in_sign_up_sign_out() {
         .query_async(&mut conn)
         .await
         .expect("PEXPIRETIME");
-    assert_eq!(expires_at, claims["exp"].as_i64().expect("exp") * 1000);
+    let leeway = api::auth::jwt::LEEWAY_SECONDS as i64;
+    assert_eq!(
+        expires_at,
+        (claims["exp"].as_i64().expect("exp") + leeway) * 1000
+    );
     // Other tokens are unaffected.
     let fresh = app.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let fresh = fresh.json["accessToken"]
