@@ -34,7 +34,10 @@ pub async fn confirm_orders(
         if client.status(sale, None).await.expect("status").sale.queued == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "could not admit the users of {sale}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not admit the users of {sale}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     for chunk in users.chunks(500) {
