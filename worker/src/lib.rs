@@ -298,6 +298,10 @@ async fn copy_loop(
 ) {
     let mut grouped: HashSet<String> = HashSet::new();
     let mut backoff = Duration::ZERO;
+    // A sale whose outbox was empty is looked at again after a growing pause
+    // (up to a second), so old sales cost almost nothing; any copy resets it.
+    let mut idle: HashMap<String, (Instant, Duration)> = HashMap::new();
+    let mut gauged: HashMap<String, Instant> = HashMap::new();
     loop {
         let sales = known.read().await.clone();
         let mut copied = 0;
@@ -305,6 +309,12 @@ async fn copy_loop(
         for sale in &sales {
             if *stopping.borrow() {
                 return;
+            }
+            if idle
+                .get(&sale.id)
+                .is_some_and(|(at, _)| *at > Instant::now())
+            {
+                continue;
             }
             if !grouped.contains(&sale.id) {
                 match outbox::ensure_group(&mut redis, &sale.id).await {
@@ -324,7 +334,17 @@ async fn copy_loop(
                 .instrument(span)
                 .await
             {
-                Ok(n) => copied += n,
+                Ok(0) => {
+                    let step = idle
+                        .get(&sale.id)
+                        .map_or(config.poll_interval(), |(_, step)| *step * 2);
+                    let step = step.min(Duration::from_secs(1));
+                    idle.insert(sale.id.clone(), (Instant::now() + step, step));
+                }
+                Ok(n) => {
+                    copied += n;
+                    idle.remove(&sale.id);
+                }
                 Err(error) => {
                     metrics::counter!("flashsale_worker_copy_errors_total").increment(1);
                     tracing::warn!(sale = %sale.id, %error, "outbox copy failed; will retry");
@@ -334,6 +354,14 @@ async fn copy_loop(
                     }
                 }
             }
+            // The backlog gauges are for dashboards: once a second is plenty.
+            if gauged
+                .get(&sale.id)
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
+                continue;
+            }
+            gauged.insert(sale.id.clone(), Instant::now());
             if let Ok(Some((lag, pending))) = outbox::backlog(&mut redis, &sale.id).await {
                 metrics::gauge!("flashsale_worker_outbox_backlog", "sale" => sale.id.clone())
                     .set(lag as f64);
