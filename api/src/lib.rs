@@ -7,11 +7,12 @@
 //! command line.
 
 pub mod auth;
+pub mod catalogue;
 pub mod config;
 pub mod domain;
-pub mod engine;
 pub mod error;
 pub mod http;
+pub mod live_sales;
 pub mod openapi;
 pub mod routes;
 pub mod sale_lock;

@@ -26,13 +26,13 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::config::Settings;
-use crate::engine::Engine;
 use crate::http::error_shape::{
     enforce_timeout, json_errors, method_not_allowed, not_found, panic_response,
 };
 use crate::http::metrics::{prometheus_handle, track};
 use crate::http::rate_limit::{limit, IdleSweeper, Quota};
 use crate::http::request_id;
+use crate::live_sales::LiveSales;
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::AppState;
@@ -153,7 +153,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let redis = redis_connection(&settings).await?;
     let db = Db::connect(&settings).await?;
     ensure_indexes(db.clone());
-    let engine = Engine::connect(
+    let live = LiveSales::connect(
         redis.clone(),
         settings.engine,
         db.clone(),
@@ -161,7 +161,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     )
     .await
     .context("cannot use the flashsale engine on this Redis server")?;
-    tracing::info!(backend = engine.backend_name(), "engine ready");
+    tracing::info!(backend = live.backend_name(), "engine ready");
     let jwt = JwtKeys::new(
         &secret,
         &settings.jwt_issuer,
@@ -173,7 +173,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(AppState {
         settings: Arc::new(settings),
-        engine,
+        live,
         redis,
         db,
         jwt: Arc::new(jwt),

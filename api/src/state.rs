@@ -10,14 +10,14 @@ use redis::aio::ConnectionManager;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::live_sales::LiveSales;
 use crate::store::Db;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     /// The engine, with the API's recovery rules around it.
-    pub engine: Engine,
+    pub live: LiveSales,
     /// One multiplexed connection (reconnecting) for plain Redis commands.
     pub redis: ConnectionManager,
     pub db: Db,

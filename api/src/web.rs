@@ -180,7 +180,7 @@ pub async fn open_sales(State(state): State<AppState>) -> Result<Json<OpenSales>
     .await?;
     let statuses = futures::future::join_all(docs.iter().map(|doc| async {
         match SaleId::parse(&doc.id) {
-            Ok(id) => state.engine.status_if_known(&id).await,
+            Ok(id) => state.live.status_if_known(&id).await,
             Err(_) => Ok(None),
         }
     }))

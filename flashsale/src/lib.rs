@@ -4,6 +4,7 @@
 
 mod client;
 mod error;
+mod purge;
 
 pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
 pub use engine::error::ErrorCode;

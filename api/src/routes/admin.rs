@@ -106,7 +106,7 @@ pub async fn queue_overview(
     Path(sale_id): Path<String>,
 ) -> Result<Json<QueueOverview>, ApiError> {
     let sale = SaleId::parse(&sale_id)?;
-    let live = state.engine.status(&sale, None).await?.sale;
+    let live = state.live.status(&sale, None).await?.sale;
     Ok(Json(QueueOverview {
         flash_sale_id: sale.to_string(),
         status: live.state.into(),
@@ -151,7 +151,7 @@ pub async fn queue_members(
     let sale = SaleId::parse(&sale_id)?;
     let page = query.validate()?;
     // Also proves the sale exists (restoring it if the engine lost it).
-    let total = state.engine.status(&sale, None).await?.sale.queued;
+    let total = state.live.status(&sale, None).await?.sale.queued;
     let start = page.skip();
     let stop = start + page.page_size - 1;
     let mut redis = state.redis.clone();

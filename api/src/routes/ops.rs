@@ -87,10 +87,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let (redis, mongodb, engine) = tokio::join!(
         within(ping),
         within(state.db.ping()),
-        within(state.engine.check()),
+        within(state.live.check()),
     );
     let engine = if engine == "ok" {
-        format!("ok ({})", state.engine.backend_name())
+        format!("ok ({})", state.live.backend_name())
     } else {
         engine
     };
@@ -167,7 +167,7 @@ async fn sale_gauges(state: &AppState) -> String {
         .iter()
         .filter_map(|d| SaleId::parse(&d.id).ok())
         .collect();
-    let statuses = join_all(ids.iter().map(|id| state.engine.status_if_known(id))).await;
+    let statuses = join_all(ids.iter().map(|id| state.live.status_if_known(id))).await;
     let rows: Vec<(&SaleId, flashsale::SaleStatus)> = ids
         .iter()
         .zip(statuses)

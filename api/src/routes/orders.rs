@@ -103,10 +103,10 @@ pub async fn buy(
 ) -> Result<Json<BuyResponse>, ApiError> {
     let email = Email::parse(&body.email)?;
     let sale = SaleId::parse(&body.flash_sale_id)?;
-    let reply = state.engine.enqueue(&sale, &email).await?;
+    let reply = state.live.enqueue(&sale, &email).await?;
     let response = match reply {
         EnqueueReply::Queued { position, length } => {
-            let params = state.engine.params(&sale).await?;
+            let params = state.live.params(&sale).await?;
             BuyResponse {
                 status: CustomerStatus::Queued,
                 queued: true,
@@ -120,7 +120,7 @@ pub async fn buy(
             }
         }
         EnqueueReply::Holding { ms_left } => {
-            let live = state.engine.status(&sale, None).await?.sale;
+            let live = state.live.status(&sale, None).await?.sale;
             BuyResponse {
                 status: CustomerStatus::Ready,
                 queued: false,
@@ -134,7 +134,7 @@ pub async fn buy(
             }
         }
         EnqueueReply::Purchased { order_id } => {
-            let live = state.engine.status(&sale, None).await?.sale;
+            let live = state.live.status(&sale, None).await?.sale;
             BuyResponse {
                 status: CustomerStatus::Purchased,
                 queued: false,
@@ -219,7 +219,7 @@ pub async fn position(
 ) -> Result<Json<PositionResponse>, ApiError> {
     let email = Email::parse(&query.email)?;
     let sale = SaleId::parse(&query.flash_sale_id)?;
-    let reply = state.engine.status(&sale, Some(&email)).await?;
+    let reply = state.live.status(&sale, Some(&email)).await?;
     let live = reply.sale;
     let mut response = PositionResponse {
         status: CustomerStatus::None,
@@ -310,7 +310,7 @@ pub async fn confirm(
             .with_details(json!({ "expected": price })));
         }
     }
-    let (order_id, created) = match state.engine.confirm(&sale_id, &email, price).await? {
+    let (order_id, created) = match state.live.confirm(&sale_id, &email, price).await? {
         ConfirmReply::Confirmed { order_id } => (order_id, true),
         ConfirmReply::Purchased { order_id } => (order_id, false),
         ConfirmReply::Expired => {
@@ -394,7 +394,7 @@ pub async fn by_email(
     if let Some(order) = orders::find_for_user(&state.db.orders, &sale, &email).await? {
         return Ok(Json(order.into()));
     }
-    let reply = state.engine.status(&sale, Some(&email)).await?;
+    let reply = state.live.status(&sale, Some(&email)).await?;
     let Some(UserStatus::Purchased { order_id }) = reply.user else {
         return Err(ApiError::not_found(
             "order_not_found",

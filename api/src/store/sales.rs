@@ -83,11 +83,13 @@ pub async fn find(
     sales.find_one(id_filter(id.as_str())).await
 }
 
-/// Writes every field but `_id` (whatever its type) and leaves fields the
-/// API does not know alone; false if the sale no longer exists.
+/// Writes every field but `_id` (whatever its type) and `currentQuantity`
+/// (the worker's to keep), and leaves fields the API does not know alone;
+/// false if the sale no longer exists.
 pub async fn update(sales: &Collection<SaleDoc>, sale: &SaleDoc) -> mongodb::error::Result<bool> {
     let mut fields = bson::to_document(sale)?;
     fields.remove("_id");
+    fields.remove("currentQuantity");
     let result = sales
         .update_one(id_filter(&sale.id), doc! { "$set": fields })
         .await?;

@@ -1,13 +1,9 @@
-//! The sale engine as the API uses it: the typed `flashsale` client on the
-//! shared Redis connection, plus the API's recovery rules.
+//! Sales as they live in the engine (Redis): the typed `flashsale` client on
+//! the shared Redis connection, plus the API's recovery rules.
 //!
-//! - **NOSALE for a sale MongoDB has** (Redis lost the keys: a flush, a
-//!   restore from an old snapshot): the sale is set up again from its
-//!   MongoDB document and the command retried once. Only when no order of
-//!   the sale is in MongoDB, though: the engine restarts its order numbers
-//!   at 1, and new orders would take the ids of recorded ones (the worker's
-//!   upserts would then drop them). With recorded orders the sale answers
-//!   503 and an error is logged for an operator.
+//! - **NOSALE for a sale MongoDB has** (Redis lost the keys): the sale is
+//!   set up again from its MongoDB document and the command retried once,
+//!   under the rule of [`LiveSales::ensure_restorable`].
 //! - **The Functions library vanished** (Redis restarted without
 //!   persistence, backend `lua`): it is loaded again and the command retried.
 //!
@@ -38,7 +34,7 @@ pub type Client = EngineClient<ConnectionManager>;
 const PARAMS_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
-pub struct Engine {
+pub struct LiveSales {
     client: Client,
     db: Db,
     default_hold_secs: u64,
@@ -129,20 +125,20 @@ impl From<SetupError> for ApiError {
     }
 }
 
-impl Engine {
+impl LiveSales {
     pub async fn connect(
         conn: ConnectionManager,
         choice: EngineChoice,
         db: Db,
         default_hold_secs: u64,
-    ) -> Result<Engine, ClientError> {
+    ) -> Result<LiveSales, ClientError> {
         let choice = match choice {
             EngineChoice::Auto => BackendChoice::Auto,
             EngineChoice::Module => BackendChoice::Module,
             EngineChoice::Lua => BackendChoice::Functions,
         };
         let client = EngineClient::connect(conn, choice).await?;
-        Ok(Engine {
+        Ok(LiveSales {
             client,
             db,
             default_hold_secs,
@@ -194,26 +190,42 @@ impl Engine {
         Ok(())
     }
 
+    /// The one rule for a sale the engine lost (a flush, a restore from an
+    /// old snapshot): setting it up again starts its order numbers at 1, so
+    /// it is allowed only while MongoDB has no order of it — new orders
+    /// would otherwise take the ids of recorded ones. With recorded orders
+    /// the sale answers 503 and an error is logged for an operator.
+    pub async fn ensure_restorable(&self, sale: &SaleId) -> Result<(), ApiError> {
+        let recorded = orders::count_for_sale(&self.db.orders, sale).await?;
+        if recorded == 0 {
+            return Ok(());
+        }
+        tracing::error!(
+            sale = sale.as_str(),
+            recorded,
+            "the engine lost a sale that has recorded orders; not setting it up \
+             again (its order ids would collide). Restore Redis from a backup, \
+             or end the sale."
+        );
+        Err(ApiError::client(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "sale_unavailable",
+            "this sale is temporarily unavailable",
+        ))
+    }
+
+    /// Removes every Redis key of the sale (a deleted sale, an undone
+    /// create).
+    pub async fn purge(&self, sale: &SaleId) -> Result<(), ClientError> {
+        self.client().purge(sale.as_str()).await
+    }
+
     /// Sets up `sale` again from MongoDB after the engine lost it.
     async fn restore(&self, sale: &SaleId) -> Result<(), ApiError> {
         let Some(doc) = sales::find(&self.db.sales, sale).await? else {
             return Err(ApiError::sale_not_found());
         };
-        let recorded = orders::count_for_sale(&self.db.orders, sale).await?;
-        if recorded > 0 {
-            tracing::error!(
-                sale = sale.as_str(),
-                recorded,
-                "the engine lost a sale that has recorded orders; not restoring it \
-                 automatically (its order ids would collide). Restore Redis from a \
-                 backup, or end the sale."
-            );
-            return Err(ApiError::client(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "sale_unavailable",
-                "this sale is temporarily unavailable",
-            ));
-        }
+        self.ensure_restorable(sale).await?;
         tracing::warn!(
             sale = sale.as_str(),
             "the engine lost this sale; restoring it from MongoDB"

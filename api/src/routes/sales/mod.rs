@@ -1,0 +1,231 @@
+//! Flash sales: the public page of one sale, and the admin catalogue
+//! (list, create, read, update, delete). The handlers parse, call the
+//! [`SaleCatalogue`] or the engine, and answer; the request types and their
+//! validation are in [`input`], the answers in [`views`].
+
+mod input;
+mod views;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+pub use input::{CreateSale, UpdateSale, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
+pub use views::{admin_view, price_of, AdminSale, LiveFigures, PublicSale, SaleState};
+
+use crate::auth::AdminUser;
+use crate::catalogue::SaleCatalogue;
+use crate::domain::SaleId;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::extract::{Json, Path, Query};
+use crate::routes::{PageQuery, Paged};
+use crate::state::AppState;
+use crate::store::sales;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/flash-sales/{saleId}/public", get(public_sale))
+        .route("/flash-sales", get(list_sales).post(create_sale))
+        .route(
+            "/flash-sales/{saleId}",
+            get(get_sale).put(update_sale).delete(delete_sale),
+        )
+}
+
+/// The public page of a sale.
+#[utoipa::path(
+    get,
+    path = "/flash-sales/{saleId}/public",
+    tag = "sales",
+    params(("saleId" = String, Path, description = "The sale's id")),
+    responses(
+        (status = 200, body = PublicSale),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such sale", body = ErrorBody),
+    )
+)]
+pub async fn public_sale(
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+) -> Result<Json<PublicSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let sale = sales::find(&state.db.sales, &sale_id)
+        .await?
+        .ok_or_else(ApiError::sale_not_found)?;
+    let live = state.live.status(&sale_id, None).await?.sale;
+    Ok(Json(PublicSale::new(&sale, &live)?))
+}
+
+/// All sales, newest start first (admin).
+#[utoipa::path(
+    get,
+    path = "/flash-sales",
+    tag = "sales",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Paged<AdminSale>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn list_sales(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Paged<AdminSale>>, ApiError> {
+    let page = query.validate()?;
+    let (docs, total) = sales::list(&state.db.sales, page.skip(), page.limit()).await?;
+    let statuses = futures::future::join_all(docs.iter().map(|doc| async {
+        match SaleId::parse(&doc.id) {
+            Ok(id) => state.live.status_if_known(&id).await,
+            Err(_) => Ok(None),
+        }
+    }))
+    .await;
+    let mut items = Vec::with_capacity(docs.len());
+    for (doc, status) in docs.iter().zip(statuses) {
+        items.push(admin_view(
+            doc,
+            status?.as_ref().map(|s| &s.sale),
+            state.settings.hold_ttl_seconds,
+        )?);
+    }
+    Ok(Json(Paged::new(items, page, total)))
+}
+
+/// One sale (admin).
+#[utoipa::path(
+    get,
+    path = "/flash-sales/{saleId}",
+    tag = "sales",
+    params(("saleId" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AdminSale),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn get_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+) -> Result<Json<AdminSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let sale = sales::find(&state.db.sales, &sale_id)
+        .await?
+        .ok_or_else(ApiError::sale_not_found)?;
+    let live = state.live.status_if_known(&sale_id).await?;
+    Ok(Json(admin_view(
+        &sale,
+        live.as_ref().map(|s| &s.sale),
+        state.settings.hold_ttl_seconds,
+    )?))
+}
+
+/// Create a sale (admin): stored in MongoDB and set up in the engine.
+#[utoipa::path(
+    post,
+    path = "/flash-sales",
+    tag = "sales",
+    request_body = CreateSale,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = AdminSale, headers(("Location" = String))),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn create_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Json(body): Json<CreateSale>,
+) -> Result<Response, ApiError> {
+    let sale = body.into_document(state.settings.hold_ttl_seconds)?;
+    let live = SaleCatalogue::of(&state).create(&sale).await?;
+    let view = admin_view(
+        &sale,
+        live.as_ref().map(|s| &s.sale),
+        state.settings.hold_ttl_seconds,
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/flash-sales/{}", sale.id))],
+        Json(view),
+    )
+        .into_response())
+}
+
+/// Change a sale (admin). Stock below what is sold or held is refused (409)
+/// and changes nothing.
+#[utoipa::path(
+    put,
+    path = "/flash-sales/{saleId}",
+    tag = "sales",
+    params(("saleId" = String, Path)),
+    request_body = UpdateSale,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AdminSale),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Stock below sold + held, or another change in progress", body = ErrorBody),
+    )
+)]
+pub async fn update_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+    Json(body): Json<UpdateSale>,
+) -> Result<Json<AdminSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let (sale, live) = SaleCatalogue::of(&state)
+        .update(&sale_id, |current| body.apply(current))
+        .await?;
+    Ok(Json(admin_view(
+        &sale,
+        Some(&live),
+        state.settings.hold_ttl_seconds,
+    )?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Delete even if the sale has orders (the orders are kept).
+    pub force: Option<bool>,
+}
+
+/// Delete a sale (admin): refused while it has orders unless `force=true`
+/// (the orders are kept); see [`SaleCatalogue::delete`].
+#[utoipa::path(
+    delete,
+    path = "/flash-sales/{saleId}",
+    tag = "sales",
+    params(("saleId" = String, Path), DeleteQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The sale has orders", body = ErrorBody),
+    )
+)]
+pub async fn delete_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    SaleCatalogue::of(&state)
+        .delete(&sale_id, query.force.unwrap_or(false))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,180 @@
+//! What the sale routes answer: the public page of a sale and the admin's
+//! view, built from the MongoDB document and the engine's live figures.
+
+use chrono::{DateTime, Utc};
+use flashsale::SaleStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::Money;
+use crate::error::ApiError;
+use crate::routes::{ceil_secs, time_from_bson, time_from_ms};
+use crate::store::sales::SaleDoc;
+
+/// A sale's state as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleState {
+    Upcoming,
+    Active,
+    Ended,
+    SoldOut,
+}
+
+impl From<flashsale::SaleState> for SaleState {
+    fn from(state: flashsale::SaleState) -> Self {
+        match state {
+            flashsale::SaleState::Upcoming => SaleState::Upcoming,
+            flashsale::SaleState::Active => SaleState::Active,
+            flashsale::SaleState::Ended => SaleState::Ended,
+            flashsale::SaleState::SoldOut => SaleState::SoldOut,
+        }
+    }
+}
+
+/// What a customer's page needs: the offer, the window, the live figures
+/// and the server's clock (count down from `serverTime`, not the device's).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicSale {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Decimal, two places.
+    #[schema(value_type = String, example = "49.99")]
+    pub price_per_unit: Money,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: SaleState,
+    /// Units on sale in total.
+    pub stock: u64,
+    /// Units not sold yet (stock − sold).
+    pub stock_left: u64,
+    /// Units neither sold nor held by someone about to confirm.
+    pub available: u64,
+    pub queue_length: u64,
+    /// How long an admitted customer has to confirm.
+    pub hold_ttl_seconds: u64,
+    /// Customers admitted per second, when limited.
+    pub rate: Option<u64>,
+    /// The engine's clock when this was read.
+    pub server_time: DateTime<Utc>,
+    /// The same, in ms since the epoch.
+    pub server_time_ms: u64,
+}
+
+/// Live figures of a sale, from the engine.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveFigures {
+    pub status: SaleState,
+    pub sold: u64,
+    pub held: u64,
+    pub queued: u64,
+    pub stock_left: u64,
+    pub available: u64,
+}
+
+impl From<&SaleStatus> for LiveFigures {
+    fn from(s: &SaleStatus) -> Self {
+        LiveFigures {
+            status: s.state.into(),
+            sold: s.sold,
+            held: s.held,
+            queued: s.queued,
+            stock_left: s.stock.saturating_sub(s.sold),
+            available: s.available(),
+        }
+    }
+}
+
+/// A sale as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSale {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub initial_quantity: u64,
+    /// Units not sold, as last recorded in MongoDB.
+    pub current_quantity: u64,
+    #[schema(value_type = String, example = "49.99")]
+    pub price_per_unit: Money,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub hold_ttl_seconds: u64,
+    pub rate: Option<u64>,
+    pub max_queue: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The engine's figures; null if the engine does not have the sale.
+    pub live: Option<LiveFigures>,
+}
+
+fn non_negative(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The sale's price (a stored value out of range is our bug: 500).
+pub fn price_of(sale: &SaleDoc) -> Result<Money, ApiError> {
+    u64::try_from(sale.price_per_unit)
+        .ok()
+        .and_then(|p| Money::from_minor_units(p).ok())
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "sale {} has an invalid pricePerUnit {}",
+                sale.id,
+                sale.price_per_unit
+            ))
+        })
+}
+
+pub fn admin_view(
+    sale: &SaleDoc,
+    live: Option<&SaleStatus>,
+    default_hold_secs: u64,
+) -> Result<AdminSale, ApiError> {
+    Ok(AdminSale {
+        id: sale.id.clone(),
+        name: sale.name.clone(),
+        description: sale.description.clone(),
+        initial_quantity: non_negative(sale.initial_quantity),
+        current_quantity: non_negative(sale.current_quantity),
+        price_per_unit: price_of(sale)?,
+        starts_at: time_from_bson(sale.starts_at),
+        ends_at: time_from_bson(sale.ends_at),
+        hold_ttl_seconds: sale
+            .hold_ttl_seconds
+            .map(non_negative)
+            .unwrap_or(default_hold_secs),
+        rate: sale.rate.map(non_negative),
+        max_queue: sale.max_queue.map(non_negative),
+        created_at: time_from_bson(sale.created_at),
+        updated_at: time_from_bson(sale.updated_at),
+        live: live.map(LiveFigures::from),
+    })
+}
+
+impl PublicSale {
+    /// The offer from MongoDB; the window and the figures from the engine,
+    /// whose window is the one that is enforced.
+    pub fn new(sale: &SaleDoc, live: &SaleStatus) -> Result<PublicSale, ApiError> {
+        Ok(PublicSale {
+            id: sale.id.clone(),
+            name: sale.name.clone(),
+            description: sale.description.clone(),
+            price_per_unit: price_of(sale)?,
+            starts_at: time_from_ms(live.starts_at),
+            ends_at: time_from_ms(live.ends_at),
+            status: live.state.into(),
+            stock: live.stock,
+            stock_left: live.stock.saturating_sub(live.sold),
+            available: live.available(),
+            queue_length: live.queued,
+            hold_ttl_seconds: ceil_secs(live.hold_ttl_ms),
+            rate: (live.rate > 0).then_some(live.rate),
+            server_time: time_from_ms(live.now),
+            server_time_ms: live.now,
+        })
+    }
+}
