@@ -2,6 +2,7 @@
 //! and (in Lua) by the functions library, so both refuse the same input with
 //! the same error.
 
+use crate::error::message;
 use crate::ids::{is_valid_sale_id, is_valid_user_id};
 use crate::number::parse_int;
 use crate::EngineError;
@@ -34,32 +35,131 @@ impl CommandName {
         CommandName::Status,
     ];
 
+    /// Everything about a command's name and registration, one row each.
+    const fn spec(self) -> Spec {
+        const WRITE: Flags = Flags {
+            writes: true,
+            deny_oom: true,
+            fast: false,
+        };
+        match self {
+            CommandName::Setup => Spec {
+                word: "setup",
+                module_command: "FLASHSALE.SETUP",
+                function_name: "flashsale_setup",
+                flags: WRITE,
+            },
+            CommandName::Enqueue => Spec {
+                word: "enqueue",
+                module_command: "FLASHSALE.ENQUEUE",
+                function_name: "flashsale_enqueue",
+                flags: Flags {
+                    fast: true,
+                    ..WRITE
+                },
+            },
+            CommandName::Grant => Spec {
+                word: "grant",
+                module_command: "FLASHSALE.GRANT",
+                function_name: "flashsale_grant",
+                flags: WRITE,
+            },
+            CommandName::Confirm => Spec {
+                word: "confirm",
+                module_command: "FLASHSALE.CONFIRM",
+                function_name: "flashsale_confirm",
+                flags: WRITE,
+            },
+            // Giving a unit back must work even when Redis is over maxmemory.
+            CommandName::Release => Spec {
+                word: "release",
+                module_command: "FLASHSALE.RELEASE",
+                function_name: "flashsale_release",
+                flags: Flags {
+                    deny_oom: false,
+                    ..WRITE
+                },
+            },
+            CommandName::Status => Spec {
+                word: "status",
+                module_command: "FLASHSALE.STATUS",
+                function_name: "flashsale_status",
+                flags: Flags {
+                    writes: false,
+                    deny_oom: false,
+                    fast: true,
+                },
+            },
+        }
+    }
+
+    /// `enqueue`: the name the Lua library's rules go by.
+    pub fn word(self) -> &'static str {
+        self.spec().word
+    }
+
     /// `FLASHSALE.ENQUEUE`: the module command.
     pub fn module_command(self) -> &'static str {
-        match self {
-            CommandName::Setup => "FLASHSALE.SETUP",
-            CommandName::Enqueue => "FLASHSALE.ENQUEUE",
-            CommandName::Grant => "FLASHSALE.GRANT",
-            CommandName::Confirm => "FLASHSALE.CONFIRM",
-            CommandName::Release => "FLASHSALE.RELEASE",
-            CommandName::Status => "FLASHSALE.STATUS",
-        }
+        self.spec().module_command
     }
 
     /// `flashsale_enqueue`: the Redis function.
     pub fn function_name(self) -> &'static str {
-        match self {
-            CommandName::Setup => "flashsale_setup",
-            CommandName::Enqueue => "flashsale_enqueue",
-            CommandName::Grant => "flashsale_grant",
-            CommandName::Confirm => "flashsale_confirm",
-            CommandName::Release => "flashsale_release",
-            CommandName::Status => "flashsale_status",
-        }
+        self.spec().function_name
+    }
+
+    /// How the command is registered, by the module and by the library.
+    pub fn flags(self) -> Flags {
+        self.spec().flags
     }
 
     pub fn is_read_only(self) -> bool {
-        self == CommandName::Status
+        !self.flags().writes
+    }
+}
+
+struct Spec {
+    word: &'static str,
+    module_command: &'static str,
+    function_name: &'static str,
+    flags: Flags,
+}
+
+/// What Redis is told about a command when it is registered: the module's
+/// `RedisModule_CreateCommand` flags and the library's
+/// `redis.register_function` flags both come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    /// Writes keys (`write`); otherwise `readonly` / `no-writes`.
+    pub writes: bool,
+    /// Refused while Redis is over maxmemory (`deny-oom`). A function that
+    /// writes is refused then unless it says `allow-oom`; a read-only one
+    /// never is.
+    pub deny_oom: bool,
+    /// `fast` (module commands only; functions have no such flag).
+    pub fast: bool,
+}
+
+impl Flags {
+    /// The flags string of `RedisModule_CreateCommand`: `write deny-oom fast`.
+    pub fn module_flags(self) -> String {
+        let mut flags = vec![if self.writes { "write" } else { "readonly" }];
+        if self.deny_oom {
+            flags.push("deny-oom");
+        }
+        if self.fast {
+            flags.push("fast");
+        }
+        flags.join(" ")
+    }
+
+    /// The `flags` of `redis.register_function`.
+    pub fn function_flags(self) -> &'static [&'static str] {
+        match (self.writes, self.deny_oom) {
+            (false, _) => &["no-writes"],
+            (true, false) => &["allow-oom"],
+            (true, true) => &[],
+        }
     }
 }
 
@@ -163,22 +263,19 @@ impl Command {
 }
 
 fn wrong_arity(name: CommandName) -> EngineError {
-    EngineError::err(format!(
-        "wrong number of arguments for '{}'",
-        name.module_command()
-    ))
+    EngineError::err(message::wrong_arity(name.module_command()))
 }
 
 fn sale_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_sale_id(raw) {
-        return Err(EngineError::err("invalid sale id"));
+        return Err(EngineError::err(message::INVALID_SALE_ID));
     }
     Ok(String::from_utf8_lossy(raw).into_owned())
 }
 
 fn user_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_user_id(raw) {
-        return Err(EngineError::err("invalid user id"));
+        return Err(EngineError::err(message::INVALID_USER_ID));
     }
     Ok(String::from_utf8_lossy(raw).into_owned())
 }
@@ -211,10 +308,10 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                 let slot = match option.as_slice() {
                     b"RATE" => &mut rate,
                     b"MAXQUEUE" => &mut max_queue,
-                    _ => return Err(EngineError::err("syntax error")),
+                    _ => return Err(EngineError::err(message::SYNTAX)),
                 };
                 if slot.is_some() || i + 1 >= args.len() {
-                    return Err(EngineError::err("syntax error"));
+                    return Err(EngineError::err(message::SYNTAX));
                 }
                 *slot = Some(if option == b"RATE" {
                     parse_int(arg(i + 1), "RATE", 1, MAX_RATE)?
@@ -224,7 +321,7 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                 i += 2;
             }
             if ends_at <= starts_at {
-                return Err(EngineError::err("ends_at must be after starts_at"));
+                return Err(EngineError::err(message::ENDS_BEFORE_START));
             }
             Command::Setup {
                 sale,
@@ -370,6 +467,43 @@ mod tests {
                 user: None
             })
         );
+    }
+
+    #[test]
+    fn registration_flags() {
+        let module: Vec<String> = CommandName::ALL
+            .iter()
+            .map(|name| name.flags().module_flags())
+            .collect();
+        assert_eq!(
+            module,
+            [
+                "write deny-oom",
+                "write deny-oom fast",
+                "write deny-oom",
+                "write deny-oom",
+                "write",
+                "readonly fast",
+            ]
+        );
+        let functions: Vec<&[&str]> = CommandName::ALL
+            .iter()
+            .map(|name| name.flags().function_flags())
+            .collect();
+        let none: &[&str] = &[];
+        assert_eq!(
+            functions,
+            [none, none, none, none, &["allow-oom"], &["no-writes"]]
+        );
+        for name in CommandName::ALL {
+            assert_eq!(name.function_name(), format!("flashsale_{}", name.word()));
+            assert_eq!(
+                name.module_command(),
+                format!("FLASHSALE.{}", name.word().to_ascii_uppercase())
+            );
+            // A read-only command cannot be told apart by deny-oom in Lua.
+            assert!(name.flags().writes || !name.flags().deny_oom);
+        }
     }
 
     #[test]

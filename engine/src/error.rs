@@ -21,6 +21,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 4] = [
+        ErrorCode::Err,
+        ErrorCode::NoSale,
+        ErrorCode::Conflict,
+        ErrorCode::WrongType,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Err => "ERR",
@@ -28,6 +35,36 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::WrongType => "WRONGTYPE",
         }
+    }
+}
+
+/// The texts of error replies after the code word, declared once for the
+/// engine and (generated into `lua/flashsale.lua`) the Functions library.
+/// The functions build the texts that carry a value; the Lua library gets
+/// each as a function of the same parameters.
+pub mod message {
+    use std::fmt::Display;
+
+    pub const SYNTAX: &str = "syntax error";
+    pub const INVALID_SALE_ID: &str = "invalid sale id";
+    pub const INVALID_USER_ID: &str = "invalid user id";
+    pub const ENDS_BEFORE_START: &str = "ends_at must be after starts_at";
+    pub const NO_SUCH_SALE: &str = "no such sale";
+    /// Redis's own text, so a WRONGTYPE reads the same from every backend.
+    pub const WRONG_TYPE: &str = "Operation against a key holding the wrong kind of value";
+    pub const CORRUPT_SALE: &str = "corrupt sale record";
+    pub const INVALID_TEST_CLOCK: &str = "invalid test clock";
+
+    pub fn wrong_arity(command: impl Display) -> String {
+        format!("wrong number of arguments for '{command}'")
+    }
+
+    pub fn out_of_range(name: impl Display, min: impl Display, max: impl Display) -> String {
+        format!("{name} must be an integer from {min} to {max}")
+    }
+
+    pub fn stock_below_committed(committed: impl Display) -> String {
+        format!("stock cannot go below sold plus held ({committed})")
     }
 }
 
@@ -44,18 +81,15 @@ impl EngineError {
     }
 
     pub fn no_sale() -> Self {
-        Self::new(ErrorCode::NoSale, "no such sale")
+        Self::new(ErrorCode::NoSale, message::NO_SUCH_SALE)
     }
 
     pub fn wrong_type() -> Self {
-        Self::new(
-            ErrorCode::WrongType,
-            "Operation against a key holding the wrong kind of value",
-        )
+        Self::new(ErrorCode::WrongType, message::WRONG_TYPE)
     }
 
     pub fn corrupt_sale() -> Self {
-        Self::err("corrupt sale record")
+        Self::err(message::CORRUPT_SALE)
     }
 
     /// Parses a rendered error (`CODE message`) back, as a client receives it.

@@ -42,15 +42,67 @@ pub fn outbox(sale: &str) -> String {
     key(sale, OUTBOX)
 }
 
+/// The Redis type of a sale's key, as `TYPE` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    String,
+    ZSet,
+    Hash,
+    Stream,
+}
+
+impl KeyKind {
+    /// What `TYPE` answers for a key of this kind.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            KeyKind::String => "string",
+            KeyKind::ZSet => "zset",
+            KeyKind::Hash => "hash",
+            KeyKind::Stream => "stream",
+        }
+    }
+}
+
+/// Every key of a sale but the per-user hold keys, by suffix, with its type,
+/// in the order `Store::check_key_types` checks them.
+pub const TYPES: [(&str, KeyKind); 6] = [
+    (SALE, KeyKind::String),
+    (QUEUE, KeyKind::ZSet),
+    (HOLDS, KeyKind::ZSet),
+    (ORDERS, KeyKind::Hash),
+    (LAPSED, KeyKind::ZSet),
+    (OUTBOX, KeyKind::Stream),
+];
+
 /// Read instead of the server clock only when the module was loaded with
 /// `TEST_CLOCK` (or the Lua library was loaded in its test variant).
 pub const TEST_CLOCK: &str = "flashsale:test-clock";
 
+/// Between the sale id and the number in an order id.
+pub const ORDER_ID_SEPARATOR: &str = "-";
+/// Before the number in an outbox entry's stream id.
+pub const OUTBOX_ENTRY_ID_PREFIX: &str = "0-";
+
 /// The order id of the `n`-th unit sold in `sale`; `n` is also the outbox
-/// entry's stream id (`0-n`), so a replica or an AOF reload rebuilds the same
-/// ids.
+/// entry's stream id ([`outbox_entry_id`]), so a replica or an AOF reload
+/// rebuilds the same ids.
 pub fn order_id(sale: &str, n: u64) -> String {
-    format!("{sale}-{n}")
+    format!("{sale}{ORDER_ID_SEPARATOR}{n}")
+}
+
+/// The inverse of [`order_id`]: `Some(n)` exactly when `order_id` is
+/// `order_id(sale, n)` (no sign, no leading zeros, nothing after).
+pub fn order_number(sale: &str, order_id: &str) -> Option<u64> {
+    let digits = order_id
+        .strip_prefix(sale)?
+        .strip_prefix(ORDER_ID_SEPARATOR)?;
+    let n: u64 = digits.parse().ok()?;
+    (n.to_string() == digits).then_some(n)
+}
+
+/// The stream id of the outbox entry of the `n`-th unit sold: `0-n`.
+pub fn outbox_entry_id(n: u64) -> String {
+    format!("{OUTBOX_ENTRY_ID_PREFIX}{n}")
 }
 
 #[cfg(test)]
@@ -60,5 +112,32 @@ mod tests {
         assert_eq!(super::queue("s1"), "fs:{s1}:queue");
         assert_eq!(super::hold("s1", "a@b.c"), "fs:{s1}:hold:a@b.c");
         assert_eq!(super::order_id("s1", 7), "s1-7");
+        assert_eq!(super::outbox_entry_id(7), "0-7");
+    }
+
+    #[test]
+    fn order_numbers_invert_order_ids() {
+        use super::{order_id, order_number};
+        for n in [0, 1, 7, 10, 999_999_999_999_999, u64::MAX] {
+            assert_eq!(order_number("s1", &order_id("s1", n)), Some(n));
+            assert_eq!(order_number("a-b", &order_id("a-b", n)), Some(n));
+        }
+        for bad in [
+            "s1",
+            "s1-",
+            "s1-x",
+            "s1--1",
+            "s1-+1",
+            "s1-01",
+            "s1-1 ",
+            "s1-1.0",
+            "s2-1",
+            "s-1",
+            "s1-18446744073709551616",
+            "xs1-1",
+            "-1",
+        ] {
+            assert_eq!(order_number("s1", bad), None, "{bad}");
+        }
     }
 }

@@ -26,4 +26,4 @@ pub use reply::{
     SetupReply, StatusReply, UserStatus,
 };
 pub use rules::execute;
-pub use store::{OutboxEntry, SaleRecord, Store};
+pub use store::{MalformedEntry, OutboxEntry, SaleRecord, Store};

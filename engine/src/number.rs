@@ -1,13 +1,13 @@
 //! Integer arguments: plain ASCII digits only (no sign, no spaces, no
 //! exponent), at most 15 of them so every value is exact in a Lua double.
 
+use crate::error::message;
 use crate::EngineError;
 
 pub const MAX_DIGITS: usize = 15;
 
 pub fn parse_int(raw: &[u8], name: &str, min: u64, max: u64) -> Result<u64, EngineError> {
-    let out_of_range =
-        || EngineError::err(format!("{name} must be an integer from {min} to {max}"));
+    let out_of_range = || EngineError::err(message::out_of_range(name, min, max));
     if raw.is_empty() || raw.len() > MAX_DIGITS || !raw.iter().all(u8::is_ascii_digit) {
         return Err(out_of_range());
     }

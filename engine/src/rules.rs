@@ -15,7 +15,7 @@ use crate::EngineError;
 
 /// A hold's worth of rate credit; credit is kept in thousandths of a hold so
 /// that one ms at RATE r/s adds exactly `r` units.
-const CREDIT_PER_HOLD: u64 = 1000;
+pub const CREDIT_PER_HOLD: u64 = 1000;
 
 pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<Reply, EngineError> {
     Ok(match command {
@@ -46,7 +46,7 @@ pub fn setup<S: Store>(
         if params.stock < committed {
             return Err(EngineError::new(
                 crate::error::ErrorCode::Conflict,
-                format!("stock cannot go below sold plus held ({committed})"),
+                crate::error::message::stock_below_committed(committed),
             ));
         }
     }

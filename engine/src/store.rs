@@ -3,7 +3,10 @@
 //! memory. Reads may fail (a key of the wrong type); the rules do every read
 //! before the first write, so a failed command changes nothing.
 
-use crate::EngineError;
+use std::fmt;
+
+use crate::command::{MAX_AMOUNT, MAX_TIME_MS};
+use crate::{ids, keys, number, EngineError};
 
 /// The names of the sale record's fields, in their stored order.
 pub mod field {
@@ -122,7 +125,18 @@ impl SaleRecord {
     }
 }
 
-/// One entry of the outbox stream `fs:{sale}:outbox`, id `0-<n>`.
+/// The names of an outbox entry's fields, in their order in the stream.
+pub mod outbox_field {
+    pub const ORDER_ID: &str = "order_id";
+    pub const SALE_ID: &str = "sale_id";
+    pub const USER_ID: &str = "user_id";
+    pub const AMOUNT: &str = "amount";
+    pub const CONFIRMED_AT: &str = "confirmed_at";
+    pub const ALL: [&str; 5] = [ORDER_ID, SALE_ID, USER_ID, AMOUNT, CONFIRMED_AT];
+}
+
+/// One entry of the outbox stream `fs:{sale}:outbox`, id
+/// [`keys::outbox_entry_id`]`(n)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub order_id: String,
@@ -133,16 +147,82 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
+    /// The entry's field/value pairs, in [`outbox_field::ALL`] order.
     pub fn fields(&self) -> [(&'static str, String); 5] {
+        let [order_id, sale_id, user_id, amount, confirmed_at] = outbox_field::ALL;
         [
-            ("order_id", self.order_id.clone()),
-            ("sale_id", self.sale_id.clone()),
-            ("user_id", self.user_id.clone()),
-            ("amount", self.amount.to_string()),
-            ("confirmed_at", self.confirmed_at.to_string()),
+            (order_id, self.order_id.clone()),
+            (sale_id, self.sale_id.clone()),
+            (user_id, self.user_id.clone()),
+            (amount, self.amount.to_string()),
+            (confirmed_at, self.confirmed_at.to_string()),
         ]
     }
+
+    /// The inverse of [`OutboxEntry::fields`], from a stream entry's
+    /// field/value pairs in any order. Refused: a missing, repeated or
+    /// unknown field; an invalid sale or user id; an order id that is not
+    /// one of the sale's ([`keys::order_number`]); an amount or time that
+    /// is not 1 to 15 plain digits within the engine's limits.
+    pub fn from_fields<K, V>(
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<OutboxEntry, MalformedEntry>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut values: [Option<String>; 5] = Default::default();
+        for (name, value) in fields {
+            let name = name.as_ref();
+            let slot = outbox_field::ALL
+                .iter()
+                .position(|known| *known == name)
+                .ok_or_else(|| MalformedEntry(format!("unknown field {name:?}")))?;
+            if values[slot].replace(value.as_ref().to_string()).is_some() {
+                return Err(MalformedEntry(format!("{name} twice")));
+            }
+        }
+        if let Some(missing) = values.iter().position(Option::is_none) {
+            let name = outbox_field::ALL[missing];
+            return Err(MalformedEntry(format!("no {name}")));
+        }
+        let [order_id, sale_id, user_id, amount, confirmed_at] =
+            values.map(Option::unwrap_or_default);
+        if !ids::is_valid_sale_id(sale_id.as_bytes()) {
+            return Err(MalformedEntry(format!("invalid sale_id {sale_id:?}")));
+        }
+        if !ids::is_valid_user_id(user_id.as_bytes()) {
+            return Err(MalformedEntry(format!("invalid user_id {user_id:?}")));
+        }
+        if keys::order_number(&sale_id, &order_id).is_none() {
+            return Err(MalformedEntry(format!(
+                "order_id {order_id:?} is not an order of sale {sale_id:?}"
+            )));
+        }
+        let number = |raw: &str, name: &str, max: u64| {
+            number::parse_int(raw.as_bytes(), name, 0, max).map_err(|e| MalformedEntry(e.message))
+        };
+        Ok(OutboxEntry {
+            amount: number(&amount, outbox_field::AMOUNT, MAX_AMOUNT)?,
+            confirmed_at: number(&confirmed_at, outbox_field::CONFIRMED_AT, MAX_TIME_MS)?,
+            order_id,
+            sale_id,
+            user_id,
+        })
+    }
 }
+
+/// Why a stream entry is not an [`OutboxEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedEntry(pub String);
+
+impl fmt::Display for MalformedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed outbox entry: {}", self.0)
+    }
+}
+
+impl std::error::Error for MalformedEntry {}
 
 pub trait Store {
     /// `GET fs:{s}:sale`, decoded; `None` when the sale does not exist.
@@ -219,6 +299,85 @@ mod tests {
         let text = record.encode();
         assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9");
         assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(record));
+    }
+
+    fn entry(pairs: &[(&str, &str)]) -> Result<OutboxEntry, MalformedEntry> {
+        OutboxEntry::from_fields(pairs.iter().copied())
+    }
+
+    const GOOD: [(&str, &str); 5] = [
+        ("order_id", "s-1"),
+        ("sale_id", "s"),
+        ("user_id", "a@b.c"),
+        ("amount", "1999"),
+        ("confirmed_at", "1800000000000"),
+    ];
+
+    #[test]
+    fn reads_an_outbox_entry() {
+        let expected = OutboxEntry {
+            order_id: "s-1".into(),
+            sale_id: "s".into(),
+            user_id: "a@b.c".into(),
+            amount: 1999,
+            confirmed_at: 1_800_000_000_000,
+        };
+        assert_eq!(entry(&GOOD), Ok(expected.clone()));
+        let mut shuffled = GOOD;
+        shuffled.reverse();
+        assert_eq!(entry(&shuffled), Ok(expected.clone()));
+        assert_eq!(OutboxEntry::from_fields(expected.fields()), Ok(expected));
+        // As a stream reply comes: a map of owned strings.
+        let map: std::collections::HashMap<String, String> = GOOD
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(OutboxEntry::from_fields(&map).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_malformed_entry() {
+        assert!(entry(&[("order_id", "s-1")]).is_err());
+        assert!(entry(&[]).is_err());
+        let with = |name: &str, value: &str| {
+            let pairs: Vec<(&str, &str)> = GOOD
+                .iter()
+                .map(|&(k, v)| (k, if k == name { value } else { v }))
+                .collect();
+            entry(&pairs)
+        };
+        for (name, value) in [
+            ("amount", "12.5"),
+            ("amount", "-1"),
+            ("amount", "+1"),
+            ("amount", ""),
+            ("amount", "1000000000000000"),
+            ("confirmed_at", "x"),
+            ("confirmed_at", "1e3"),
+            ("sale_id", "t"),
+            ("sale_id", "s{"),
+            ("user_id", ""),
+            ("user_id", "a b"),
+            ("order_id", "s-01"),
+            ("order_id", "s-"),
+        ] {
+            assert!(with(name, value).is_err(), "{name}={value:?}");
+        }
+        for missing in outbox_field::ALL {
+            let pairs: Vec<(&str, &str)> =
+                GOOD.into_iter().filter(|(k, _)| *k != missing).collect();
+            assert_eq!(
+                entry(&pairs),
+                Err(MalformedEntry(format!("no {missing}"))),
+                "without {missing}"
+            );
+        }
+        let mut repeated = GOOD.to_vec();
+        repeated.push(("amount", "1999"));
+        assert!(entry(&repeated).is_err());
+        let mut extra = GOOD.to_vec();
+        extra.push(("garbage", "1"));
+        assert!(entry(&extra).is_err());
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub fn now_ms(ctx: &Context) -> Result<u64, EngineError> {
         let parsed =
             key.with_string(|value| std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()))?;
         if let Some(value) = parsed {
-            return value.ok_or_else(|| EngineError::err("invalid test clock"));
+            return value
+                .ok_or_else(|| EngineError::err(engine::error::message::INVALID_TEST_CLOCK));
         }
     }
     // SAFETY: the function pointer is filled in when the module loads.

@@ -12,7 +12,7 @@ mod raw_key;
 mod redis_store;
 mod reply;
 
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, CString};
 
 use engine::{parse, CommandName};
 use redis_module::{raw, redis_module, Context, RedisString, Status};
@@ -64,15 +64,16 @@ handlers!(
 type Handler =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
-/// Name, handler, flags. Every command declares one key, the sale id (first
-/// argument), whose slot is the slot of every key the sale has.
-const COMMANDS: [(&CStr, Handler, &CStr); 6] = [
-    (c"flashsale.setup", setup, c"write deny-oom"),
-    (c"flashsale.enqueue", enqueue, c"write deny-oom fast"),
-    (c"flashsale.grant", grant, c"write deny-oom"),
-    (c"flashsale.confirm", confirm, c"write deny-oom"),
-    (c"flashsale.release", release, c"write"),
-    (c"flashsale.status", status, c"readonly fast"),
+/// Every command and its handler. Each declares one key, the sale id (first
+/// argument), whose slot is the slot of every key the sale has; its flags
+/// are the engine's ([`CommandName::flags`]), as for the Lua library.
+const COMMANDS: [(CommandName, Handler); 6] = [
+    (CommandName::Setup, setup),
+    (CommandName::Enqueue, enqueue),
+    (CommandName::Grant, grant),
+    (CommandName::Confirm, confirm),
+    (CommandName::Release, release),
+    (CommandName::Status, status),
 ];
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
@@ -80,7 +81,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         match arg.to_string_lossy().to_ascii_uppercase().as_str() {
             "TEST_CLOCK" => {
                 clock::enable_test_clock();
-                ctx.log_warning("flashsale: TEST_CLOCK enabled; the clock is read from the key flashsale:test-clock");
+                ctx.log_warning(&format!(
+                    "flashsale: TEST_CLOCK enabled; the clock is read from the key {}",
+                    engine::keys::TEST_CLOCK
+                ));
             }
             other => {
                 ctx.log_warning(&format!("flashsale: unknown module argument {other}"));
@@ -91,8 +95,12 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     // Keys are opened for writing once per command and reused; only real
     // writes signal a modification (see raw_key.rs).
     ctx.set_module_options(redis_module::ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
-    for (name, handler, flags) in COMMANDS {
-        // SAFETY: called from OnLoad with a valid context; the strings are static.
+    for (command, handler) in COMMANDS {
+        // Registered in lower case, as before: `COMMAND INFO` shows it so.
+        let name = c_string(&command.module_command().to_ascii_lowercase());
+        let flags = c_string(&command.flags().module_flags());
+        // SAFETY: called from OnLoad with a valid context; Redis copies the
+        // name and flags before this returns.
         let created = unsafe {
             raw::RedisModule_CreateCommand.map_or(raw::REDISMODULE_ERR as c_int, |create| {
                 create(
@@ -112,6 +120,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     Status::Ok
+}
+
+/// Names and flags are plain ASCII words: never an inner NUL.
+fn c_string(text: &str) -> CString {
+    CString::new(text).unwrap_or_default()
 }
 
 redis_module! {

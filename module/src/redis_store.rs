@@ -6,7 +6,7 @@
 //! clock-free effect (absolute expiry, explicit stream id): a replica or an
 //! AOF reload rebuilds exactly the primary's data.
 
-use engine::keys::{HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, SALE};
+use engine::keys::{self, KeyKind, HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, SALE};
 use engine::{EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
@@ -302,19 +302,32 @@ impl Store for RedisStore<'_> {
     }
 
     fn check_key_types(&mut self) -> Result<(), EngineError> {
-        handle!(self.sale_key, SALE).exists_as(KeyType::String)?;
-        handle!(self.queue, QUEUE).exists_as(KeyType::ZSet)?;
-        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
-        handle!(self.orders, ORDERS).exists_as(KeyType::Hash)?;
-        handle!(self.lapsed, LAPSED).exists_as(KeyType::ZSet)?;
-        RawKey::open(self.ctx, self.name(OUTBOX).as_bytes(), false).exists_as(KeyType::Stream)?;
+        for (suffix, kind) in keys::TYPES {
+            let expected = match kind {
+                KeyKind::String => KeyType::String,
+                KeyKind::ZSet => KeyType::ZSet,
+                KeyKind::Hash => KeyType::Hash,
+                KeyKind::Stream => KeyType::Stream,
+            };
+            match suffix {
+                SALE => handle!(self.sale_key, SALE).exists_as(expected)?,
+                QUEUE => handle!(self.queue, QUEUE).exists_as(expected)?,
+                HOLDS => handle!(self.holds, HOLDS).exists_as(expected)?,
+                ORDERS => handle!(self.orders, ORDERS).exists_as(expected)?,
+                LAPSED => handle!(self.lapsed, LAPSED).exists_as(expected)?,
+                // The outbox is not a cached handle: it is written through
+                // RedisModule_Call.
+                other => RawKey::open(self.ctx, self.name(other).as_bytes(), false)
+                    .exists_as(expected)?,
+            };
+        }
         Ok(())
     }
 
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError> {
         // Not one of the cached handles, so RedisModule_Call may write it.
         let outbox = self.name(OUTBOX);
-        let id = format!("0-{n}");
+        let id = engine::keys::outbox_entry_id(n);
         let fields = entry.fields();
         let mut args: Vec<&str> = vec![outbox.as_str(), &id];
         for (name, value) in &fields {
