@@ -1,0 +1,104 @@
+//! The admission loop: the GRANT step ([`crate::admission::admit`]) for
+//! every sale that is due, and the sale's `currentQuantity` and gauges.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mongodb::Database;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::KnownSales;
+use crate::admission::{self, Admission};
+use crate::config::Config;
+use crate::connect::EngineConn;
+use crate::sales::{self, KnownSale};
+use crate::shutdown::pause;
+
+/// GRANTs every sale that is open, as often as the poll interval; an upcoming
+/// sale is not asked again before it starts, an ended one only once per
+/// sales refresh (an admin may extend it, and then it is open again).
+pub(crate) async fn run(
+    mut engine: EngineConn,
+    db: Database,
+    config: Config,
+    known: KnownSales,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut next_visit: HashMap<String, Instant> = HashMap::new();
+    let mut quantity_synced: HashMap<String, (u64, Instant)> = HashMap::new();
+    loop {
+        let sales = known.read().await.clone();
+        let now = Instant::now();
+        for sale in &sales {
+            if next_visit.get(&sale.id).is_some_and(|at| *at > now) {
+                continue;
+            }
+            let span = tracing::info_span!("admit", sale = %sale.id);
+            let outcome = admission::admit(&mut engine, &sale.id, config.grant_batch)
+                .instrument(span)
+                .await;
+            match outcome {
+                Ok(Admission::Active { granted, released }) => {
+                    if granted + released > 0 {
+                        tracing::debug!(sale = %sale.id, granted, released, "admitted");
+                    }
+                }
+                Ok(Admission::Upcoming { starts_in }) => {
+                    next_visit.insert(sale.id.clone(), now + starts_in.min(config.sales_refresh()));
+                }
+                Ok(Admission::Ended) => {
+                    tracing::debug!(sale = %sale.id, "sale ended; queue cleared");
+                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                }
+                Err(error)
+                    if error
+                        .engine_error()
+                        .is_some_and(|e| e.code == flashsale::ErrorCode::NoSale) =>
+                {
+                    // Not set up in Redis (yet): the API configures it.
+                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                }
+                Err(error) => {
+                    tracing::warn!(sale = %sale.id, %error, "GRANT failed; retrying");
+                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                }
+            }
+            sync_quantity(&mut engine, &db, sale, &mut quantity_synced).await;
+        }
+        if pause(&mut stopping, config.poll_interval()).await {
+            return;
+        }
+    }
+}
+
+/// Keeps `currentQuantity` in MongoDB following the engine, at most once a
+/// second per sale and only when it changed.
+async fn sync_quantity(
+    engine: &mut EngineConn,
+    db: &Database,
+    sale: &KnownSale,
+    synced: &mut HashMap<String, (u64, Instant)>,
+) {
+    if synced
+        .get(&sale.id)
+        .is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(1))
+    {
+        return;
+    }
+    let Ok(status) = engine.status(&sale.id, None).await else {
+        return;
+    };
+    let left = status.sale.stock.saturating_sub(status.sale.sold);
+    metrics::gauge!("flashsale_sale_queued", "sale" => sale.id.clone())
+        .set(status.sale.queued as f64);
+    metrics::gauge!("flashsale_sale_held", "sale" => sale.id.clone()).set(status.sale.held as f64);
+    metrics::gauge!("flashsale_sale_sold", "sale" => sale.id.clone()).set(status.sale.sold as f64);
+    if synced.get(&sale.id).map(|(l, _)| *l) != Some(left) {
+        if let Err(error) = sales::set_current_quantity(db, sale, left).await {
+            tracing::warn!(sale = %sale.id, %error, "cannot update currentQuantity");
+            return;
+        }
+    }
+    synced.insert(sale.id.clone(), (left, Instant::now()));
+}

@@ -1,0 +1,120 @@
+//! The outbox copy loop: [`Copier::copy_once`] for every sale that is due,
+//! and the outbox backlog gauges.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use mongodb::Database;
+use redis::aio::ConnectionManager;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::KnownSales;
+use crate::config::Config;
+use crate::copier::Copier;
+use crate::outbox;
+use crate::shutdown::pause;
+use crate::WorkerError;
+
+/// Copies every sale's outbox. A failure (MongoDB or Redis away) backs off
+/// exponentially up to two seconds; entries stay pending in Redis meanwhile,
+/// nothing is held only in memory.
+pub(crate) async fn run(
+    mut redis: ConnectionManager,
+    db: Database,
+    mut copier: Copier,
+    config: Config,
+    known: KnownSales,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut grouped: HashSet<String> = HashSet::new();
+    let mut backoff = Duration::ZERO;
+    // A sale whose outbox was empty is looked at again after a growing pause
+    // (up to a second), so old sales cost almost nothing; any copy resets it.
+    let mut idle: HashMap<String, (Instant, Duration)> = HashMap::new();
+    let mut gauged: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let sales = known.read().await.clone();
+        let mut copied = 0;
+        let mut failed = false;
+        for sale in &sales {
+            if *stopping.borrow() {
+                return;
+            }
+            if idle
+                .get(&sale.id)
+                .is_some_and(|(at, _)| *at > Instant::now())
+            {
+                continue;
+            }
+            if !grouped.contains(&sale.id) {
+                match outbox::ensure_group(&mut redis, &sale.id).await {
+                    Ok(()) => {
+                        grouped.insert(sale.id.clone());
+                    }
+                    Err(error) => {
+                        tracing::warn!(sale = %sale.id, %error, "cannot create the outbox group");
+                        failed = true;
+                        continue;
+                    }
+                }
+            }
+            let span = tracing::info_span!("copy", sale = %sale.id);
+            match copier
+                .copy_once(&mut redis, &db, &sale.id)
+                .instrument(span)
+                .await
+            {
+                Ok(0) => {
+                    let step = idle
+                        .get(&sale.id)
+                        .map_or(config.poll_interval(), |(_, step)| *step * 2);
+                    let step = step.min(Duration::from_secs(1));
+                    idle.insert(sale.id.clone(), (Instant::now() + step, step));
+                }
+                Ok(n) => {
+                    copied += n;
+                    idle.remove(&sale.id);
+                }
+                Err(error) => {
+                    metrics::counter!("flashsale_worker_copy_errors_total").increment(1);
+                    tracing::warn!(sale = %sale.id, %error, "outbox copy failed; will retry");
+                    failed = true;
+                    if matches!(error, WorkerError::Redis(ref e) if e.code() == Some("NOGROUP")) {
+                        grouped.remove(&sale.id);
+                    }
+                }
+            }
+            // The backlog gauges are for dashboards: once a second is plenty.
+            if gauged
+                .get(&sale.id)
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
+                continue;
+            }
+            gauged.insert(sale.id.clone(), Instant::now());
+            if let Ok(Some((lag, pending))) = outbox::backlog(&mut redis, &sale.id).await {
+                metrics::gauge!("flashsale_worker_outbox_backlog", "sale" => sale.id.clone())
+                    .set(lag as f64);
+                metrics::gauge!("flashsale_worker_outbox_pending", "sale" => sale.id.clone())
+                    .set(pending as f64);
+            }
+        }
+        backoff = if failed {
+            (backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(2))
+        } else {
+            Duration::ZERO
+        };
+        // Busy: go straight on. Idle: poll. Failing: back off.
+        let wait = if failed {
+            backoff
+        } else if copied > 0 {
+            Duration::ZERO
+        } else {
+            config.poll_interval()
+        };
+        if pause(&mut stopping, wait).await {
+            return;
+        }
+    }
+}
