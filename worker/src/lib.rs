@@ -14,6 +14,7 @@ pub mod orders;
 pub mod outbox;
 pub mod reconcile;
 pub mod sales;
+mod schedule;
 mod shutdown;
 pub mod telemetry;
 

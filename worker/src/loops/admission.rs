@@ -13,6 +13,7 @@ use crate::admission::{self, Admission};
 use crate::config::Config;
 use crate::connect::EngineConn;
 use crate::sales::{self, KnownSale};
+use crate::schedule::SaleSchedule;
 use crate::shutdown::pause;
 
 /// GRANTs every sale that is open, as often as the poll interval; an upcoming
@@ -25,13 +26,13 @@ pub(crate) async fn run(
     known: KnownSales,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut next_visit: HashMap<String, Instant> = HashMap::new();
-    let mut quantity_synced: HashMap<String, (u64, Instant)> = HashMap::new();
+    let mut visits = SaleSchedule::default();
+    let mut quantity = QuantitySync::default();
     loop {
         let sales = known.read().await.clone();
         let now = Instant::now();
         for sale in &sales {
-            if next_visit.get(&sale.id).is_some_and(|at| *at > now) {
+            if !visits.is_due(&sale.id, now) {
                 continue;
             }
             let span = tracing::info_span!("admit", sale = %sale.id);
@@ -45,11 +46,11 @@ pub(crate) async fn run(
                     }
                 }
                 Ok(Admission::Upcoming { starts_in }) => {
-                    next_visit.insert(sale.id.clone(), now + starts_in.min(config.sales_refresh()));
+                    visits.not_before(&sale.id, now + starts_in.min(config.sales_refresh()));
                 }
                 Ok(Admission::Ended) => {
                     tracing::debug!(sale = %sale.id, "sale ended; queue cleared");
-                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                    visits.not_before(&sale.id, now + config.sales_refresh());
                 }
                 Err(error)
                     if error
@@ -57,14 +58,14 @@ pub(crate) async fn run(
                         .is_some_and(|e| e.code == flashsale::ErrorCode::NoSale) =>
                 {
                     // Not set up in Redis (yet): the API configures it.
-                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                    visits.not_before(&sale.id, now + config.sales_refresh());
                 }
                 Err(error) => {
                     tracing::warn!(sale = %sale.id, %error, "GRANT failed; retrying");
-                    next_visit.insert(sale.id.clone(), now + config.sales_refresh());
+                    visits.not_before(&sale.id, now + config.sales_refresh());
                 }
             }
-            sync_quantity(&mut engine, &db, sale, &mut quantity_synced).await;
+            quantity.sync(&mut engine, &db, sale).await;
         }
         if pause(&mut stopping, config.poll_interval()).await {
             return;
@@ -74,31 +75,38 @@ pub(crate) async fn run(
 
 /// Keeps `currentQuantity` in MongoDB following the engine, at most once a
 /// second per sale and only when it changed.
-async fn sync_quantity(
-    engine: &mut EngineConn,
-    db: &Database,
-    sale: &KnownSale,
-    synced: &mut HashMap<String, (u64, Instant)>,
-) {
-    if synced
-        .get(&sale.id)
-        .is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(1))
-    {
-        return;
-    }
-    let Ok(status) = engine.status(&sale.id, None).await else {
-        return;
-    };
-    let left = status.sale.stock.saturating_sub(status.sale.sold);
-    metrics::gauge!("flashsale_sale_queued", "sale" => sale.id.clone())
-        .set(status.sale.queued as f64);
-    metrics::gauge!("flashsale_sale_held", "sale" => sale.id.clone()).set(status.sale.held as f64);
-    metrics::gauge!("flashsale_sale_sold", "sale" => sale.id.clone()).set(status.sale.sold as f64);
-    if synced.get(&sale.id).map(|(l, _)| *l) != Some(left) {
-        if let Err(error) = sales::set_current_quantity(db, sale, left).await {
-            tracing::warn!(sale = %sale.id, %error, "cannot update currentQuantity");
+#[derive(Default)]
+struct QuantitySync {
+    /// Not again within a second of the last sync that went through.
+    due: SaleSchedule,
+    /// The quantity last synced, per sale.
+    synced: HashMap<String, u64>,
+}
+
+impl QuantitySync {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    async fn sync(&mut self, engine: &mut EngineConn, db: &Database, sale: &KnownSale) {
+        if !self.due.is_due(&sale.id, Instant::now()) {
             return;
         }
+        let Ok(status) = engine.status(&sale.id, None).await else {
+            return;
+        };
+        let left = status.sale.stock.saturating_sub(status.sale.sold);
+        metrics::gauge!("flashsale_sale_queued", "sale" => sale.id.clone())
+            .set(status.sale.queued as f64);
+        metrics::gauge!("flashsale_sale_held", "sale" => sale.id.clone())
+            .set(status.sale.held as f64);
+        metrics::gauge!("flashsale_sale_sold", "sale" => sale.id.clone())
+            .set(status.sale.sold as f64);
+        if self.synced.get(&sale.id) != Some(&left) {
+            if let Err(error) = sales::set_current_quantity(db, sale, left).await {
+                tracing::warn!(sale = %sale.id, %error, "cannot update currentQuantity");
+                return;
+            }
+        }
+        self.synced.insert(sale.id.clone(), left);
+        self.due.not_before(&sale.id, Instant::now() + Self::EVERY);
     }
-    synced.insert(sale.id.clone(), (left, Instant::now()));
 }

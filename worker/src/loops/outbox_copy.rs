@@ -1,7 +1,7 @@
 //! The outbox copy loop: [`Copier::copy_once`] for every sale that is due,
 //! and the outbox backlog gauges.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
@@ -13,8 +13,14 @@ use super::KnownSales;
 use crate::config::Config;
 use crate::copier::Copier;
 use crate::outbox;
+use crate::schedule::SaleSchedule;
 use crate::shutdown::pause;
 use crate::WorkerError;
+
+/// The longest pause before an idle sale's outbox is read again.
+const IDLE_PAUSE_CAP: Duration = Duration::from_secs(1);
+/// How often each sale's backlog gauges are read.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 /// Copies every sale's outbox. A failure (MongoDB or Redis away) backs off
 /// exponentially up to two seconds; entries stay pending in Redis meanwhile,
@@ -31,8 +37,8 @@ pub(crate) async fn run(
     let mut backoff = Duration::ZERO;
     // A sale whose outbox was empty is looked at again after a growing pause
     // (up to a second), so old sales cost almost nothing; any copy resets it.
-    let mut idle: HashMap<String, (Instant, Duration)> = HashMap::new();
-    let mut gauged: HashMap<String, Instant> = HashMap::new();
+    let mut idle = SaleSchedule::default();
+    let mut gauged = SaleSchedule::default();
     loop {
         let sales = known.read().await.clone();
         let mut copied = 0;
@@ -41,10 +47,7 @@ pub(crate) async fn run(
             if *stopping.borrow() {
                 return;
             }
-            if idle
-                .get(&sale.id)
-                .is_some_and(|(at, _)| *at > Instant::now())
-            {
+            if !idle.is_due(&sale.id, Instant::now()) {
                 continue;
             }
             if !grouped.contains(&sale.id) {
@@ -66,15 +69,16 @@ pub(crate) async fn run(
                 .await
             {
                 Ok(0) => {
-                    let step = idle
-                        .get(&sale.id)
-                        .map_or(config.poll_interval(), |(_, step)| *step * 2);
-                    let step = step.min(Duration::from_secs(1));
-                    idle.insert(sale.id.clone(), (Instant::now() + step, step));
+                    idle.back_off(
+                        &sale.id,
+                        Instant::now(),
+                        config.poll_interval(),
+                        IDLE_PAUSE_CAP,
+                    );
                 }
                 Ok(n) => {
                     copied += n;
-                    idle.remove(&sale.id);
+                    idle.reset(&sale.id);
                 }
                 Err(error) => {
                     metrics::counter!("flashsale_worker_copy_errors_total").increment(1);
@@ -86,13 +90,9 @@ pub(crate) async fn run(
                 }
             }
             // The backlog gauges are for dashboards: once a second is plenty.
-            if gauged
-                .get(&sale.id)
-                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
-            {
+            if !gauged.once_per(&sale.id, Instant::now(), GAUGE_EVERY) {
                 continue;
             }
-            gauged.insert(sale.id.clone(), Instant::now());
             if let Ok(Some((lag, pending))) = outbox::backlog(&mut redis, &sale.id).await {
                 metrics::gauge!("flashsale_worker_outbox_backlog", "sale" => sale.id.clone())
                     .set(lag as f64);
