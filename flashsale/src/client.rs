@@ -104,7 +104,7 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
 
     pub async fn execute(&mut self, command: &Command) -> Result<Reply, ClientError> {
         let resp = self.raw(command.name(), &command.to_args()).await?;
-        Reply::from_resp(command.name(), &resp).map_err(|e| ClientError::Reply(e.message))
+        crate::reply::decode(command.name(), &resp)
     }
 
     pub async fn setup(

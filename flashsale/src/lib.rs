@@ -5,6 +5,7 @@
 mod client;
 mod error;
 mod purge;
+pub mod reply;
 
 pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
 pub use engine::error::ErrorCode;
