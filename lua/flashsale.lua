@@ -5,7 +5,10 @@ flashsale: the Redis Functions port of the Rust engine (engine/src/).
 This file follows engine/src/{command,number,ids,keys,store,rules,reply}.rs
 line by line; a differential test runs it next to the Rust module with a
 controlled clock and compares replies, errors and keys byte for byte. When
-the Rust changes, change this file the same way.
+the Rust changes, change this file the same way. The constants and the
+function registrations are generated from the Rust declarations into the
+marked blocks (engine/src/lua_constants.rs): edit the Rust, then run
+`UPDATE_EXPECT=1 cargo test -p engine`.
 
 Every function is called as
 
@@ -19,9 +22,14 @@ so KEYS[1] is the sale id and ARGV the remaining arguments; the Rust
 local TEST_CLOCK = false
 
 ---------------------------------------------------------------------------
--- Limits (command.rs, number.rs, ids.rs, rules.rs)
+-- Constants, generated from their Rust declarations: limits (command.rs,
+-- number.rs, ids.rs, rules.rs), the record's fields and the outbox entry's
+-- (store.rs), the key layout (keys.rs), command names (command.rs), error
+-- texts (error.rs).
 ---------------------------------------------------------------------------
 
+-- BEGIN GENERATED constants by engine/src/lua_constants.rs (cargo test -p engine; UPDATE_EXPECT=1 to rewrite)
+-- Limits (command.rs, number.rs, ids.rs, rules.rs).
 local MAX_STOCK = 1000000000
 local MAX_TIME_MS = 999999999999999
 local MAX_HOLD_TTL_MS = 86400000
@@ -29,22 +37,72 @@ local MAX_RATE = 1000000
 local MAX_QUEUE = 1000000000
 local MAX_GRANT = 10000
 local MAX_AMOUNT = 999999999999999
-
--- At most 15 digits, so every value is exact in a Lua double.
-local MAX_DIGITS = 15
+local MAX_DIGITS = 15 -- so every value is exact in a Lua double
 local MAX_SALE_ID_LEN = 64
 local MAX_USER_ID_LEN = 128
+local CREDIT_PER_HOLD = 1000 -- rate credit is kept in thousandths of a hold
 
--- Rate credit is kept in thousandths of a hold.
-local CREDIT_PER_HOLD = 1000
+-- The sale record's fields, in their order in the record (store.rs).
+local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at' }
 
--- The sale record's fields, in `field::ALL` order (their order in the record).
-local FIELDS = {
-    'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms',
-    'rate', 'max_queue', 'rate_credit', 'rate_at',
+-- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.
+local KEY_OPEN = 'fs:{'
+local KEY_CLOSE = '}:'
+local KEY_SALE = 'sale'
+local KEY_QUEUE = 'queue'
+local KEY_HOLDS = 'holds'
+local KEY_HOLD = 'hold:'
+local KEY_ORDERS = 'orders'
+local KEY_LAPSED = 'lapsed'
+local KEY_OUTBOX = 'outbox'
+local TEST_CLOCK_KEY = 'flashsale:test-clock'
+local ORDER_ID_SEPARATOR = '-'
+local OUTBOX_ENTRY_ID_PREFIX = '0-'
+local KEY_TYPES = {
+    { 'sale', 'string' },
+    { 'queue', 'zset' },
+    { 'holds', 'zset' },
+    { 'orders', 'hash' },
+    { 'lapsed', 'zset' },
+    { 'outbox', 'stream' },
 }
 
-local TEST_CLOCK_KEY = 'flashsale:test-clock'
+-- The outbox entry's fields, in their order in the stream (store.rs).
+local OUTBOX_FIELDS = { 'order_id', 'sale_id', 'user_id', 'amount', 'confirmed_at' }
+
+-- Commands (command.rs).
+local MODULE_COMMAND = {
+    setup = 'FLASHSALE.SETUP',
+    enqueue = 'FLASHSALE.ENQUEUE',
+    grant = 'FLASHSALE.GRANT',
+    confirm = 'FLASHSALE.CONFIRM',
+    release = 'FLASHSALE.RELEASE',
+    status = 'FLASHSALE.STATUS',
+}
+
+-- Errors (error.rs): `<code> <message>`.
+local CODE_ERR = 'ERR'
+local CODE_NOSALE = 'NOSALE'
+local CODE_CONFLICT = 'CONFLICT'
+local CODE_WRONGTYPE = 'WRONGTYPE'
+local MSG_SYNTAX = 'syntax error'
+local MSG_INVALID_SALE_ID = 'invalid sale id'
+local MSG_INVALID_USER_ID = 'invalid user id'
+local MSG_ENDS_BEFORE_START = 'ends_at must be after starts_at'
+local MSG_NO_SUCH_SALE = 'no such sale'
+local MSG_WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
+local MSG_CORRUPT_SALE = 'corrupt sale record'
+local MSG_INVALID_TEST_CLOCK = 'invalid test clock'
+local function msg_wrong_arity(command)
+    return 'wrong number of arguments for \'' .. command .. '\''
+end
+local function msg_out_of_range(name, min, max)
+    return name .. ' must be an integer from ' .. min .. ' to ' .. max
+end
+local function msg_stock_below_committed(committed)
+    return 'stock cannot go below sold plus held (' .. committed .. ')'
+end
+-- END GENERATED constants
 
 ---------------------------------------------------------------------------
 -- Errors (error.rs)
@@ -64,15 +122,15 @@ local function fail(reply_text)
 end
 
 local function err(message)
-    fail('ERR ' .. message)
+    fail(CODE_ERR .. ' ' .. message)
 end
 
 local function no_sale()
-    fail('NOSALE no such sale')
+    fail(CODE_NOSALE .. ' ' .. MSG_NO_SUCH_SALE)
 end
 
 local function conflict(message)
-    fail('CONFLICT ' .. message)
+    fail(CODE_CONFLICT .. ' ' .. message)
 end
 
 -- redis.pcall hands errors back as a table instead of raising them, so the
@@ -104,8 +162,7 @@ end
 local function parse_int(raw, name, min, max)
     local value = is_digits(raw) and tonumber(raw, 10) or nil
     if value == nil or value < min or value > max then
-        err(string.format('%s must be an integer from %s to %s',
-            name, int_str(min), int_str(max)))
+        err(msg_out_of_range(name, int_str(min), int_str(max)))
     end
     return value
 end
@@ -147,49 +204,41 @@ end
 ---------------------------------------------------------------------------
 
 local function sale_keys(sale)
-    local prefix = 'fs:{' .. sale .. '}:'
+    local prefix = KEY_OPEN .. sale .. KEY_CLOSE
     return {
-        sale = prefix .. 'sale',
-        queue = prefix .. 'queue',
-        holds = prefix .. 'holds',
-        orders = prefix .. 'orders',
-        lapsed = prefix .. 'lapsed',
-        outbox = prefix .. 'outbox',
-        hold = function(user) return prefix .. 'hold:' .. user end,
+        prefix = prefix,
+        sale = prefix .. KEY_SALE,
+        queue = prefix .. KEY_QUEUE,
+        holds = prefix .. KEY_HOLDS,
+        orders = prefix .. KEY_ORDERS,
+        lapsed = prefix .. KEY_LAPSED,
+        outbox = prefix .. KEY_OUTBOX,
+        hold = function(user) return prefix .. KEY_HOLD .. user end,
     }
 end
 
 local function order_id(sale, n)
-    return sale .. '-' .. int_str(n)
+    return sale .. ORDER_ID_SEPARATOR .. int_str(n)
 end
 
 ---------------------------------------------------------------------------
 -- Command parsing (command.rs)
 ---------------------------------------------------------------------------
 
-local MODULE_COMMAND = {
-    setup = 'FLASHSALE.SETUP',
-    enqueue = 'FLASHSALE.ENQUEUE',
-    grant = 'FLASHSALE.GRANT',
-    confirm = 'FLASHSALE.CONFIRM',
-    release = 'FLASHSALE.RELEASE',
-    status = 'FLASHSALE.STATUS',
-}
-
 local function wrong_arity(name)
-    err("wrong number of arguments for '" .. MODULE_COMMAND[name] .. "'")
+    err(msg_wrong_arity(MODULE_COMMAND[name]))
 end
 
 local function sale_id(raw)
     if not is_valid_sale_id(raw) then
-        err('invalid sale id')
+        err(MSG_INVALID_SALE_ID)
     end
     return raw
 end
 
 local function user_id(raw)
     if not is_valid_user_id(raw) then
-        err('invalid user id')
+        err(MSG_INVALID_USER_ID)
     end
     return raw
 end
@@ -230,12 +279,12 @@ local function parse(name, args)
         while i <= n do
             local option = ascii_upper(args[i])
             if option ~= 'RATE' and option ~= 'MAXQUEUE' then
-                err('syntax error')
+                err(MSG_SYNTAX)
             end
             local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
             -- A repeated option or one without a value.
             if already or i + 1 > n then
-                err('syntax error')
+                err(MSG_SYNTAX)
             end
             if option == 'RATE' then
                 rate = parse_int(args[i + 1], 'RATE', 1, MAX_RATE)
@@ -246,7 +295,7 @@ local function parse(name, args)
         end
         -- The window is checked after the options, as in Rust.
         if params.ends_at <= params.starts_at then
-            err('ends_at must be after starts_at')
+            err(MSG_ENDS_BEFORE_START)
         end
         params.rate = rate or 0
         params.max_queue = max_queue or 0
@@ -287,19 +336,19 @@ local function decode_sale(raw)
             prefix = ' ' .. prefix
         end
         if raw:sub(pos, pos + #prefix - 1) ~= prefix then
-            err('corrupt sale record')
+            err(MSG_CORRUPT_SALE)
         end
         pos = pos + #prefix
         -- With an init position, '^' anchors the match there.
         local digits = raw:match('^[0-9]+', pos)
         if digits == nil or #digits > MAX_DIGITS then
-            err('corrupt sale record')
+            err(MSG_CORRUPT_SALE)
         end
         record[field] = tonumber(digits, 10)
         pos = pos + #digits
     end
     if pos ~= #raw + 1 then
-        err('corrupt sale record')
+        err(MSG_CORRUPT_SALE)
     end
     return record
 end
@@ -441,28 +490,29 @@ local function new_store(sale)
     -- TYPE of every key of the sale: WRONGTYPE unless each is absent or of
     -- its own type. Commands that write keys they have not read call it
     -- before their first write.
-    local KEY_TYPES = {
-        { 'sale', 'string' }, { 'queue', 'zset' }, { 'holds', 'zset' },
-        { 'orders', 'hash' }, { 'lapsed', 'zset' }, { 'outbox', 'stream' },
-    }
     function store.check_key_types()
         for _, pair in ipairs(KEY_TYPES) do
-            local found = call('TYPE', k[pair[1]]).ok
+            local found = call('TYPE', k.prefix .. pair[1]).ok
             if found ~= 'none' and found ~= pair[2] then
-                fail('WRONGTYPE Operation against a key holding the wrong kind of value')
+                fail(CODE_WRONGTYPE .. ' ' .. MSG_WRONG_TYPE)
             end
         end
     end
 
     -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
     -- confirmed_at ..  (the id is fixed so replicas and AOF rebuild it).
+    -- `entry` is keyed by field name, as OutboxEntry's fields are named.
     function store.append_outbox(n, entry)
-        call('XADD', k.outbox, '0-' .. int_str(n),
-            'order_id', entry.order_id,
-            'sale_id', entry.sale_id,
-            'user_id', entry.user_id,
-            'amount', int_str(entry.amount),
-            'confirmed_at', int_str(entry.confirmed_at))
+        local args = { 'XADD', k.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n) }
+        for _, field in ipairs(OUTBOX_FIELDS) do
+            local value = entry[field]
+            if type(value) == 'number' then
+                value = int_str(value)
+            end
+            args[#args + 1] = field
+            args[#args + 1] = value
+        end
+        call(unpack(args))
     end
 
     return store
@@ -481,7 +531,7 @@ local function now_ms()
             -- As the module's `str::parse::<u64>()`: optional '+', digits.
             local value = fake:find('^%+?[0-9]+$') and tonumber((fake:gsub('^%+', '')), 10)
             if not value or value >= 2 ^ 64 then
-                err('invalid test clock')
+                err(MSG_INVALID_TEST_CLOCK)
             end
             return value
         end
@@ -510,7 +560,7 @@ local function setup(store, now, params)
         local held = store.live_holds(now)
         local committed = existing.sold + held
         if params.stock < committed then
-            conflict('stock cannot go below sold plus held (' .. int_str(committed) .. ')')
+            conflict(msg_stock_below_committed(int_str(committed)))
         end
     end
     -- A new sale starts with an empty rate bucket that fills from now.
@@ -813,22 +863,34 @@ local function entry_point(name)
     end
 end
 
+-- Every function with its flags (CommandName::flags, as the module's).
 -- Spelled out: while a library loads, Redis 7.0 exposes only a few globals
 -- (no ipairs, no pairs), so no loop here.
-redis.register_function{ function_name = 'flashsale_setup', callback = entry_point('setup') }
-redis.register_function{ function_name = 'flashsale_enqueue', callback = entry_point('enqueue') }
-redis.register_function{ function_name = 'flashsale_grant', callback = entry_point('grant') }
-redis.register_function{ function_name = 'flashsale_confirm', callback = entry_point('confirm') }
--- Giving a unit back must work even when Redis is over maxmemory (the
--- module registers RELEASE without deny-oom too).
+-- BEGIN GENERATED registration by engine/src/lua_constants.rs (cargo test -p engine; UPDATE_EXPECT=1 to rewrite)
+redis.register_function{
+    function_name = 'flashsale_setup',
+    callback = entry_point('setup'),
+}
+redis.register_function{
+    function_name = 'flashsale_enqueue',
+    callback = entry_point('enqueue'),
+}
+redis.register_function{
+    function_name = 'flashsale_grant',
+    callback = entry_point('grant'),
+}
+redis.register_function{
+    function_name = 'flashsale_confirm',
+    callback = entry_point('confirm'),
+}
 redis.register_function{
     function_name = 'flashsale_release',
     callback = entry_point('release'),
     flags = { 'allow-oom' },
 }
-
 redis.register_function{
     function_name = 'flashsale_status',
     callback = entry_point('status'),
     flags = { 'no-writes' },
 }
+-- END GENERATED registration

@@ -12,6 +12,8 @@ pub mod command;
 pub mod error;
 pub mod ids;
 pub mod keys;
+#[cfg(test)]
+mod lua_constants;
 pub mod model;
 pub mod number;
 pub mod reply;
