@@ -4,6 +4,7 @@
 
 mod client;
 mod error;
+pub mod outbox;
 mod purge;
 pub mod reply;
 
@@ -11,7 +12,7 @@ pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
 pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
-    GrantReply, Model, ReleaseReply, Reply, Resp, SaleState, SaleStatus, SetupReply, StatusReply,
-    UserStatus,
+    GrantReply, MalformedEntry, Model, OutboxEntry, ReleaseReply, Reply, Resp, SaleState,
+    SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use error::ClientError;

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use flashsale::{keys, BackendChoice, EngineClient};
+use flashsale::{keys, BackendChoice, EngineClient, OutboxEntry};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
+use records::{order, sale};
 
 use crate::{Outcome, Run};
 
@@ -67,8 +68,8 @@ pub async fn verify(
         .await?;
     let last_confirmed = last
         .first()
-        .and_then(|(_, f)| f.get("confirmed_at"))
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(|(_, fields)| OutboxEntry::from_fields(fields).ok())
+        .map(|entry| entry.confirmed_at);
 
     let mut v = Verification {
         sold,
@@ -77,31 +78,34 @@ pub async fn verify(
     };
     v.time_to_sell_out = last_confirmed
         .filter(|_| sold == stock)
-        .and_then(|ms| u64::try_from(ms - starts_at.timestamp_millis()).ok())
+        .and_then(|ms| ms.checked_sub(u64::try_from(starts_at.timestamp_millis()).ok()?))
         .map(Duration::from_millis);
 
     // The worker copies asynchronously: give it time to catch up.
     let mongo = mongodb::Client::with_uri_str(&config.mongo_url).await?;
     let db = mongo.database(&config.mongo_db);
-    let orders = db.collection::<Document>("orders");
+    let orders = db.collection::<Document>(records::ORDERS);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while orders.count_documents(doc! { "flashSaleId": sale }).await? < sold
+    while orders
+        .count_documents(doc! { order::field::SALE_ID: sale })
+        .await?
+        < sold
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let docs: Vec<Document> = orders
-        .find(doc! { "flashSaleId": sale })
+        .find(doc! { order::field::SALE_ID: sale })
         .await?
         .try_collect()
         .await?;
     let mongo_ids: BTreeSet<String> = docs
         .iter()
-        .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+        .filter_map(|d| d.get_str(order::field::ID).ok().map(str::to_string))
         .collect();
     let mongo_emails: BTreeSet<String> = docs
         .iter()
-        .filter_map(|d| d.get_str("userEmail").ok().map(str::to_string))
+        .filter_map(|d| d.get_str(order::field::USER_EMAIL).ok().map(str::to_string))
         .collect();
     let redis_ids: BTreeSet<String> = redis_orders.values().cloned().collect();
 
@@ -218,11 +222,11 @@ async fn current_quantity(
     sale: &str,
     expected: u64,
 ) -> anyhow::Result<Option<i64>> {
-    let sales = db.collection::<Document>("flash_sales");
+    let sales = db.collection::<Document>(records::SALES);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = sales.find_one(doc! { "_id": sale }).await?;
-        let current = found.and_then(|d| match d.get("currentQuantity") {
+        let found = sales.find_one(sale::id_filter(sale)).await?;
+        let current = found.and_then(|d| match d.get(sale::field::CURRENT_QUANTITY) {
             Some(Bson::Int64(n)) => Some(*n),
             Some(Bson::Int32(n)) => Some(i64::from(*n)),
             _ => None,

@@ -7,21 +7,22 @@
 
 use std::time::{Duration, Instant};
 
+use flashsale::OutboxEntry;
 use flashsale::SetupParams;
 use mongodb::bson::{doc, Document};
 use tests::mongo_server::MongoServer;
 use tests::{server_time_ms, wait_for, Backend, Engine};
 use worker::config::Config;
-use worker::orders::{self, Order};
+use worker::orders;
 use worker::Worker;
 
 async fn baseline(db: &mongodb::Database, n: usize, batch: usize, round: usize) -> Duration {
-    let orders: Vec<Order> = (1..=n)
-        .map(|i| Order {
+    let orders: Vec<OutboxEntry> = (1..=n)
+        .map(|i| OutboxEntry {
             order_id: format!("baseline{round}-{i}"),
             sale_id: format!("baseline{round}"),
-            user_email: format!("buyer{i}@example.com"),
-            total_amount: 1999,
+            user_id: format!("buyer{i}@example.com"),
+            amount: 1999,
             confirmed_at: 0,
         })
         .collect();

@@ -8,7 +8,9 @@ use std::time::Instant;
 use mongodb::Database;
 use redis::aio::ConnectionLike;
 
-use crate::orders::{self, Order};
+use flashsale::OutboxEntry;
+
+use crate::orders;
 use crate::outbox::{self, Entry};
 use crate::WorkerError;
 
@@ -66,7 +68,7 @@ impl Copier {
         let conflicts = orders::write(db, &orders).await?;
         for order in orders.iter().filter(|o| conflicts.contains(&o.order_id)) {
             metrics::counter!("flashsale_worker_conflicting_orders_total").increment(1);
-            tracing::error!(sale, order = %order.order_id, user = %order.user_email,
+            tracing::error!(sale, order = %order.order_id, user = %order.user_id,
                 "MongoDB already holds a different order under this id or for this user; left pending");
         }
         let (order_ids, deleted_ids) = ids.split_at(orders.len());
@@ -80,9 +82,9 @@ impl Copier {
         }
         acked.extend(deleted_ids.iter().cloned());
         outbox::ack(conn, sale, &acked).await?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         for order in &orders {
-            let latency = (now_ms - order.confirmed_at).max(0) as f64 / 1000.0;
+            let latency = now_ms.saturating_sub(order.confirmed_at) as f64 / 1000.0;
             metrics::histogram!("flashsale_worker_copy_latency_seconds").record(latency);
         }
         metrics::histogram!("flashsale_worker_mongo_write_seconds")
@@ -96,7 +98,7 @@ impl Copier {
     /// ids of entries deleted from the stream by hand (nothing to copy, so
     /// acknowledged). An entry that cannot be read is parked and logged,
     /// not acknowledged and lost.
-    fn decode(&mut self, sale: &str, entries: Vec<Entry>) -> (Vec<Order>, Vec<String>) {
+    fn decode(&mut self, sale: &str, entries: Vec<Entry>) -> (Vec<OutboxEntry>, Vec<String>) {
         let mut orders = Vec::with_capacity(entries.len());
         let mut ids = Vec::with_capacity(entries.len());
         let mut deleted = Vec::new();
@@ -106,7 +108,7 @@ impl Copier {
                 deleted.push(entry.id);
                 continue;
             }
-            match Order::from_fields(&entry.fields) {
+            match OutboxEntry::from_fields(&entry.fields) {
                 Ok(order) => {
                     orders.push(order);
                     ids.push(entry.id);

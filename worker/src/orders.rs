@@ -1,4 +1,5 @@
-//! Orders in MongoDB: the durable record the outbox is copied into.
+//! Orders in MongoDB: the durable record the outbox is copied into (the
+//! documents and the index are declared in `records::order`).
 //!
 //! Writes are idempotent — `_id` is the engine's order id and (flashSaleId,
 //! userEmail) is unique — so copying an entry twice (a worker died between
@@ -6,81 +7,23 @@
 
 use std::collections::HashMap;
 
+use flashsale::OutboxEntry;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{Error as MongoError, ErrorKind};
-use mongodb::options::{Acknowledgment, IndexOptions, InsertManyOptions, WriteConcern};
-use mongodb::{Collection, Database, IndexModel};
-
-pub const COLLECTION: &str = "orders";
-const DUPLICATE_KEY: i32 = 11000;
-
-/// One confirmed order, as the engine wrote it to the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    pub order_id: String,
-    pub sale_id: String,
-    pub user_email: String,
-    /// Minor units (cents), exactly as confirmed.
-    pub total_amount: i64,
-    /// When the engine confirmed it (server clock, ms).
-    pub confirmed_at: i64,
-}
-
-impl Order {
-    /// From the fields of an outbox entry (`order_id`, `sale_id`, `user_id`,
-    /// `amount`, `confirmed_at`).
-    pub fn from_fields(fields: &HashMap<String, String>) -> Result<Order, String> {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("outbox entry lacks {name}"))
-        };
-        let number = |name: &str| -> Result<i64, String> {
-            text(name)?
-                .parse()
-                .map_err(|_| format!("outbox entry's {name} is not an integer"))
-        };
-        Ok(Order {
-            order_id: text("order_id")?,
-            sale_id: text("sale_id")?,
-            user_email: text("user_id")?,
-            total_amount: number("amount")?,
-            confirmed_at: number("confirmed_at")?,
-        })
-    }
-
-    pub fn to_document(&self, now: DateTime) -> Document {
-        doc! {
-            "_id": &self.order_id,
-            "userEmail": &self.user_email,
-            "flashSaleId": &self.sale_id,
-            "quantity": 1,
-            "paymentStatus": "paid",
-            "totalAmount": self.total_amount,
-            "confirmedAt": DateTime::from_millis(self.confirmed_at),
-            "createdAt": now,
-            "updatedAt": now,
-        }
-    }
-}
+use mongodb::options::{Acknowledgment, InsertManyOptions, WriteConcern};
+use mongodb::{Collection, Database};
+use records::order::{self, field};
 
 pub fn collection(db: &Database) -> Collection<Document> {
-    db.collection(COLLECTION)
+    db.collection(records::ORDERS)
 }
 
 /// One order per user per sale, enforced by MongoDB itself.
 pub async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
-    let unique = IndexOptions::builder()
-        .unique(true)
-        .name("one_order_per_user".to_string())
-        .build();
-    let index = IndexModel::builder()
-        .keys(doc! { "flashSaleId": 1, "userEmail": 1 })
-        .options(unique)
-        .build();
-    collection(db).create_index(index).await?;
+    collection(db)
+        .create_index(order::one_order_per_user())
+        .await?;
     Ok(())
 }
 
@@ -89,12 +32,12 @@ pub async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
 /// of orders that collide with a *different* document — another order under
 /// the same id, or another id for the same buyer — which must not be
 /// acknowledged as copied.
-pub async fn write(db: &Database, orders: &[Order]) -> Result<Vec<String>, MongoError> {
+pub async fn write(db: &Database, orders: &[OutboxEntry]) -> Result<Vec<String>, MongoError> {
     if orders.is_empty() {
         return Ok(Vec::new());
     }
     let now = DateTime::now();
-    let documents: Vec<Document> = orders.iter().map(|o| o.to_document(now)).collect();
+    let documents: Vec<Document> = orders.iter().map(|o| order::document(o, now)).collect();
     let concern = WriteConcern::builder()
         .w(Acknowledgment::Majority)
         .journal(true)
@@ -116,22 +59,24 @@ pub async fn write(db: &Database, orders: &[Order]) -> Result<Vec<String>, Mongo
 
 /// After duplicate-key errors: the orders whose stored document is not this
 /// same order.
-async fn conflicts(db: &Database, orders: &[Order]) -> Result<Vec<String>, MongoError> {
+async fn conflicts(db: &Database, orders: &[OutboxEntry]) -> Result<Vec<String>, MongoError> {
     let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
-    let mut stored = collection(db).find(doc! { "_id": { "$in": ids } }).await?;
+    let mut stored = collection(db)
+        .find(doc! { field::ID: { "$in": ids } })
+        .await?;
     let mut found: HashMap<String, (String, String)> = HashMap::new();
     while let Some(document) = stored.try_next().await? {
         if let (Ok(id), Ok(user), Ok(sale)) = (
-            document.get_str("_id"),
-            document.get_str("userEmail"),
-            document.get_str("flashSaleId"),
+            document.get_str(field::ID),
+            document.get_str(field::USER_EMAIL),
+            document.get_str(field::SALE_ID),
         ) {
             found.insert(id.to_string(), (user.to_string(), sale.to_string()));
         }
     }
     Ok(orders
         .iter()
-        .filter(|o| found.get(&o.order_id) != Some(&(o.user_email.clone(), o.sale_id.clone())))
+        .filter(|o| found.get(&o.order_id) != Some(&(o.user_id.clone(), o.sale_id.clone())))
         .map(|o| o.order_id.clone())
         .collect())
 }
@@ -143,54 +88,8 @@ fn only_duplicates(error: &MongoError) -> bool {
                 && failure
                     .write_errors
                     .as_ref()
-                    .is_some_and(|errors| errors.iter().all(|e| e.code == DUPLICATE_KEY))
+                    .is_some_and(|errors| errors.iter().all(|e| e.code == records::DUPLICATE_KEY))
         }
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn reads_an_outbox_entry() {
-        let order = Order::from_fields(&fields(&[
-            ("order_id", "s-1"),
-            ("sale_id", "s"),
-            ("user_id", "a@b.c"),
-            ("amount", "1999"),
-            ("confirmed_at", "1800000000000"),
-        ]));
-        assert_eq!(
-            order,
-            Ok(Order {
-                order_id: "s-1".into(),
-                sale_id: "s".into(),
-                user_email: "a@b.c".into(),
-                total_amount: 1999,
-                confirmed_at: 1_800_000_000_000
-            })
-        );
-    }
-
-    #[test]
-    fn refuses_a_malformed_entry() {
-        assert!(Order::from_fields(&fields(&[("order_id", "s-1")])).is_err());
-        let bad_amount = fields(&[
-            ("order_id", "s-1"),
-            ("sale_id", "s"),
-            ("user_id", "a"),
-            ("amount", "12.5"),
-            ("confirmed_at", "1"),
-        ]);
-        assert!(Order::from_fields(&bad_amount).is_err());
     }
 }

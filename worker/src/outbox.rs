@@ -113,21 +113,6 @@ pub async fn ack<C: ConnectionLike + Send>(
     Ok(())
 }
 
-/// The entry with stream id `id`, if the stream still has it.
-pub async fn entry<C: ConnectionLike + Send>(
-    conn: &mut C,
-    sale: &str,
-    id: &str,
-) -> RedisResult<Option<Entry>> {
-    let reply: Value = redis::cmd("XRANGE")
-        .arg(keys::outbox(sale))
-        .arg(id)
-        .arg(id)
-        .query_async(conn)
-        .await?;
-    Ok(parse_entries(reply)?.into_iter().next())
-}
-
 /// Entries not yet delivered to any worker, and delivered but unacknowledged
 /// (`XINFO GROUPS`: lag, pending); `None` while the group does not exist.
 pub async fn backlog<C: ConnectionLike + Send>(

@@ -11,8 +11,10 @@ use mongodb::bson::doc;
 use mongodb::Database;
 use redis::aio::ConnectionLike;
 
-use crate::orders::{self, Order};
-use crate::outbox;
+use flashsale::OutboxEntry;
+use records::order::field;
+
+use crate::orders;
 use crate::WorkerError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,12 +70,12 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
         .await?;
     let redis_ids: BTreeSet<String> = in_redis.into_values().collect();
     let mut cursor = orders::collection(db)
-        .find(doc! { "flashSaleId": sale })
-        .projection(doc! { "_id": 1 })
+        .find(doc! { field::SALE_ID: sale })
+        .projection(doc! { field::ID: 1 })
         .await?;
     let mut mongo_ids = BTreeSet::new();
     while let Some(document) = cursor.try_next().await? {
-        if let Ok(id) = document.get_str("_id") {
+        if let Ok(id) = document.get_str(field::ID) {
             mongo_ids.insert(id.to_string());
         }
     }
@@ -108,23 +110,11 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
     Ok(report)
 }
 
-/// The outbox entry of `order_id` (`<sale>-<n>` is entry `0-<n>`).
+/// The outbox entry of `order_id`, to copy it again.
 async fn recover<C: ConnectionLike + Send>(
     conn: &mut C,
     sale: &str,
     order_id: &str,
-) -> Result<Option<Order>, WorkerError> {
-    let Some(n) = order_id
-        .rsplit('-')
-        .next()
-        .and_then(|n| n.parse::<u64>().ok())
-    else {
-        return Ok(None);
-    };
-    let Some(entry) = outbox::entry(conn, sale, &format!("0-{n}")).await? else {
-        return Ok(None);
-    };
-    Ok(Order::from_fields(&entry.fields)
-        .ok()
-        .filter(|o| o.order_id == order_id))
+) -> Result<Option<OutboxEntry>, WorkerError> {
+    Ok(flashsale::outbox::order_entry(conn, sale, order_id).await?)
 }

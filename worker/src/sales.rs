@@ -2,11 +2,10 @@
 //! the API writes. Everything about a sale's state comes from the engine.
 
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::error::Error as MongoError;
 use mongodb::Database;
-
-pub const COLLECTION: &str = "flash_sales";
+use records::sale::{engine_id, field};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnownSale {
@@ -16,24 +15,15 @@ pub struct KnownSale {
     pub mongo_id: Bson,
 }
 
-/// The engine id of a `_id`: a string as is, an ObjectId as hex.
-pub fn engine_id(id: &Bson) -> Option<String> {
-    match id {
-        Bson::String(s) => Some(s.clone()),
-        Bson::ObjectId(oid) => Some(oid.to_hex()),
-        _ => None,
-    }
-}
-
 pub async fn list(db: &Database) -> Result<Vec<KnownSale>, MongoError> {
     let mut cursor = db
-        .collection::<Document>(COLLECTION)
+        .collection::<Document>(records::SALES)
         .find(doc! {})
-        .projection(doc! { "_id": 1 })
+        .projection(doc! { field::ID: 1 })
         .await?;
     let mut sales = Vec::new();
     while let Some(document) = cursor.try_next().await? {
-        if let Some(mongo_id) = document.get("_id") {
+        if let Some(mongo_id) = document.get(field::ID) {
             if let Some(id) = engine_id(mongo_id) {
                 sales.push(KnownSale {
                     id,
@@ -52,10 +42,10 @@ pub async fn set_current_quantity(
     left: u64,
 ) -> Result<(), MongoError> {
     let left = i64::try_from(left).unwrap_or(i64::MAX);
-    db.collection::<Document>(COLLECTION)
+    db.collection::<Document>(records::SALES)
         .update_one(
-            doc! { "_id": sale.mongo_id.clone() },
-            doc! { "$set": { "currentQuantity": left, "updatedAt": mongodb::bson::DateTime::now() } },
+            doc! { field::ID: sale.mongo_id.clone() },
+            doc! { "$set": { field::CURRENT_QUANTITY: left, field::UPDATED_AT: DateTime::now() } },
         )
         .await?;
     Ok(())

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use flashsale::{keys, ConfirmReply, EnqueueReply, UserStatus};
+use flashsale::{ConfirmReply, EnqueueReply, UserStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -401,7 +401,7 @@ pub async fn by_email(
             "no order for this email in this sale",
         ));
     };
-    if let Some(view) = from_outbox(&state, &sale, &email, &order_id).await? {
+    if let Some(view) = from_outbox(&state, &sale, &order_id).await? {
         return Ok(Json(view));
     }
     // The worker copied it and trimmed the outbox since we looked.
@@ -412,7 +412,7 @@ pub async fn by_email(
         order_id,
         user_email: email.to_string(),
         flash_sale_id: sale.to_string(),
-        payment_status: "paid".into(),
+        payment_status: records::order::PAID.into(),
         total_amount: None,
         created_at: None,
         updated_at: None,
@@ -420,44 +420,24 @@ pub async fn by_email(
     }))
 }
 
-/// The order's outbox entry: order `<sale>-<n>` is stream entry `0-<n>`.
+/// The order as the engine's outbox has it, before the worker copied it.
 async fn from_outbox(
     state: &AppState,
     sale: &SaleId,
-    email: &Email,
     order_id: &str,
 ) -> Result<Option<OrderView>, ApiError> {
-    let Some(n) = order_id
-        .strip_prefix(sale.as_str())
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|n| n.parse::<u64>().ok())
+    let mut redis = state.redis.clone();
+    let Some(entry) = flashsale::outbox::order_entry(&mut redis, sale.as_str(), order_id).await?
     else {
         return Ok(None);
     };
-    let id = format!("0-{n}");
-    let mut redis = state.redis.clone();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys::outbox(sale.as_str()))
-        .arg(&id)
-        .arg(&id)
-        .query_async(&mut redis)
-        .await?;
-    let Some(entry) = reply.ids.into_iter().next() else {
-        return Ok(None);
-    };
-    let field = |name: &str| entry.get::<String>(name);
-    let amount = field("amount")
-        .and_then(|a| a.parse::<u64>().ok())
-        .and_then(|a| Money::from_minor_units(a).ok());
-    let confirmed_at = field("confirmed_at")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(time_from_ms);
+    let confirmed_at = Some(time_from_ms(entry.confirmed_at));
     Ok(Some(OrderView {
-        order_id: field("order_id").unwrap_or_else(|| order_id.to_string()),
-        user_email: field("user_id").unwrap_or_else(|| email.to_string()),
+        order_id: entry.order_id,
+        user_email: entry.user_id,
         flash_sale_id: sale.to_string(),
-        payment_status: "paid".into(),
-        total_amount: amount,
+        payment_status: records::order::PAID.into(),
+        total_amount: Money::from_minor_units(entry.amount).ok(),
         created_at: confirmed_at,
         updated_at: confirmed_at,
         persisted: false,

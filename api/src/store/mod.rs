@@ -11,10 +11,6 @@ use mongodb::{Client, Collection, Database};
 
 use crate::config::Settings;
 
-pub const SALES: &str = "flash_sales";
-pub const USERS: &str = "users";
-pub const ORDERS: &str = "orders";
-
 #[derive(Clone, Debug)]
 pub struct Db {
     database: Database,
@@ -39,9 +35,9 @@ impl Db {
         let client = Client::with_options(options)?;
         let database = client.database(&settings.mongo_db);
         Ok(Db {
-            sales: database.collection(SALES),
-            users: database.collection(USERS),
-            orders: database.collection(ORDERS),
+            sales: database.collection(records::SALES),
+            users: database.collection(records::USERS),
+            orders: database.collection(records::ORDERS),
             database,
         })
     }

@@ -9,6 +9,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::FindOptions;
 use mongodb::Collection;
+use records::order::field;
 
 use crate::domain::{Email, Money, SaleId};
 
@@ -31,13 +32,13 @@ impl OrderRecord {
             _ => String::new(),
         };
         OrderRecord {
-            order_id: text("_id"),
-            user_email: text("userEmail"),
-            flash_sale_id: text("flashSaleId"),
-            payment_status: text("paymentStatus"),
-            total_amount: doc.get("totalAmount").and_then(money),
-            created_at: doc.get("createdAt").and_then(time),
-            updated_at: doc.get("updatedAt").and_then(time),
+            order_id: text(field::ID),
+            user_email: text(field::USER_EMAIL),
+            flash_sale_id: text(field::SALE_ID),
+            payment_status: text(field::PAYMENT_STATUS),
+            total_amount: doc.get(field::TOTAL_AMOUNT).and_then(money),
+            created_at: doc.get(field::CREATED_AT).and_then(time),
+            updated_at: doc.get(field::UPDATED_AT).and_then(time),
         }
     }
 }
@@ -75,7 +76,7 @@ pub async fn find_for_user(
     email: &Email,
 ) -> mongodb::error::Result<Option<OrderRecord>> {
     let found = orders
-        .find_one(doc! { "flashSaleId": sale.as_str(), "userEmail": email.as_str() })
+        .find_one(doc! { field::SALE_ID: sale.as_str(), field::USER_EMAIL: email.as_str() })
         .await?;
     Ok(found.as_ref().map(OrderRecord::from_document))
 }
@@ -85,7 +86,7 @@ pub async fn count_for_sale(
     sale: &SaleId,
 ) -> mongodb::error::Result<u64> {
     orders
-        .count_documents(doc! { "flashSaleId": sale.as_str() })
+        .count_documents(doc! { field::SALE_ID: sale.as_str() })
         .await
 }
 
@@ -97,12 +98,12 @@ pub async fn list(
     limit: i64,
 ) -> mongodb::error::Result<(Vec<OrderRecord>, u64)> {
     let filter = match sale {
-        Some(sale) => doc! { "flashSaleId": sale.as_str() },
+        Some(sale) => doc! { field::SALE_ID: sale.as_str() },
         None => doc! {},
     };
     let total = orders.count_documents(filter.clone()).await?;
     let options = FindOptions::builder()
-        .sort(doc! { "createdAt": -1, "_id": 1 })
+        .sort(doc! { field::CREATED_AT: -1, field::ID: 1 })
         .skip(skip)
         .limit(limit)
         .build();

@@ -1,0 +1,85 @@
+//! `orders`: one document per confirmed order, copied by the worker from
+//! the engine's outbox. `_id` is the engine's order id and (flashSaleId,
+//! userEmail) is unique, so copying an entry twice is never a second order.
+
+use engine::OutboxEntry;
+use mongodb::bson::{doc, DateTime, Document};
+use mongodb::options::IndexOptions;
+use mongodb::IndexModel;
+
+pub mod field {
+    /// The engine's order id (`<sale>-<n>`).
+    pub const ID: &str = "_id";
+    pub const USER_EMAIL: &str = "userEmail";
+    pub const SALE_ID: &str = "flashSaleId";
+    pub const QUANTITY: &str = "quantity";
+    pub const PAYMENT_STATUS: &str = "paymentStatus";
+    /// Int64 minor units (cents), exactly as confirmed.
+    pub const TOTAL_AMOUNT: &str = "totalAmount";
+    /// When the engine confirmed it (its clock).
+    pub const CONFIRMED_AT: &str = "confirmedAt";
+    /// When the worker first wrote it.
+    pub const CREATED_AT: &str = "createdAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+}
+
+/// Every order the engine confirms is paid (the payment is a mock).
+pub const PAID: &str = "paid";
+
+/// The document of a confirmed order; `now` is when it is written.
+pub fn document(entry: &OutboxEntry, now: DateTime) -> Document {
+    let millis = |ms: u64| DateTime::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
+    doc! {
+        field::ID: &entry.order_id,
+        field::USER_EMAIL: &entry.user_id,
+        field::SALE_ID: &entry.sale_id,
+        field::QUANTITY: 1,
+        field::PAYMENT_STATUS: PAID,
+        field::TOTAL_AMOUNT: i64::try_from(entry.amount).unwrap_or(i64::MAX),
+        field::CONFIRMED_AT: millis(entry.confirmed_at),
+        field::CREATED_AT: now,
+        field::UPDATED_AT: now,
+    }
+}
+
+/// One order per user per sale, enforced by MongoDB itself.
+pub fn one_order_per_user() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field::SALE_ID: 1, field::USER_EMAIL: 1 })
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name("one_order_per_user".to_string())
+                .build(),
+        )
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_document_has_the_seed_fields() {
+        let entry = OutboxEntry {
+            order_id: "s-1".into(),
+            sale_id: "s".into(),
+            user_id: "ann@example.com".into(),
+            amount: 4999,
+            confirmed_at: 1_800_000_000_000,
+        };
+        let now = DateTime::from_millis(5);
+        let doc = document(&entry, now);
+        assert_eq!(doc.get_str("_id"), Ok("s-1"));
+        assert_eq!(doc.get_str("userEmail"), Ok("ann@example.com"));
+        assert_eq!(doc.get_str("flashSaleId"), Ok("s"));
+        assert_eq!(doc.get_str("paymentStatus"), Ok("paid"));
+        assert_eq!(doc.get_i64("totalAmount"), Ok(4999));
+        assert_eq!(
+            doc.get_datetime("confirmedAt")
+                .map(|t| t.timestamp_millis()),
+            Ok(1_800_000_000_000)
+        );
+        assert_eq!(doc.get_datetime("createdAt"), Ok(&now));
+    }
+}
