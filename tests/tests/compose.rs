@@ -811,11 +811,15 @@ fn redis_loads_the_module_from_the_image_and_fsyncs_every_write() {
         .next()
         .unwrap_or_default()
         .to_string();
+    // The module registers every engine command (engine/src/command.rs) in
+    // lower case, the case COMMAND INFO then prints.
+    let commands_src = read("engine/src/command.rs");
     let module_src = read("module/src/lib.rs");
     assert!(
         command_name.starts_with("flashsale.")
-            && module_src.contains(&format!("\"{command_name}\"")),
-        "the healthcheck asks for {command_name:?}, which module/src/lib.rs does not register"
+            && commands_src.contains(&format!("\"{}\"", command_name.to_ascii_uppercase()))
+            && module_src.contains("module_command().to_ascii_lowercase()"),
+        "the healthcheck asks for {command_name:?}, which the module does not register"
     );
     let checked = after
         .split("|")
