@@ -16,7 +16,7 @@ GRANT_BATCH=100
 GRANT_CALLS=1000
 
 cargo build -p module --release --quiet
-MODULE=$PWD/target/release/libflashsale.so
+MODULE=$PWD/target/release/libflashsale_module.so
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DIR=$(mktemp -d)
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" \

@@ -4,7 +4,7 @@
 # Build context: the repository root (see docker-compose.yml, service `redis`).
 #   docker build -f docker/redis.Dockerfile -t flashsale-redis .
 #
-# Stage 1 builds target/release/libflashsale.so (crate `module`). The
+# Stage 1 builds target/release/libflashsale_module.so (crate `module`). The
 # redis-module crate generates its Redis bindings with bindgen, which needs
 # clang and libclang. The builder is Debian bookworm, like the runtime image,
 # so the .so links against the same glibc the server runs on.
@@ -20,14 +20,14 @@ COPY . .
 RUN --mount=type=cache,id=flashsale-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=flashsale-redis-target,target=/src/target \
     cargo build --release --locked -p module \
- && install -D -m 0644 target/release/libflashsale.so /out/libflashsale.so
+ && install -D -m 0644 target/release/libflashsale_module.so /out/libflashsale_module.so
 
 # Stage 2: the official Redis image (bookworm) plus the module.
 FROM redis:${REDIS_VERSION}-bookworm
-COPY --from=build /out/libflashsale.so /usr/local/lib/redis/modules/libflashsale.so
+COPY --from=build /out/libflashsale_module.so /usr/local/lib/redis/modules/libflashsale_module.so
 # The same command docker-compose.yml gives: module loaded at start (module
 # commands are disabled at run time by default), AOF with an fsync per write —
 # the durability of an acknowledged purchase on a single node.
 CMD ["redis-server", \
-     "--loadmodule", "/usr/local/lib/redis/modules/libflashsale.so", \
+     "--loadmodule", "/usr/local/lib/redis/modules/libflashsale_module.so", \
      "--appendonly", "yes", "--appendfsync", "always"]

@@ -38,7 +38,7 @@ pub fn workspace_root() -> PathBuf {
 pub fn module_path() -> PathBuf {
     let path = std::env::var_os("FLASHSALE_MODULE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/libflashsale.so"));
+        .unwrap_or_else(|| workspace_root().join("target/release/libflashsale_module.so"));
     assert!(
         path.exists(),
         "module not built: {} is missing (run `cargo build -p module --release`)",

@@ -767,7 +767,7 @@ fn redis_loads_the_module_from_the_image_and_fsyncs_every_write() {
             .expect("ARG REDIS_VERSION=7.x");
         assert!(arg.starts_with("7."), "REDIS_VERSION={arg}");
     }
-    let so = copy_destination(runtime, "libflashsale.so");
+    let so = copy_destination(runtime, "libflashsale_module.so");
     assert_eq!(
         flag_value(&command, "--loadmodule").as_deref(),
         Some(so.as_str()),
@@ -788,8 +788,8 @@ fn redis_loads_the_module_from_the_image_and_fsyncs_every_write() {
         "{build}"
     );
     assert!(
-        build.contains("target/release/libflashsale.so"),
-        "the builder takes the module from target/release/libflashsale.so"
+        build.contains("target/release/libflashsale_module.so"),
+        "the builder takes the module from target/release/libflashsale_module.so"
     );
     assert!(
         dockerfile

@@ -112,7 +112,7 @@ export class Platform {
   }
 
   async start() {
-    const module = join(TARGET, 'release/libflashsale.so');
+    const module = join(TARGET, 'release/libflashsale_module.so');
     const apiBin = join(TARGET, PROFILE, 'flashsale-api');
     const workerBin = join(TARGET, PROFILE, 'flashsale-worker');
     for (const file of [module, apiBin, workerBin]) {
