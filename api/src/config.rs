@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flashsale::BackendChoice;
 
 use crate::http::client_ip::{IpNet, TrustedProxies};
 
@@ -59,15 +60,6 @@ pub struct SeedAdminArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineChoice {
-    /// The module when the server has it, otherwise the Functions library.
-    Auto,
-    Module,
-    /// The Redis Functions library (loaded on start if missing).
-    Lua,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -86,7 +78,7 @@ pub struct Settings {
     pub redis_url: String,
     /// Which engine implementation to use on the Redis server.
     #[arg(long, env = "ENGINE", value_enum, default_value = "auto")]
-    pub engine: EngineChoice,
+    pub engine: BackendChoice,
     /// Timeout of one Redis command (ms).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,

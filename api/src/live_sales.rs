@@ -22,7 +22,6 @@ use flashsale::{
 };
 use redis::aio::ConnectionManager;
 
-use crate::config::EngineChoice;
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
 use crate::store::{orders, sales, sales::SaleDoc, Db};
@@ -128,15 +127,10 @@ impl From<SetupError> for ApiError {
 impl LiveSales {
     pub async fn connect(
         conn: ConnectionManager,
-        choice: EngineChoice,
+        choice: BackendChoice,
         db: Db,
         default_hold_secs: u64,
     ) -> Result<LiveSales, ClientError> {
-        let choice = match choice {
-            EngineChoice::Auto => BackendChoice::Auto,
-            EngineChoice::Module => BackendChoice::Module,
-            EngineChoice::Lua => BackendChoice::Functions,
-        };
         let client = EngineClient::connect(conn, choice).await?;
         Ok(LiveSales {
             client,
@@ -180,13 +174,13 @@ impl LiveSales {
     }
 
     async fn reload_library(&self, error: ClientError) -> Result<(), ApiError> {
-        if self.client.backend() != flashsale::Backend::Functions {
+        if self.client.backend() != flashsale::Backend::Lua {
             return Err(error.into());
         }
         tracing::warn!("the flashsale Functions library is missing; loading it again");
         let mut client = self.client.clone();
         let conn = client.connection().clone();
-        EngineClient::connect(conn, BackendChoice::Functions).await?;
+        EngineClient::connect(conn, BackendChoice::Lua).await?;
         Ok(())
     }
 
@@ -342,9 +336,6 @@ impl LiveSales {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.client.backend() {
-            flashsale::Backend::Module => "module",
-            flashsale::Backend::Functions => "functions",
-        }
+        self.client.backend().as_str()
     }
 }

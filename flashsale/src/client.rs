@@ -10,25 +10,10 @@ use engine::{
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use crate::ClientError;
+use crate::{Backend, BackendChoice, ClientError};
 
 /// The Redis Functions library, identical in behaviour to the module.
 pub const LUA_LIBRARY: &str = include_str!("../../lua/flashsale.lua");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Module,
-    Functions,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// The module when the server has it, otherwise the functions library.
-    #[default]
-    Auto,
-    Module,
-    Functions,
-}
 
 #[derive(Clone)]
 pub struct EngineClient<C> {
@@ -40,9 +25,9 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
     pub async fn connect(mut conn: C, choice: BackendChoice) -> Result<Self, ClientError> {
         let backend = match choice {
             BackendChoice::Module => Backend::Module,
-            BackendChoice::Functions => Backend::Functions,
+            BackendChoice::Lua => Backend::Lua,
             BackendChoice::Auto if has_module(&mut conn).await? => Backend::Module,
-            BackendChoice::Auto => Backend::Functions,
+            BackendChoice::Auto => Backend::Lua,
         };
         match backend {
             Backend::Module if !has_module(&mut conn).await? => {
@@ -50,7 +35,7 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
                     "the FLASHSALE module is not loaded on this server".into(),
                 ))
             }
-            Backend::Functions => ensure_library(&mut conn).await?,
+            Backend::Lua => ensure_library(&mut conn).await?,
             Backend::Module => {}
         }
         Ok(EngineClient { conn, backend })
@@ -78,7 +63,7 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
     ) -> Result<Resp, ClientError> {
         let mut cmd = match self.backend {
             Backend::Module => redis::cmd(name.module_command()),
-            Backend::Functions => {
+            Backend::Lua => {
                 let mut cmd = redis::cmd(if name.is_read_only() {
                     "FCALL_RO"
                 } else {

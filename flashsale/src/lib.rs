@@ -2,13 +2,15 @@
 //! from the Redis-free `engine` crate, the command and reply types and the
 //! reference model.
 
+mod backend;
 mod client;
 mod error;
 pub mod outbox;
 mod purge;
 pub mod reply;
 
-pub use client::{Backend, BackendChoice, EngineClient, LUA_LIBRARY};
+pub use backend::{Backend, BackendChoice};
+pub use client::{EngineClient, LUA_LIBRARY};
 pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use api::config::SeedAdminArgs;
 use api::{Application, Settings};
 use tests::mongo_server::MongoServer;
-use tests::{Backend, Engine};
+use tests::{Backend, EngineServer};
 use tokio::sync::oneshot;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -22,7 +22,7 @@ fn env_or(name: &str, default: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_small_flash_sale_under_load_passes_every_check() {
-    let engine = Engine::start(Backend::Module, false).await;
+    let engine = EngineServer::start(Backend::Module, false).await;
     let mongo = MongoServer::start().await;
 
     let mut settings = Settings::defaults().expect("default settings");

@@ -20,11 +20,7 @@ use flashsale::{BackendChoice, EngineClient};
 use redis::aio::MultiplexedConnection;
 
 /// Which engine implementation a suite runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Module,
-    Lua,
-}
+pub use flashsale::Backend;
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -63,14 +59,14 @@ pub fn lua_library(test_clock: bool) -> String {
 }
 
 /// A server with the engine ready, and a client for it.
-pub struct Engine {
+pub struct EngineServer {
     pub server: RedisServer,
     pub backend: Backend,
     pub test_clock: bool,
 }
 
-impl Engine {
-    pub async fn start(backend: Backend, test_clock: bool) -> Engine {
+impl EngineServer {
+    pub async fn start(backend: Backend, test_clock: bool) -> EngineServer {
         Self::start_with(backend, test_clock, ServerOptions::default()).await
     }
 
@@ -78,12 +74,12 @@ impl Engine {
         backend: Backend,
         test_clock: bool,
         mut options: ServerOptions,
-    ) -> Engine {
+    ) -> EngineServer {
         if backend == Backend::Module {
             options.module = Some((module_path(), test_clock));
         }
         let server = RedisServer::start(options);
-        let engine = Engine {
+        let engine = EngineServer {
             server,
             backend,
             test_clock,
@@ -109,10 +105,8 @@ impl Engine {
                 .expect("engine client"),
             // The test-clock variant is loaded already; connect() would
             // replace it with the shipped library.
-            Backend::Lua if self.test_clock => {
-                EngineClient::attach(conn, flashsale::Backend::Functions)
-            }
-            Backend::Lua => EngineClient::connect(conn, BackendChoice::Functions)
+            Backend::Lua if self.test_clock => EngineClient::attach(conn, Backend::Lua),
+            Backend::Lua => EngineClient::connect(conn, BackendChoice::Lua)
                 .await
                 .expect("engine client"),
         }

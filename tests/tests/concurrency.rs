@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use flashsale::{ConfirmReply, EnqueueReply, GrantReply, SetupParams, UserStatus};
 use tests::state::read_sale;
-use tests::{server_time_ms, Backend, Engine};
+use tests::{server_time_ms, Backend, EngineServer};
 
 const BUYER_TASKS: usize = 8;
 const GRANTERS: usize = 3;
@@ -41,7 +41,7 @@ async fn racing_clients_keep_every_invariant(backend: Backend) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
-    let engine = Engine::start(backend, false).await;
+    let engine = EngineServer::start(backend, false).await;
     let mut admin = engine.client().await;
     let mut conn = engine.server.connection().await;
     let now = server_time_ms(&mut conn).await;

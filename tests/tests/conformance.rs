@@ -12,12 +12,12 @@ use flashsale::{
     SaleState, SetupParams, SetupReply, UserStatus,
 };
 use redis::aio::MultiplexedConnection;
-use tests::{server_time_ms, wait_for, Backend, Engine};
+use tests::{server_time_ms, wait_for, Backend, EngineServer};
 
 const T0: u64 = 1_800_000_000_000;
 
 struct Sale {
-    engine: Engine,
+    engine: EngineServer,
     client: EngineClient<MultiplexedConnection>,
     conn: MultiplexedConnection,
 }
@@ -25,7 +25,7 @@ struct Sale {
 /// A test-clock engine at T0 - 1000 with sale "s": `stock` units, open
 /// [T0, T0 + 60 s), holds of 1 s.
 async fn sale(backend: Backend, stock: u64, rate: u64, max_queue: u64) -> Sale {
-    let engine = Engine::start(backend, true).await;
+    let engine = EngineServer::start(backend, true).await;
     engine.set_clock(T0 - 1000).await;
     let mut client = engine.client().await;
     let params = SetupParams {
@@ -810,7 +810,7 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
 /// Real clock, real key expiry: a hold of 300 ms lapses and its unit is
 /// granted to the next user; PTTL works on the hold key.
 async fn real_clock_hold_expiry(backend: Backend) {
-    let engine = Engine::start(backend, false).await;
+    let engine = EngineServer::start(backend, false).await;
     let mut client = engine.client().await;
     let mut conn = engine.server.connection().await;
     let now = server_time_ms(&mut conn).await;
@@ -863,7 +863,7 @@ async fn real_clock_hold_expiry(backend: Backend) {
 
 /// Real clock: a sale that starts 200 ms from now opens by itself.
 async fn real_clock_window_opens(backend: Backend) {
-    let engine = Engine::start(backend, false).await;
+    let engine = EngineServer::start(backend, false).await;
     let mut client = engine.client().await;
     let mut conn = engine.server.connection().await;
     let now = server_time_ms(&mut conn).await;

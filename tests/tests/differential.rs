@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::MultiplexedConnection;
 use tests::state::{check_hold_keys, read_sale};
-use tests::{Backend, Engine};
+use tests::{Backend, EngineServer};
 
 const T0: u64 = 1_800_000_000_000;
 const SALES: [&str; 3] = ["s1", "s2", "nosale"];
@@ -114,8 +114,8 @@ fn model_reply(
 }
 
 struct Servers {
-    module: Engine,
-    lua: Engine,
+    module: EngineServer,
+    lua: EngineServer,
     module_client: EngineClient<MultiplexedConnection>,
     lua_client: EngineClient<MultiplexedConnection>,
     module_conn: MultiplexedConnection,
@@ -124,8 +124,8 @@ struct Servers {
 
 impl Servers {
     async fn start() -> Servers {
-        let module = Engine::start(Backend::Module, true).await;
-        let lua = Engine::start(Backend::Lua, true).await;
+        let module = EngineServer::start(Backend::Module, true).await;
+        let lua = EngineServer::start(Backend::Lua, true).await;
         Servers {
             module_client: module.client().await,
             lua_client: lua.client().await,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flashsale::{ConfirmReply, EngineClient, GrantReply, SetupParams};
 use redis::aio::MultiplexedConnection;
-use tests::{server_time_ms, wait_for, Backend, Engine, RedisServer, ServerOptions};
+use tests::{server_time_ms, wait_for, Backend, EngineServer, RedisServer, ServerOptions};
 
 fn aof_options() -> Vec<(String, String)> {
     vec![
@@ -100,7 +100,7 @@ async fn workload(
 }
 
 async fn replica_matches_primary(backend: Backend) {
-    let primary = Engine::start_with(
+    let primary = EngineServer::start_with(
         backend,
         false,
         ServerOptions {
@@ -163,7 +163,7 @@ async fn aof_reload_matches(backend: Backend) {
         dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let mut primary = Engine::start_with(backend, false, options.clone()).await;
+    let mut primary = EngineServer::start_with(backend, false, options.clone()).await;
     let mut client = primary.client().await;
     let mut conn = primary.server.connection().await;
     workload(&mut client, &mut conn).await;
@@ -171,7 +171,7 @@ async fn aof_reload_matches(backend: Backend) {
     // Killed without a chance to write anything more: appendfsync always.
     primary.server.kill();
     drop(primary);
-    let restarted = Engine::start_with(backend, false, options).await;
+    let restarted = EngineServer::start_with(backend, false, options).await;
     let mut conn = restarted.server.connection().await;
     assert_eq!(digest(&mut conn).await, expected, "AOF reload differs");
     // And the sale still works after the reload.

@@ -11,7 +11,7 @@ use flashsale::OutboxEntry;
 use flashsale::SetupParams;
 use mongodb::bson::{doc, Document};
 use tests::mongo_server::MongoServer;
-use tests::{server_time_ms, wait_for, Backend, Engine};
+use tests::{server_time_ms, wait_for, Backend, EngineServer};
 use worker::config::Config;
 use worker::orders;
 use worker::Worker;
@@ -35,7 +35,7 @@ async fn baseline(db: &mongodb::Database, n: usize, batch: usize, round: usize) 
 }
 
 async fn drain(
-    engine: &Engine,
+    engine: &EngineServer,
     mongo: &MongoServer,
     n: usize,
     batch: usize,
@@ -103,7 +103,7 @@ async fn main() {
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let batch = 200;
-    let engine = Engine::start(Backend::Module, false).await;
+    let engine = EngineServer::start(Backend::Module, false).await;
     let mongo = MongoServer::start().await;
     let db = mongo.database().await;
     orders::ensure_indexes(&db).await.expect("indexes");

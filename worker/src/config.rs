@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use flashsale::BackendChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,13 +25,6 @@ pub enum Command {
     Reconcile,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineChoice {
-    Auto,
-    Module,
-    Lua,
-}
-
 #[derive(Debug, Clone, Parser)]
 pub struct Config {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
@@ -41,8 +35,8 @@ pub struct Config {
     pub mongo_db: String,
     /// Which engine backend to use: the module when loaded (auto), or the
     /// Functions library, loaded on start if missing.
-    #[arg(long, env = "ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
+    #[arg(long, env = "ENGINE", value_enum, default_value_t = BackendChoice::Auto)]
+    pub engine: BackendChoice,
     /// This worker's name in the outbox consumer group; unique per process.
     #[arg(long, env = "WORKER_CONSUMER_NAME")]
     pub consumer_name: Option<String>,
@@ -95,7 +89,7 @@ impl Config {
             redis_url,
             mongo_url,
             mongo_db,
-            engine: EngineChoice::Auto,
+            engine: BackendChoice::Auto,
             consumer_name: None,
             poll_interval_ms: 10,
             sales_refresh_ms: 100,

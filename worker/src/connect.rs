@@ -1,10 +1,10 @@
 //! The connections a worker, or a one-off reconciliation, opens.
 
-use flashsale::{BackendChoice, EngineClient};
+use flashsale::EngineClient;
 use mongodb::Database;
 use redis::aio::ConnectionManager;
 
-use crate::config::{Config, EngineChoice};
+use crate::config::Config;
 use crate::WorkerError;
 
 /// A client for the engine's commands (`FLASHSALE.*`, through the module or
@@ -16,12 +16,7 @@ pub(crate) async fn connect_redis(
 ) -> Result<(ConnectionManager, EngineConn), WorkerError> {
     let client = redis::Client::open(config.redis_url.as_str())?;
     let redis = ConnectionManager::new(client).await?;
-    let choice = match config.engine {
-        EngineChoice::Auto => BackendChoice::Auto,
-        EngineChoice::Module => BackendChoice::Module,
-        EngineChoice::Lua => BackendChoice::Functions,
-    };
-    let engine = EngineClient::connect(redis.clone(), choice).await?;
+    let engine = EngineClient::connect(redis.clone(), config.engine).await?;
     Ok((redis, engine))
 }
 

@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use api::config::EngineChoice;
 use api::store::users::UserDoc;
 use api::{Application, Settings};
 use chrono::{SecondsFormat, Utc};
@@ -16,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::{Backend, Engine, MongoServer};
+use tests::{Backend, EngineServer, MongoServer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -28,7 +27,7 @@ pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     pub settings: Settings,
-    pub engine: Engine,
+    pub engine: EngineServer,
     pub mongo: MongoServer,
     pub db: mongodb::Database,
     shutdown: Option<oneshot::Sender<()>>,
@@ -119,16 +118,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
-        let engine = Engine::start(backend, false).await;
+        let engine = EngineServer::start(backend, false).await;
         let mongo = MongoServer::start().await;
         let mut settings = test_settings();
         settings.redis_url = engine.server.url();
         settings.mongo_url = mongo.url();
         settings.mongo_db = mongo.database_name();
-        settings.engine = match backend {
-            Backend::Module => EngineChoice::Module,
-            Backend::Lua => EngineChoice::Lua,
-        };
+        settings.engine = backend.into();
         configure(&mut settings);
         let app = match Application::build(settings.clone()).await {
             Ok(app) => app,

@@ -10,13 +10,13 @@ use mongodb::bson::{doc, Document};
 use mongodb::Database;
 use redis::aio::MultiplexedConnection;
 use tests::mongo_server::MongoServer;
-use tests::{server_time_ms, wait_for_every, Backend, Engine, ServerOptions};
+use tests::{server_time_ms, wait_for_every, Backend, EngineServer, ServerOptions};
 use tokio::sync::oneshot;
 use worker::config::Config;
 use worker::Worker;
 
 pub struct Platform {
-    pub engine: Engine,
+    pub engine: EngineServer,
     pub mongo: MongoServer,
     pub client: EngineClient<MultiplexedConnection>,
     pub conn: MultiplexedConnection,
@@ -42,7 +42,7 @@ impl Platform {
     }
 
     async fn start_with(options: ServerOptions) -> Platform {
-        let engine = Engine::start_with(Backend::Module, false, options).await;
+        let engine = EngineServer::start_with(Backend::Module, false, options).await;
         let mongo = MongoServer::start().await;
         let client = engine.client().await;
         let conn = engine.server.connection().await;
