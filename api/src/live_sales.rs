@@ -208,6 +208,16 @@ impl LiveSales {
         ))
     }
 
+    /// The users at 0-based queue positions `start..start + count`.
+    pub async fn queue_page(
+        &self,
+        sale: &SaleId,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<String>, ClientError> {
+        self.client().queue_page(sale.as_str(), start, count).await
+    }
+
     /// Removes every Redis key of the sale (a deleted sale, an undone
     /// create).
     pub async fn purge(&self, sale: &SaleId) -> Result<(), ClientError> {

@@ -5,8 +5,8 @@
 mod backend;
 mod client;
 mod error;
+mod keyspace;
 pub mod outbox;
-mod purge;
 pub mod reply;
 
 pub use backend::{Backend, BackendChoice};

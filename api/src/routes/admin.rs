@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use flashsale::keys;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -153,14 +152,7 @@ pub async fn queue_members(
     // Also proves the sale exists (restoring it if the engine lost it).
     let total = state.live.status(&sale, None).await?.sale.queued;
     let start = page.skip();
-    let stop = start + page.page_size - 1;
-    let mut redis = state.redis.clone();
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(keys::queue(sale.as_str()))
-        .arg(start)
-        .arg(stop)
-        .query_async(&mut redis)
-        .await?;
+    let members = state.live.queue_page(&sale, start, page.page_size).await?;
     let items = members
         .into_iter()
         .zip(start + 1..)

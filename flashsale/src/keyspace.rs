@@ -1,11 +1,31 @@
-//! Removing a sale from Redis: the one place outside the engine that needs
-//! to know which keys a sale has.
+//! What a client reads or writes on a sale's keys directly, outside the
+//! engine's commands: an admin's page of the queue, and removing a sale.
+//! The API and the worker go through these rather than the key layout.
 
 use redis::aio::ConnectionLike;
 
 use crate::{keys, ClientError, EngineClient};
 
 impl<C: ConnectionLike + Send> EngineClient<C> {
+    /// The users at 0-based queue positions `start..start + count`, in
+    /// queue order (a read: the queue may move meanwhile).
+    pub async fn queue_page(
+        &mut self,
+        sale: &str,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<String>, ClientError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(redis::cmd("ZRANGE")
+            .arg(keys::queue(sale))
+            .arg(start)
+            .arg(start + count - 1)
+            .query_async(self.connection())
+            .await?)
+    }
+
     /// Unlinks every key of `sale`. Meant for a sale that has ended (no
     /// hold can be added while the holders are listed); hold keys would
     /// expire on their own anyway.
