@@ -74,6 +74,11 @@ pub const TYPES: [(&str, KeyKind); 6] = [
     (OUTBOX, KeyKind::Stream),
 ];
 
+/// Every key of `sale` but the per-user hold keys, in [`TYPES`] order.
+pub fn all_but_holds(sale: &str) -> Vec<String> {
+    TYPES.iter().map(|(suffix, _)| key(sale, suffix)).collect()
+}
+
 /// Read instead of the server clock only when the module was loaded with
 /// `TEST_CLOCK` (or the Lua library was loaded in its test variant).
 pub const TEST_CLOCK: &str = "flashsale:test-clock";
@@ -113,6 +118,11 @@ mod tests {
         assert_eq!(super::hold("s1", "a@b.c"), "fs:{s1}:hold:a@b.c");
         assert_eq!(super::order_id("s1", 7), "s1-7");
         assert_eq!(super::outbox_entry_id(7), "0-7");
+        assert_eq!(
+            super::all_but_holds("s1"),
+            ["sale", "queue", "holds", "orders", "lapsed", "outbox"]
+                .map(|k| format!("fs:{{s1}}:{k}"))
+        );
     }
 
     #[test]

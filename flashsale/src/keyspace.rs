@@ -37,14 +37,7 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             .arg(-1)
             .query_async(conn)
             .await?;
-        let mut doomed = vec![
-            keys::sale(sale),
-            keys::queue(sale),
-            keys::holds(sale),
-            keys::lapsed(sale),
-            keys::orders(sale),
-            keys::outbox(sale),
-        ];
+        let mut doomed = keys::all_but_holds(sale);
         doomed.extend(holders.iter().map(|user| keys::hold(sale, user)));
         redis::cmd("UNLINK")
             .arg(&doomed)

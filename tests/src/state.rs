@@ -90,14 +90,7 @@ pub async fn check_hold_keys(
     data: &SaleData,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut expected = vec![
-        keys::sale(sale),
-        keys::queue(sale),
-        keys::holds(sale),
-        keys::orders(sale),
-        keys::lapsed(sale),
-        keys::outbox(sale),
-    ];
+    let mut expected = keys::all_but_holds(sale);
     for (user, expiry) in &data.holds {
         let key = keys::hold(sale, user);
         let value: Option<String> = query(conn, redis::cmd("GET").arg(&key)).await;
