@@ -15,7 +15,7 @@
 //! interleave. `currentQuantity` is not written here after the insert: the
 //! worker keeps it following the engine.
 
-use flashsale::{SaleStatus, SetupParams, StatusReply};
+use flashsale::{RedisConn, SaleStatus, SetupParams, StatusReply};
 use mongodb::bson;
 use serde_json::json;
 
@@ -29,7 +29,7 @@ use crate::store::{orders, sales, sales::SaleDoc, Db};
 pub struct SaleCatalogue<'a> {
     live: &'a LiveSales,
     db: &'a Db,
-    redis: &'a redis::aio::ConnectionManager,
+    redis: &'a RedisConn,
 }
 
 impl<'a> SaleCatalogue<'a> {

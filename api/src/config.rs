@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use flashsale::BackendChoice;
+use flashsale::{BackendChoice, RedisTarget};
 
 use crate::http::client_ip::{IpNet, TrustedProxies};
 
@@ -74,8 +74,13 @@ pub struct Settings {
     #[arg(long = "port", env = "BEND_PORT", default_value_t = 3000)]
     pub port: u16,
 
+    /// The Redis server (not used when REDIS_CLUSTER_NODES is set).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
     pub redis_url: String,
+    /// Redis Cluster seed nodes, `host:port,host:port,…`; when set, the API
+    /// talks to the cluster and REDIS_URL is not used.
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
     /// Which engine implementation to use on the Redis server.
     #[arg(long, env = "ENGINE", value_enum, default_value = "auto")]
     pub engine: BackendChoice,
@@ -91,6 +96,17 @@ pub struct Settings {
     /// How long to wait for a reachable MongoDB server before failing (ms).
     #[arg(long, env = "MONGO_TIMEOUT_MS", default_value_t = 3000)]
     pub mongo_timeout_ms: u64,
+
+    /// Replicas that must have a confirmed order before the buyer is told
+    /// (WAIT in the same round trip as the CONFIRM); unset: 1 when the sale's
+    /// primary has replicas, 0 when it has none.
+    #[arg(long, env = "CONFIRM_MIN_REPLICAS")]
+    pub confirm_min_replicas: Option<u64>,
+    /// How long a confirm waits for those replicas (ms) before answering
+    /// 503 `not_durable` (the buyer retries; a retry never buys twice).
+    #[arg(long, env = "CONFIRM_WAIT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub confirm_wait_ms: u64,
 
     /// Hold length of sales created without `holdTtlSeconds`.
     #[arg(long, env = "HOLD_TTL_SECONDS", default_value_t = 120,
@@ -250,6 +266,12 @@ impl Settings {
                     .map(|n| n.get())
                     .unwrap_or(1)
             })
+    }
+
+    /// A single server, or the cluster when REDIS_CLUSTER_NODES is set.
+    pub fn redis_target(&self) -> anyhow::Result<RedisTarget> {
+        RedisTarget::from_settings(&self.redis_url, self.redis_cluster_nodes.as_deref())
+            .map_err(anyhow::Error::msg)
     }
 
     pub fn redis_timeout(&self) -> Duration {

@@ -222,16 +222,7 @@ impl From<mongodb::error::Error> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_unrecoverable_error()
-        {
-            ApiError::Unavailable(error.into())
-        } else {
-            ApiError::Internal(error.into())
-        }
+        ClientError::Redis(error).into()
     }
 }
 
@@ -240,9 +231,13 @@ impl From<ClientError> for ApiError {
     /// handles NOSALE and CONFLICT itself): arguments are validated before
     /// the engine sees them, so an `ERR` reply is our bug, not the client's.
     fn from(error: ClientError) -> Self {
-        match error {
-            ClientError::Redis(e) => e.into(),
-            other => ApiError::Internal(other.into()),
+        // Redis away, loading, or a cluster slot between primaries during a
+        // failover: 503 with Retry-After, never a 500.
+        let unrecoverable = matches!(&error, ClientError::Redis(e) if e.is_unrecoverable_error());
+        if error.is_unavailable() || unrecoverable {
+            ApiError::Unavailable(error.into())
+        } else {
+            ApiError::Internal(error.into())
         }
     }
 }

@@ -7,6 +7,11 @@
 //! - **The Functions library vanished** (Redis restarted without
 //!   persistence, backend `lua`): it is loaded again and the command retried.
 //!
+//! - **Redis not there yet** (still loading, not reachable, a cluster slot
+//!   between primaries): the command answers 503 with Retry-After; which
+//!   backend to use is settled on the first call that reaches Redis (every
+//!   node checked) and kept.
+//!
 //! Every other engine error is a bug here (arguments are validated before
 //! they reach the engine) and surfaces as a 500.
 
@@ -17,16 +22,16 @@ use std::time::{Duration, Instant};
 
 use engine::error::ErrorCode;
 use flashsale::{
-    BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, SetupParams, SetupReply,
-    StatusReply,
+    Backend, BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, RedisConn,
+    SetupParams, SetupReply, StatusReply,
 };
-use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
 
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
 use crate::store::{orders, sales, sales::SaleDoc, Db};
 
-pub type Client = EngineClient<ConnectionManager>;
+pub type Client = EngineClient<RedisConn>;
 
 /// How long the figures used for estimates (rate, hold length) are reused
 /// without asking the engine again.
@@ -34,11 +39,39 @@ const PARAMS_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct LiveSales {
-    client: Client,
+    conn: RedisConn,
+    durability: Durability,
+    choice: BackendChoice,
+    /// Settled once, by the first call that reaches Redis.
+    backend: Arc<OnceCell<Backend>>,
     db: Db,
     default_hold_secs: u64,
     params: ParamsCache,
 }
+
+/// How many replicas must have an order before its buyer is told, and how
+/// long to wait for them.
+#[derive(Clone, Default)]
+pub struct Durability {
+    /// `None`: 1 when the sale's primary has replicas, else 0.
+    pub min_replicas: Option<u64>,
+    pub wait_ms: u64,
+    /// Replicas per sale's primary as last seen (for `None`).
+    seen: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
+}
+
+impl Durability {
+    pub fn new(min_replicas: Option<u64>, wait_ms: u64) -> Self {
+        Durability {
+            min_replicas,
+            wait_ms,
+            seen: Arc::default(),
+        }
+    }
+}
+
+/// How long a primary's replica count is trusted.
+const REPLICAS_TTL: Duration = Duration::from_secs(5);
 
 /// A sale's admission rate and hold length, as last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,25 +158,46 @@ impl From<SetupError> for ApiError {
 }
 
 impl LiveSales {
-    pub async fn connect(
-        conn: ConnectionManager,
+    /// Does not talk to Redis: see [`LiveSales::prepare`].
+    pub fn new(
+        conn: RedisConn,
         choice: BackendChoice,
+        durability: Durability,
         db: Db,
         default_hold_secs: u64,
-    ) -> Result<LiveSales, ClientError> {
-        let client = EngineClient::connect(conn, choice).await?;
-        Ok(LiveSales {
-            client,
+    ) -> LiveSales {
+        LiveSales {
+            conn,
+            durability,
+            choice,
+            backend: Arc::default(),
             db,
             default_hold_secs,
             params: ParamsCache::default(),
-        })
+        }
+    }
+
+    /// Checks that every node runs the engine (loading the Functions library
+    /// where needed) and settles the backend; once that succeeded, it is
+    /// not asked again. [`ClientError::EngineMissing`] is a deployment
+    /// mistake; [`ClientError::is_unavailable`] errors pass.
+    pub async fn prepare(&self) -> Result<Backend, ClientError> {
+        self.backend
+            .get_or_try_init(|| async {
+                let backend =
+                    flashsale::nodes::prepare(&mut self.conn.clone(), self.choice).await?;
+                tracing::info!(backend = backend.as_str(), "engine ready");
+                Ok(backend)
+            })
+            .await
+            .copied()
     }
 
     /// A client for commands the API sends as they are (GRANT in tests,
     /// STATUS for readiness); no recovery.
-    pub fn client(&self) -> Client {
-        self.client.clone()
+    pub async fn client(&self) -> Result<Client, ClientError> {
+        let backend = self.prepare().await?;
+        Ok(EngineClient::attach(self.conn.clone(), backend))
     }
 
     /// Runs `op`; on NOSALE restores the sale from MongoDB, on a missing
@@ -156,7 +210,7 @@ impl LiveSales {
     {
         let (mut restored, mut reloaded) = (false, false);
         loop {
-            match op(self.client()).await {
+            match op(self.client().await?).await {
                 Ok(value) => return Ok(value),
                 Err(e) if is_no_sale(&e) && !restored => {
                     self.restore(sale).await?;
@@ -173,14 +227,15 @@ impl LiveSales {
         }
     }
 
+    /// After "function not found": a Redis restarted without its data, or a
+    /// primary added to the cluster since the start. Loads the library on
+    /// every primary that lacks it.
     async fn reload_library(&self, error: ClientError) -> Result<(), ApiError> {
-        if self.client.backend() != flashsale::Backend::Lua {
+        if self.backend.get() != Some(&Backend::Lua) {
             return Err(error.into());
         }
         tracing::warn!("the flashsale Functions library is missing; loading it again");
-        let mut client = self.client.clone();
-        let conn = client.connection().clone();
-        EngineClient::connect(conn, BackendChoice::Lua).await?;
+        flashsale::nodes::prepare(&mut self.conn.clone(), BackendChoice::Lua).await?;
         Ok(())
     }
 
@@ -215,13 +270,16 @@ impl LiveSales {
         start: u64,
         count: u64,
     ) -> Result<Vec<String>, ClientError> {
-        self.client().queue_page(sale.as_str(), start, count).await
+        self.client()
+            .await?
+            .queue_page(sale.as_str(), start, count)
+            .await
     }
 
     /// Removes every Redis key of the sale (a deleted sale, an undone
     /// create).
     pub async fn purge(&self, sale: &SaleId) -> Result<(), ClientError> {
-        self.client().purge(sale.as_str()).await
+        self.client().await?.purge(sale.as_str()).await
     }
 
     /// Sets up `sale` again from MongoDB after the engine lost it.
@@ -235,7 +293,7 @@ impl LiveSales {
             "the engine lost this sale; restoring it from MongoDB"
         );
         let params = self.setup_params(&doc);
-        match self.client().setup(sale.as_str(), params).await {
+        match self.client().await?.setup(sale.as_str(), params).await {
             Ok(_) => Ok(()),
             // Someone else restored it meanwhile with different figures.
             Err(e)
@@ -259,7 +317,11 @@ impl LiveSales {
         params: SetupParams,
     ) -> Result<SetupReply, SetupError> {
         self.params.forget(sale);
-        match self.client().setup(sale.as_str(), params).await {
+        let mut client = self
+            .client()
+            .await
+            .map_err(|e| SetupError::Other(e.into()))?;
+        match client.setup(sale.as_str(), params).await {
             Ok(reply) => Ok(reply),
             Err(e) => match e.engine_error() {
                 Some(engine) if engine.code == ErrorCode::Conflict => {
@@ -277,17 +339,77 @@ impl LiveSales {
         .await
     }
 
+    /// CONFIRM; when the sale's primary has replicas (or
+    /// CONFIRM_MIN_REPLICAS says so), the order must reach them within
+    /// CONFIRM_WAIT_MS, or the buyer gets 503 `not_durable` and retries.
     pub async fn confirm(
         &self,
         sale: &SaleId,
         user: &Email,
         amount: Money,
     ) -> Result<ConfirmReply, ApiError> {
-        self.run(sale, |mut c| async move {
-            c.confirm(sale.as_str(), user.as_str(), amount.minor_units())
+        let replicas = self.replicas_required(sale).await?;
+        if replicas == 0 {
+            return self
+                .run(sale, |mut c| async move {
+                    c.confirm(sale.as_str(), user.as_str(), amount.minor_units())
+                        .await
+                })
+                .await;
+        }
+        let wait_ms = self.durability.wait_ms;
+        let (reply, durable) = self
+            .run(sale, |mut c| async move {
+                c.confirm_replicated(
+                    sale.as_str(),
+                    user.as_str(),
+                    amount.minor_units(),
+                    replicas,
+                    wait_ms,
+                )
                 .await
-        })
-        .await
+            })
+            .await?;
+        if !durable {
+            tracing::warn!(sale = %sale, replicas, wait_ms, "confirm not acknowledged by the replicas in time");
+            return Err(ApiError::client(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_durable",
+                "your order could not be stored safely yet; confirm again — \
+                 it will never buy a second unit",
+            )
+            .with_retry_after(1));
+        }
+        Ok(reply)
+    }
+
+    /// CONFIRM_MIN_REPLICAS, or the replicas the sale's primary has (at
+    /// most 1), asked again every few seconds.
+    async fn replicas_required(&self, sale: &SaleId) -> Result<u64, ApiError> {
+        if let Some(n) = self.durability.min_replicas {
+            return Ok(n);
+        }
+        let seen = |map: &HashMap<String, (Instant, u64)>| {
+            map.get(sale.as_str())
+                .filter(|(at, _)| at.elapsed() < REPLICAS_TTL)
+                .map(|(_, n)| *n)
+        };
+        if let Some(n) = self.durability.seen.lock().ok().and_then(|m| seen(&m)) {
+            return Ok(n);
+        }
+        let n = self
+            .client()
+            .await?
+            .replicas_of(sale.as_str())
+            .await?
+            .min(1);
+        if let Ok(mut map) = self.durability.seen.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (at, _)| at.elapsed() < REPLICAS_TTL);
+            }
+            map.insert(sale.as_str().to_string(), (Instant::now(), n));
+        }
+        Ok(n)
     }
 
     pub async fn status(
@@ -312,7 +434,7 @@ impl LiveSales {
 
     /// Status without recovery: `None` when the engine has no such sale.
     pub async fn status_if_known(&self, sale: &SaleId) -> Result<Option<StatusReply>, ApiError> {
-        match self.client().status(sale.as_str(), None).await {
+        match self.client().await?.status(sale.as_str(), None).await {
             Ok(reply) => Ok(Some(reply)),
             Err(e) if is_no_sale(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -334,7 +456,8 @@ impl LiveSales {
     /// Whether the engine answers (a STATUS of a sale that does not exist
     /// must come back NOSALE, which proves the commands are there).
     pub async fn check(&self) -> Result<(), String> {
-        match self.client().status("readyz-probe", None).await {
+        let mut client = self.client().await.map_err(|e| e.to_string())?;
+        match client.status("readyz-probe", None).await {
             Ok(_) => Ok(()),
             Err(e) if is_no_sale(&e) => Ok(()),
             Err(e) if is_missing_library(&e) => match self.reload_library(e).await {
@@ -345,7 +468,8 @@ impl LiveSales {
         }
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        self.client.backend().as_str()
+    /// The backend in use; `None` until Redis was reached.
+    pub fn backend_name(&self) -> Option<&'static str> {
+        self.backend.get().map(|b| b.as_str())
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use flashsale::RedisConn;
 
 use crate::domain::SaleId;
 use crate::error::ApiError;
@@ -25,11 +25,11 @@ return 0
 pub struct SaleLock {
     key: String,
     token: String,
-    redis: ConnectionManager,
+    redis: RedisConn,
 }
 
 impl SaleLock {
-    pub async fn acquire(redis: &ConnectionManager, sale: &SaleId) -> Result<SaleLock, ApiError> {
+    pub async fn acquire(redis: &RedisConn, sale: &SaleId) -> Result<SaleLock, ApiError> {
         let mut redis = redis.clone();
         let key = format!("{PREFIX}{sale}");
         let token = uuid::Uuid::new_v4().simple().to_string();

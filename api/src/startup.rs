@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request};
 use axum::{middleware, Router};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use flashsale::{RedisConn, Timeouts};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -32,7 +32,7 @@ use crate::http::error_shape::{
 use crate::http::metrics::{prometheus_handle, track};
 use crate::http::rate_limit::{limit, IdleSweeper, Quota};
 use crate::http::request_id;
-use crate::live_sales::LiveSales;
+use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::AppState;
@@ -135,33 +135,68 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing requests in flight");
 }
 
-/// A reconnecting multiplexed Redis connection with bounded waits.
-pub async fn redis_connection(settings: &Settings) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(settings.redis_url.as_str())
-        .context("REDIS_URL is not a usable Redis URL")?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(settings.redis_timeout())
-        .set_response_timeout(settings.redis_timeout())
-        .set_number_of_retries(2);
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))
+/// The Redis connection (a server or a cluster), made lazily: the API
+/// starts while Redis is loading or not reachable yet.
+pub fn redis_connection(settings: &Settings) -> anyhow::Result<RedisConn> {
+    let target = settings.redis_target()?;
+    let timeouts = Timeouts {
+        connect: settings.redis_timeout(),
+        response: settings.redis_timeout(),
+    };
+    RedisConn::open(&target, timeouts).with_context(|| format!("cannot use Redis at {target}"))
+}
+
+/// Settles the engine before serving when Redis answers within a moment;
+/// a node without the engine stops the start with the reason. When Redis is
+/// not there yet the API starts anyway (not ready, buyers get 503) and
+/// keeps trying in the background.
+async fn prepare_engine(live: &LiveSales) -> anyhow::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(3), live.prepare()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e @ flashsale::ClientError::EngineMissing(_))) => {
+            Err(anyhow::anyhow!(e)).context("cannot use the flashsale engine on this Redis")
+        }
+        Ok(Err(e)) if !e.is_unavailable() => {
+            Err(anyhow::anyhow!(e)).context("cannot use the flashsale engine on this Redis")
+        }
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "no answer yet".to_string(),
+            };
+            tracing::warn!(%reason, "Redis is not ready; starting anyway and retrying");
+            let live = live.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match live.prepare().await {
+                        Ok(_) => return,
+                        Err(e) if e.is_unavailable() => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot use the flashsale engine on this Redis");
+                            tokio::time::sleep(Duration::from_secs(4)).await;
+                        }
+                    }
+                }
+            });
+            Ok(())
+        }
+    }
 }
 
 async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let secret = settings.jwt_secret()?;
-    let redis = redis_connection(&settings).await?;
+    let redis = redis_connection(&settings)?;
     let db = Db::connect(&settings).await?;
     ensure_indexes(db.clone());
-    let live = LiveSales::connect(
+    let live = LiveSales::new(
         redis.clone(),
         settings.engine,
+        Durability::new(settings.confirm_min_replicas, settings.confirm_wait_ms),
         db.clone(),
         settings.hold_ttl_seconds,
-    )
-    .await
-    .context("cannot use the flashsale engine on this Redis server")?;
-    tracing::info!(backend = live.backend_name(), "engine ready");
+    );
+    prepare_engine(&live).await?;
     let jwt = JwtKeys::new(
         &secret,
         &settings.jwt_issuer,

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use flashsale::RedisConn;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
@@ -19,7 +19,7 @@ pub struct AppState {
     /// The engine, with the API's recovery rules around it.
     pub live: LiveSales,
     /// One multiplexed connection (reconnecting) for plain Redis commands.
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub db: Db,
     pub jwt: Arc<JwtKeys>,
     pub passwords: Passwords,

@@ -8,9 +8,10 @@ use engine::{
     SetupReply, StatusReply,
 };
 use redis::aio::ConnectionLike;
-use redis::Value;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Value};
 
-use crate::{Backend, BackendChoice, ClientError};
+use crate::{nodes, Backend, BackendChoice, ClientError, RedisConn};
 
 /// The Redis Functions library, identical in behaviour to the module.
 pub const LUA_LIBRARY: &str = include_str!("../../lua/flashsale.lua");
@@ -22,22 +23,11 @@ pub struct EngineClient<C> {
 }
 
 impl<C: ConnectionLike + Send> EngineClient<C> {
+    /// A client for one server that is the whole deployment (tests, tools):
+    /// checks the engine is there, loading the Functions library if needed.
+    /// Programs that may run on a cluster use [`EngineClient::prepare`].
     pub async fn connect(mut conn: C, choice: BackendChoice) -> Result<Self, ClientError> {
-        let backend = match choice {
-            BackendChoice::Module => Backend::Module,
-            BackendChoice::Lua => Backend::Lua,
-            BackendChoice::Auto if has_module(&mut conn).await? => Backend::Module,
-            BackendChoice::Auto => Backend::Lua,
-        };
-        match backend {
-            Backend::Module if !has_module(&mut conn).await? => {
-                return Err(ClientError::Reply(
-                    "the FLASHSALE module is not loaded on this server".into(),
-                ))
-            }
-            Backend::Lua => ensure_library(&mut conn).await?,
-            Backend::Module => {}
-        }
+        let backend = nodes::prepare_node(&mut conn, choice, "this server").await?;
         Ok(EngineClient { conn, backend })
     }
 
@@ -54,13 +44,9 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         &mut self.conn
     }
 
-    /// Sends one command with raw arguments (sale id first) and returns the
-    /// raw reply; an error reply is [`ClientError::Server`] with its exact text.
-    pub async fn raw<A: redis::ToRedisArgs + Send + Sync>(
-        &mut self,
-        name: CommandName,
-        args: &[A],
-    ) -> Result<Resp, ClientError> {
+    /// The command for `name` with raw arguments (sale id first), as this
+    /// backend spells it.
+    fn command<A: redis::ToRedisArgs + Send + Sync>(&self, name: CommandName, args: &[A]) -> Cmd {
         let mut cmd = match self.backend {
             Backend::Module => redis::cmd(name.module_command()),
             Backend::Lua => {
@@ -80,11 +66,75 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         for arg in args {
             cmd.arg(arg);
         }
-        let value: Value = cmd
+        cmd
+    }
+
+    /// Sends one command with raw arguments (sale id first) and returns the
+    /// raw reply; an error reply is [`ClientError::Server`] with its exact text.
+    pub async fn raw<A: redis::ToRedisArgs + Send + Sync>(
+        &mut self,
+        name: CommandName,
+        args: &[A],
+    ) -> Result<Resp, ClientError> {
+        let value: Value = self
+            .command(name, args)
             .query_async(&mut self.conn)
             .await
             .map_err(ClientError::from_redis)?;
         to_resp(value)
+    }
+
+    /// CONFIRM, made durable on `replicas` replicas within `timeout_ms`,
+    /// all in one round trip to the sale's primary: `ROLE`, `CONFIRM`,
+    /// `WAIT replicas timeout_ms`, `ROLE`. Returns the reply and whether the
+    /// order is known to be on that many replicas:
+    /// - a new order (`confirmed`): WAIT's count, which covers this
+    ///   connection's writes, this confirm's included;
+    /// - an earlier one (`purchased`, a retry; perhaps written through
+    ///   another connection, which WAIT does not cover): the replicas whose
+    ///   acknowledged offset, after the WAIT, reaches the primary's offset
+    ///   from before this CONFIRM — and so that earlier write.
+    ///
+    /// Never a false "durable"; a false "not yet" is answered by a retry.
+    pub async fn confirm_replicated(
+        &mut self,
+        sale: &str,
+        user: &str,
+        amount: u64,
+        replicas: u64,
+        timeout_ms: u64,
+    ) -> Result<(ConfirmReply, bool), ClientError> {
+        let confirm = Command::Confirm {
+            sale: sale.into(),
+            user: user.into(),
+            amount,
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("ROLE")
+            .add_command(self.command(CommandName::Confirm, &confirm.to_args()))
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms)
+            .cmd("ROLE");
+        let (before, reply, acked, after): (Value, Value, u64, Value) = pipe
+            .query_async(&mut self.conn)
+            .await
+            .map_err(ClientError::from_redis)?;
+        let reply = match crate::reply::decode(CommandName::Confirm, &to_resp(reply)?)? {
+            Reply::Confirm(r) => r,
+            other => return Err(mismatch(other)),
+        };
+        let durable = match reply {
+            ConfirmReply::Confirmed { .. } => acked >= replicas,
+            ConfirmReply::Purchased { .. } => {
+                let (offset, _) = role(&before)?;
+                let (_, replica_offsets) = role(&after)?;
+                replica_offsets.iter().filter(|o| **o >= offset).count() as u64 >= replicas
+            }
+            // Nothing was written: nothing to make durable.
+            _ => true,
+        };
+        Ok((reply, durable))
     }
 
     pub async fn execute(&mut self, command: &Command) -> Result<Reply, ClientError> {
@@ -185,68 +235,72 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
     }
 }
 
+impl EngineClient<RedisConn> {
+    /// A client for a server or a cluster: every node checked (the module on
+    /// each, or the Functions library loaded on each primary); see
+    /// [`nodes::prepare`].
+    pub async fn prepare(mut conn: RedisConn, choice: BackendChoice) -> Result<Self, ClientError> {
+        let backend = nodes::prepare(&mut conn, choice).await?;
+        Ok(EngineClient { conn, backend })
+    }
+
+    /// How many replicas the primary that serves `sale` has connected now
+    /// (`INFO replication`, asked of that primary).
+    pub async fn replicas_of(&mut self, sale: &str) -> Result<u64, ClientError> {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let text: String = match &mut self.conn {
+            RedisConn::Server(server) => info.query_async(server).await?,
+            RedisConn::Cluster(cluster) => {
+                let primary = Route::with_key(sale, SlotAddr::Master);
+                let value = cluster
+                    .route_command(
+                        info,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)),
+                    )
+                    .await?;
+                redis::from_redis_value(value).map_err(|e| ClientError::Reply(e.to_string()))?
+            }
+        };
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix("connected_slaves:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// A primary's `ROLE`: its replication offset and each replica's
+/// acknowledged offset.
+fn role(value: &Value) -> Result<(u64, Vec<u64>), ClientError> {
+    let bad = || ClientError::Reply(format!("unexpected ROLE reply: {value:?}"));
+    let Value::Array(items) = value else {
+        return Err(bad());
+    };
+    let number = |v: &Value| match v {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    };
+    match items.as_slice() {
+        [_master, offset, Value::Array(replicas)] => {
+            let offset = number(offset).ok_or_else(bad)?;
+            let acked = replicas
+                .iter()
+                .filter_map(|r| match r {
+                    Value::Array(fields) => fields.get(2).and_then(number),
+                    _ => None,
+                })
+                .collect();
+            Ok((offset, acked))
+        }
+        _ => Err(bad()),
+    }
+}
+
 fn mismatch(reply: Reply) -> ClientError {
     ClientError::Reply(format!("{reply:?}"))
-}
-
-async fn has_module<C: ConnectionLike + Send>(conn: &mut C) -> Result<bool, ClientError> {
-    let info: Value = redis::cmd("COMMAND")
-        .arg("INFO")
-        .arg("flashsale.enqueue")
-        .query_async(conn)
-        .await?;
-    Ok(matches!(info, Value::Array(items) if items.iter().any(|i| *i != Value::Nil)))
-}
-
-/// Loads the functions library unless the server already runs this exact code.
-async fn ensure_library<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), ClientError> {
-    let listed: Value = redis::cmd("FUNCTION")
-        .arg("LIST")
-        .arg("LIBRARYNAME")
-        .arg("flashsale")
-        .arg("WITHCODE")
-        .query_async(conn)
-        .await?;
-    if library_code(&listed).as_deref() == Some(LUA_LIBRARY) {
-        return Ok(());
-    }
-    redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg("REPLACE")
-        .arg(LUA_LIBRARY)
-        .query_async::<Value>(conn)
-        .await
-        .map_err(ClientError::from_redis)?;
-    Ok(())
-}
-
-/// The `library_code` of the library named exactly `flashsale`, if listed.
-fn library_code(listed: &Value) -> Option<String> {
-    let Value::Array(libraries) = listed else {
-        return None;
-    };
-    libraries.iter().find_map(|library| {
-        let Value::Array(fields) = library else {
-            return None;
-        };
-        let get = |name: &str| {
-            fields.chunks(2).find_map(|pair| match pair {
-                [key, value] if as_text(key).as_deref() == Some(name) => as_text(value),
-                _ => None,
-            })
-        };
-        (get("library_name").as_deref() == Some("flashsale"))
-            .then(|| get("library_code"))
-            .flatten()
-    })
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 fn to_resp(value: Value) -> Result<Resp, ClientError> {

@@ -8,6 +8,10 @@ pub enum ClientError {
     /// Connection or protocol trouble; the command may or may not have run.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A node cannot run the engine that was asked for (the module is not
+    /// loaded on it): a deployment mistake, not a passing fault.
+    #[error("{0}")]
+    EngineMissing(String),
     /// The server answered something that is not a flashsale reply.
     #[error("unexpected reply: {0}")]
     Reply(String),
@@ -19,6 +23,35 @@ impl ClientError {
         match self {
             ClientError::Server(text) => Some(EngineError::from_reply(text)),
             _ => None,
+        }
+    }
+
+    /// Redis cannot serve right now but will (not reachable, still loading
+    /// its data, a cluster slot without a primary during a failover, a
+    /// timeout): retry later. Such a command may or may not have run.
+    pub fn is_unavailable(&self) -> bool {
+        const PASSING: [&str; 6] = [
+            "LOADING",
+            "CLUSTERDOWN",
+            "TRYAGAIN",
+            "MASTERDOWN",
+            "READONLY",
+            "BUSY",
+        ];
+        match self {
+            ClientError::Server(text) => {
+                let code = text.split(' ').next().unwrap_or_default();
+                PASSING.contains(&code)
+            }
+            ClientError::Redis(error) => {
+                error.is_io_error()
+                    || error.is_timeout()
+                    || error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                    || error.code().is_some_and(|code| PASSING.contains(&code))
+                    || matches!(error.kind(), redis::ErrorKind::ClusterConnectionNotFound)
+            }
+            ClientError::EngineMissing(_) | ClientError::Reply(_) => false,
         }
     }
 

@@ -4,13 +4,16 @@
 
 mod backend;
 mod client;
+pub mod connection;
 mod error;
 mod keyspace;
+pub mod nodes;
 pub mod outbox;
 pub mod reply;
 
 pub use backend::{Backend, BackendChoice};
 pub use client::{EngineClient, LUA_LIBRARY};
+pub use connection::{RedisConn, RedisTarget, Timeouts};
 pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use flashsale::keys;
-use redis::aio::MultiplexedConnection;
+use flashsale::RedisConn;
 use tokio::sync::watch;
 
 #[derive(Debug, Default, Clone)]
@@ -17,7 +17,7 @@ pub struct FifoReport {
 }
 
 pub async fn observe(
-    mut conn: MultiplexedConnection,
+    mut conn: RedisConn,
     sale: String,
     mut stop: watch::Receiver<bool>,
 ) -> FifoReport {

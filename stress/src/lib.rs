@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use flashsale::{RedisConn, RedisTarget, Timeouts};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
@@ -30,8 +31,13 @@ use stats::Stats;
 pub struct StressConfig {
     #[arg(long, env = "STRESS_API_URL", default_value = "http://127.0.0.1:3000")]
     pub api_url: String,
+    /// The platform's Redis (for the verdict); not used when
+    /// REDIS_CLUSTER_NODES is set.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
     pub redis_url: String,
+    /// Redis Cluster seed nodes, `host:port,host:port,…`.
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
     #[arg(long, env = "MONGO_URL", default_value = "mongodb://127.0.0.1:27018/")]
     pub mongo_url: String,
     #[arg(long, env = "MONGO_DB", default_value = "flashsale")]
@@ -285,6 +291,16 @@ fn settled(status: u16, reply: &Value) -> Option<Outcome> {
     }
 }
 
+impl StressConfig {
+    /// The platform's Redis: the server, or the cluster.
+    pub fn redis(&self) -> anyhow::Result<RedisConn> {
+        let target =
+            RedisTarget::from_settings(&self.redis_url, self.redis_cluster_nodes.as_deref())
+                .map_err(anyhow::Error::msg)?;
+        Ok(RedisConn::open(&target, Timeouts::default())?)
+    }
+}
+
 pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(config.concurrency)
@@ -292,10 +308,9 @@ pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
         .build()?;
     let token = sign_in(&http, config).await?;
     let (sale_id, starts_at) = create_sale(&http, config, &token).await?;
-    let redis = redis::Client::open(config.redis_url.as_str())?;
     let (stop_observer, observer_stop) = watch::channel(false);
     let observer = tokio::spawn(fifo::observe(
-        redis.get_multiplexed_async_connection().await?,
+        config.redis()?,
         sale_id.clone(),
         observer_stop,
     ));

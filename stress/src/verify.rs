@@ -45,9 +45,8 @@ pub async fn verify(
 ) -> anyhow::Result<Verification> {
     let config = &run.config;
     let sale = &run.sale_id;
-    let redis = redis::Client::open(config.redis_url.as_str())?;
-    let mut conn = redis.get_multiplexed_async_connection().await?;
-    let mut engine = EngineClient::connect(conn.clone(), BackendChoice::Auto).await?;
+    let mut conn = config.redis()?;
+    let mut engine = EngineClient::prepare(conn.clone(), BackendChoice::Auto).await?;
     let status = engine.status(sale, None).await?;
     let (sold, stock) = (status.sale.sold, status.sale.stock);
     let redis_orders: BTreeMap<String, String> = redis::cmd("HGETALL")

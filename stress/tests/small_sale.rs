@@ -79,6 +79,7 @@ async fn a_small_flash_sale_under_load_passes_every_check() {
     let config = stress::StressConfig {
         api_url,
         redis_url: engine.server.url(),
+        redis_cluster_nodes: None,
         mongo_url: mongo.url(),
         mongo_db: mongo.database_name(),
         admin_email: api::seed_admin::DEV_ADMIN_EMAIL.into(),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use flashsale::BackendChoice;
+use flashsale::{BackendChoice, RedisTarget};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,8 +27,13 @@ pub enum Command {
 
 #[derive(Debug, Clone, Parser)]
 pub struct Config {
+    /// The Redis server (not used when REDIS_CLUSTER_NODES is set).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
     pub redis_url: String,
+    /// Redis Cluster seed nodes, `host:port,host:port,…`; when set, the
+    /// worker talks to the cluster and REDIS_URL is not used.
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
     #[arg(long, env = "MONGO_URL", default_value = "mongodb://127.0.0.1:27017/")]
     pub mongo_url: String,
     #[arg(long, env = "MONGO_DB", default_value = "flashsale")]
@@ -83,10 +88,16 @@ impl Config {
         })
     }
 
+    /// A single server, or the cluster when REDIS_CLUSTER_NODES is set.
+    pub fn redis_target(&self) -> Result<RedisTarget, String> {
+        RedisTarget::from_settings(&self.redis_url, self.redis_cluster_nodes.as_deref())
+    }
+
     /// Settings for tests: everything local, fast polling, an ephemeral port.
     pub fn for_tests(redis_url: String, mongo_url: String, mongo_db: String) -> Self {
         Config {
             redis_url,
+            redis_cluster_nodes: None,
             mongo_url,
             mongo_db,
             engine: BackendChoice::Auto,

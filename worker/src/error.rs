@@ -8,4 +8,6 @@ pub enum WorkerError {
     Mongo(#[from] mongodb::error::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }

@@ -1,10 +1,14 @@
-//! The worker's own small HTTP server: `/metrics` (Prometheus) and `/healthz`.
+//! The worker's own small HTTP server: `/metrics` (Prometheus), `/healthz`
+//! (the process runs) and `/readyz` (the engine was found on Redis).
 
 use std::sync::OnceLock;
 
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::connect::Readiness;
 
 /// One recorder per process (several workers in one test process share it).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -21,9 +25,22 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-pub fn router() -> Router {
+pub fn router(ready: Readiness) -> Router {
     let handle = metrics_handle();
     Router::new()
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready.is_ready() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: waiting for Redis",
+                    )
+                }
+            }),
+        )
 }

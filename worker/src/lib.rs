@@ -21,28 +21,33 @@ pub mod telemetry;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
+use flashsale::RedisConn;
 use mongodb::Database;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 pub use error::WorkerError;
 
 use crate::config::Config;
-use crate::connect::{connect_mongo, connect_redis, EngineConn};
+pub use crate::connect::Readiness;
+use crate::connect::{connect_mongo, open_redis, try_engine, wait_for_engine, EngineConn};
 use crate::copier::Copier;
 use crate::loops::KnownSales;
 
 pub struct Worker {
     config: Config,
-    engine: EngineConn,
-    redis: ConnectionManager,
+    /// `None` while Redis could not be asked yet (see [`Worker::build`]).
+    engine: Option<EngineConn>,
+    ready: Readiness,
+    redis: RedisConn,
     db: Database,
     listener: tokio::net::TcpListener,
 }
 
 /// One reconciliation pass over every sale (the `reconcile` subcommand).
 pub async fn reconcile_once(config: &Config) -> Result<reconcile::Report, WorkerError> {
-    let (mut redis, _) = connect_redis(config).await?;
+    let mut redis = open_redis(config)?;
     let db = connect_mongo(config).await?;
     let mut report = reconcile::Report::default();
     for sale in sales::list(&db).await? {
@@ -54,16 +59,28 @@ pub async fn reconcile_once(config: &Config) -> Result<reconcile::Report, Worker
 }
 
 impl Worker {
-    /// Connects to Redis and MongoDB, makes sure the engine and the order
-    /// indexes are there, and binds the metrics port.
+    /// Connects to MongoDB (creating the order indexes) and binds the
+    /// metrics port. Redis is asked for a moment whether every node runs the
+    /// engine: a node without it stops the start with the reason; a Redis
+    /// that is still loading or not reachable is waited for in the
+    /// background (`/readyz` answers 503 meanwhile).
     pub async fn build(config: Config) -> Result<Worker, WorkerError> {
-        let (redis, engine) = connect_redis(&config).await?;
+        let redis = open_redis(&config)?;
+        let ready = Readiness::default();
+        let engine =
+            match tokio::time::timeout(Duration::from_secs(3), try_engine(&redis, &config, &ready))
+                .await
+            {
+                Ok(found) => found?,
+                Err(_) => None,
+            };
         let db = connect_mongo(&config).await?;
         orders::ensure_indexes(&db).await?;
         let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
         Ok(Worker {
             config,
             engine,
+            ready,
             redis,
             db,
             listener,
@@ -94,8 +111,8 @@ impl Worker {
 
         let server = {
             let mut stopping = stopping.clone();
-            let serve =
-                axum::serve(self.listener, http::router()).with_graceful_shutdown(async move {
+            let serve = axum::serve(self.listener, http::router(self.ready.clone()))
+                .with_graceful_shutdown(async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 });
             tokio::spawn(async move {
@@ -111,13 +128,24 @@ impl Worker {
                 known.clone(),
                 stopping.clone(),
             )),
-            tokio::spawn(loops::admission::run(
-                self.engine.clone(),
-                self.db.clone(),
-                self.config.clone(),
-                known.clone(),
-                stopping.clone(),
-            )),
+            tokio::spawn({
+                let (engine, redis, ready) = (self.engine, self.redis.clone(), self.ready);
+                let (db, config, known, mut stopping) = (
+                    self.db.clone(),
+                    self.config.clone(),
+                    known.clone(),
+                    stopping.clone(),
+                );
+                async move {
+                    let engine = match engine {
+                        Some(engine) => Some(engine),
+                        None => wait_for_engine(&redis, &config, &ready, &mut stopping).await,
+                    };
+                    if let Some(engine) = engine {
+                        loops::admission::run(engine, db, config, known, stopping).await;
+                    }
+                }
+            }),
             tokio::spawn(loops::outbox_copy::run(
                 self.redis.clone(),
                 self.db.clone(),

@@ -161,7 +161,7 @@ fn text(value: &Value) -> Option<String> {
 
 fn malformed(what: &str) -> RedisError {
     RedisError::from((
-        redis::ErrorKind::TypeError,
+        redis::ErrorKind::UnexpectedReturnType,
         "malformed stream reply",
         what.to_string(),
     ))

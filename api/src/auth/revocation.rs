@@ -4,7 +4,7 @@
 //! deadline); after that the key vanishes and the token is refused for being
 //! expired.
 
-use redis::aio::ConnectionManager;
+use flashsale::RedisConn;
 
 use crate::auth::jwt::{unix_now, Claims, LEEWAY_SECONDS};
 use crate::error::ApiError;
@@ -15,7 +15,7 @@ fn key(jti: &str) -> String {
     format!("{KEY_PREFIX}{jti}")
 }
 
-pub async fn revoke(redis: &mut ConnectionManager, claims: &Claims) -> Result<(), ApiError> {
+pub async fn revoke(redis: &mut RedisConn, claims: &Claims) -> Result<(), ApiError> {
     // Validation accepts a token up to `exp + LEEWAY_SECONDS`: the deny-list
     // entry must outlive that, or a signed-out token would work again.
     let refused_from = claims.exp.saturating_add(LEEWAY_SECONDS);
@@ -32,7 +32,7 @@ pub async fn revoke(redis: &mut ConnectionManager, claims: &Claims) -> Result<()
     Ok(())
 }
 
-pub async fn is_revoked(redis: &mut ConnectionManager, jti: &str) -> Result<bool, ApiError> {
+pub async fn is_revoked(redis: &mut RedisConn, jti: &str) -> Result<bool, ApiError> {
     let exists: bool = redis::cmd("EXISTS")
         .arg(key(jti))
         .query_async(redis)

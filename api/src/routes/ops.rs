@@ -90,7 +90,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         within(state.live.check()),
     );
     let engine = if engine == "ok" {
-        format!("ok ({})", state.live.backend_name())
+        format!("ok ({})", state.live.backend_name().unwrap_or("unknown"))
     } else {
         engine
     };

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use flashsale::RedisConn;
 use mongodb::Database;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -26,7 +26,7 @@ const GAUGE_EVERY: Duration = Duration::from_secs(1);
 /// exponentially up to two seconds; entries stay pending in Redis meanwhile,
 /// nothing is held only in memory.
 pub(crate) async fn run(
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
     db: Database,
     mut copier: Copier,
     config: Config,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use flashsale::RedisConn;
 use mongodb::Database;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -14,7 +14,7 @@ use crate::reconcile;
 use crate::shutdown::pause;
 
 pub(crate) async fn run(
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
     db: Database,
     config: Config,
     known: KnownSales,
