@@ -1,15 +1,17 @@
 //! Test harness: real `redis-server` processes on free loopback ports,
 //! stopped by PID when dropped, with the engine loaded as a module or as the
-//! functions library.
+//! functions library; a whole local Redis Cluster ([`RedisCluster`]).
 //!
 //! Docker-based runs (testcontainers) are not wired in yet: this machine has
 //! no Docker engine, so every suite runs against local processes.
 
+pub mod cluster;
 pub mod fixtures;
 pub mod mongo_server;
 mod redis_server;
 pub mod state;
 
+pub use cluster::{ClusterNode, ClusterOptions, RedisCluster, Role};
 pub use mongo_server::MongoServer;
 pub use redis_server::{RedisServer, ServerOptions};
 

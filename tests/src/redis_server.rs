@@ -25,7 +25,7 @@ pub struct RedisServer {
     _temp: Option<TempDir>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -104,7 +104,7 @@ impl RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &std::path::Path, options: &ServerOptions) -> Child {
+pub(crate) fn spawn(port: u16, dir: &std::path::Path, options: &ServerOptions) -> Child {
     let mut cmd = Command::new("redis-server");
     cmd.args([
         "--port",
@@ -131,7 +131,9 @@ fn spawn(port: u16, dir: &std::path::Path, options: &ServerOptions) -> Child {
     cmd.spawn().expect("redis-server on PATH")
 }
 
-fn wait_ready(port: u16, child: &mut Child) -> bool {
+/// Waits until `child` answers on `port` and has finished loading its data;
+/// false when it exits (e.g. the port was taken) or does not answer in time.
+pub(crate) fn wait_ready(port: u16, child: &mut Child) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     let url = format!("redis://127.0.0.1:{port}/");
     while Instant::now() < deadline {
@@ -139,14 +141,23 @@ fn wait_ready(port: u16, child: &mut Child) -> bool {
             return false;
         }
         if let Ok(mut conn) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
-            // LOADING replies mean the AOF is still being read.
+            // LOADING replies mean the AOF is still being read. The pid check
+            // tells our server from another one that took the port first.
             if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                return true;
+                return server_pid(&mut conn) == Some(child.id());
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// `process_id` from `INFO server`.
+fn server_pid(conn: &mut redis::Connection) -> Option<u32> {
+    let info: String = redis::cmd("INFO").arg("server").query(conn).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 impl Drop for RedisServer {
