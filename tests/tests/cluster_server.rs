@@ -228,64 +228,83 @@ fn every_engine_command_runs_on_the_sale_primary_and_its_keys_stay_there() {
     }
 }
 
-#[test]
-fn a_node_without_the_module_is_detectable() {
-    let mut cluster = start(false);
-    let sale = "no-module";
+/// A cluster with the module, and a sale set up on its primary.
+struct SaleCluster {
+    cluster: RedisCluster,
+    sale: &'static str,
+    primary: u16,
+    replica: u16,
+    /// To the primary.
+    conn: Connection,
+}
+
+fn module_sale(sale: &'static str) -> SaleCluster {
+    let cluster = start(false);
     let primary = cluster.primary_for_key(sale);
     let replica = cluster.replica_of(primary);
+    let mut conn = cluster.connection(primary);
+    setup(&mut conn, Backend::Module, sale);
+    SaleCluster {
+        cluster,
+        sale,
+        primary,
+        replica,
+        conn,
+    }
+}
+
+fn enqueue(conn: &mut Connection, sale: &str, user: &str) {
+    let reply = run(conn, Backend::Module, CommandName::Enqueue, sale, &[user]);
+    assert_eq!(reply, "queued", "ENQUEUE {sale} {user}");
+}
+
+#[test]
+fn a_node_without_the_module_is_detectable() {
+    let mut fixture = module_sale("no-module");
+    let (sale, replica) = (fixture.sale, fixture.replica);
+    let (cluster, mut conn) = (&mut fixture.cluster, fixture.conn);
     cluster.restart_without_module(replica);
     cluster.wait_healthy();
 
     for node in cluster.nodes() {
-        let mut conn = cluster.connection(node.port);
-        assert_eq!(
-            has_module(&mut conn),
-            node.port != replica,
-            "node {}",
-            node.port
-        );
+        let mut node_conn = cluster.connection(node.port);
+        let expected = node.port != replica;
+        assert_eq!(has_module(&mut node_conn), expected, "node {}", node.port);
     }
     // It replicates the module's writes like any replica (they arrive as
     // plain commands), so only asking for the command tells it apart.
-    let mut conn = cluster.connection(primary);
-    setup(&mut conn, Backend::Module, sale);
+    enqueue(&mut conn, sale, "ann@example.com");
     assert_eq!(wait_replicas(&mut conn, 5000), 1);
     let mut on_replica = cluster.connection(replica);
     redis::cmd("READONLY")
         .query::<()>(&mut on_replica)
         .expect("READONLY");
     let exists: i64 = redis::cmd("EXISTS")
-        .arg(engine::keys::sale(sale))
+        .arg(engine::keys::queue(sale))
         .query(&mut on_replica)
         .expect("EXISTS");
     assert_eq!(exists, 1);
 }
 
+fn pexpiretime(conn: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query(conn)
+        .expect("PEXPIRETIME")
+}
+
 #[test]
 fn a_failover_keeps_every_write_the_replica_acknowledged() {
-    let mut cluster = start(false);
-    let sale = "failover-acked";
-    let primary = cluster.primary_for_key(sale);
-    let replica = cluster.replica_of(primary);
-    let mut conn = cluster.connection(primary);
-    let backend = Backend::Module;
-    setup(&mut conn, backend, sale);
-    for user in ["ann@example.com", "bob@example.com"] {
-        assert_eq!(
-            run(&mut conn, backend, CommandName::Enqueue, sale, &[user]),
-            "queued"
-        );
-    }
-    assert_eq!(
-        run(&mut conn, backend, CommandName::Grant, sale, &["1"]),
-        "granted"
-    );
-    let hold = engine::keys::hold(sale, "ann@example.com");
-    let expires: i64 = redis::cmd("PEXPIRETIME")
-        .arg(&hold)
-        .query(&mut conn)
-        .expect("PEXPIRETIME");
+    let mut fixture = module_sale("failover-acked");
+    let (sale, primary, replica) = (fixture.sale, fixture.primary, fixture.replica);
+    let (cluster, mut conn) = (&mut fixture.cluster, fixture.conn);
+    let (ann, bob) = ("ann@example.com", "bob@example.com");
+    enqueue(&mut conn, sale, ann);
+    enqueue(&mut conn, sale, bob);
+    let granted = run(&mut conn, Backend::Module, CommandName::Grant, sale, &["1"]);
+    assert_eq!(granted, "granted");
+    let hold = engine::keys::hold(sale, ann);
+    let expires = pexpiretime(&mut conn, &hold);
     assert!(expires > 0);
     assert_eq!(
         wait_replicas(&mut conn, 1000),
@@ -305,23 +324,21 @@ fn a_failover_keeps_every_write_the_replica_acknowledged() {
         before,
         "the keyspace survives the failover"
     );
-    assert_eq!(user_state(&mut conn, sale, "ann@example.com"), "holding");
-    assert_eq!(user_state(&mut conn, sale, "bob@example.com"), "queued");
-    let after: i64 = redis::cmd("PEXPIRETIME")
-        .arg(&hold)
-        .query(&mut conn)
-        .expect("PEXPIRETIME");
-    assert_eq!(after, expires, "the hold keeps its expiry");
+    assert_eq!(user_state(&mut conn, sale, ann), "holding");
+    assert_eq!(user_state(&mut conn, sale, bob), "queued");
     assert_eq!(
-        run(
-            &mut conn,
-            backend,
-            CommandName::Confirm,
-            sale,
-            &["ann@example.com"]
-        ),
-        "confirmed"
+        pexpiretime(&mut conn, &hold),
+        expires,
+        "the hold keeps its expiry"
     );
+    let confirmed = run(
+        &mut conn,
+        Backend::Module,
+        CommandName::Confirm,
+        sale,
+        &[ann],
+    );
+    assert_eq!(confirmed, "confirmed");
 
     // The old primary comes back as the new one's replica.
     cluster.restart(primary);
@@ -336,25 +353,15 @@ fn a_failover_keeps_every_write_the_replica_acknowledged() {
 
 #[test]
 fn a_lagging_replica_loses_the_writes_it_did_not_acknowledge() {
-    let mut cluster = start(false);
-    let sale = "failover-lagging";
-    let primary = cluster.primary_for_key(sale);
-    let replica = cluster.replica_of(primary);
-    let mut conn = cluster.connection(primary);
-    let backend = Backend::Module;
-    let enqueue = |conn: &mut Connection, user: &str| {
-        assert_eq!(
-            run(conn, backend, CommandName::Enqueue, sale, &[user]),
-            "queued"
-        );
-    };
-    setup(&mut conn, backend, sale);
-    enqueue(&mut conn, "ann@example.com");
+    let mut fixture = module_sale("failover-lagging");
+    let (sale, primary, replica) = (fixture.sale, fixture.primary, fixture.replica);
+    let (cluster, mut conn) = (&mut fixture.cluster, fixture.conn);
+    enqueue(&mut conn, sale, "ann@example.com");
     assert_eq!(wait_replicas(&mut conn, 1000), 1);
 
     // Paused, the replica misses writes; resumed, it catches up.
     cluster.pause_replication(replica);
-    enqueue(&mut conn, "bob@example.com");
+    enqueue(&mut conn, sale, "bob@example.com");
     assert_eq!(wait_replicas(&mut conn, 200), 0, "the paused replica lags");
     cluster.resume_replication(replica);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -367,7 +374,7 @@ fn a_lagging_replica_loses_the_writes_it_did_not_acknowledge() {
 
     // Paused again, then its primary dies: what it missed is gone.
     cluster.pause_replication(replica);
-    enqueue(&mut conn, "carol@example.com");
+    enqueue(&mut conn, sale, "carol@example.com");
     assert_eq!(wait_replicas(&mut conn, 200), 0, "the paused replica lags");
     cluster.kill(primary);
     cluster.resume_replication(replica);
@@ -377,9 +384,6 @@ fn a_lagging_replica_loses_the_writes_it_did_not_acknowledge() {
     let mut conn = cluster.connection(promoted);
     assert_eq!(user_state(&mut conn, sale, "ann@example.com"), "queued");
     assert_eq!(user_state(&mut conn, sale, "bob@example.com"), "queued");
-    assert_eq!(
-        user_state(&mut conn, sale, "carol@example.com"),
-        "none",
-        "the unacknowledged write is lost"
-    );
+    let carol = user_state(&mut conn, sale, "carol@example.com");
+    assert_eq!(carol, "none", "the unacknowledged write is lost");
 }
