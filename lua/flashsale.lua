@@ -41,9 +41,14 @@ local MAX_DIGITS = 15 -- so every value is exact in a Lua double
 local MAX_SALE_ID_LEN = 64
 local MAX_USER_ID_LEN = 128
 local CREDIT_PER_HOLD = 1000 -- rate credit is kept in thousandths of a hold
+local MAX_ORDER_NUMBER = 999999999999999
+local ORDERS_PER_MS = 100 -- an order number is at least now * ORDERS_PER_MS
+local MAX_ORDER_CLOCK_MS = 9999999999999 -- MAX_ORDER_NUMBER / ORDERS_PER_MS
 
 -- The sale record's fields, in their order in the record (store.rs).
-local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at' }
+local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq' }
+-- A record written before order_seq existed ends after this many (order_seq = sold).
+local LEGACY_FIELDS = 9
 
 -- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.
 local KEY_OPEN = 'fs:{'
@@ -93,6 +98,7 @@ local MSG_NO_SUCH_SALE = 'no such sale'
 local MSG_WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
 local MSG_CORRUPT_SALE = 'corrupt sale record'
 local MSG_INVALID_TEST_CLOCK = 'invalid test clock'
+local MSG_ORDER_NUMBERS_EXHAUSTED = 'order numbers exhausted'
 local function msg_wrong_arity(command)
     return 'wrong number of arguments for \'' .. command .. '\''
 end
@@ -326,11 +332,16 @@ end
 ---------------------------------------------------------------------------
 
 -- SaleRecord::decode: exactly `name=<1..15 digits>` for every field, in
--- order, single spaces between; anything else is a corrupt record.
+-- order, single spaces between, or a legacy record that ends after the
+-- first LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
 local function decode_sale(raw)
     local record = {}
     local pos = 1
     for i, field in ipairs(FIELDS) do
+        if i == LEGACY_FIELDS + 1 and pos == #raw + 1 then
+            record[field] = record.sold
+            break
+        end
         local prefix = field .. '='
         if i > 1 then
             prefix = ' ' .. prefix
@@ -564,7 +575,7 @@ local function setup(store, now, params)
         end
     end
     -- A new sale starts with an empty rate bucket that fills from now.
-    local kept = existing or { sold = 0, rate_credit = 0, rate_at = now }
+    local kept = existing or { sold = 0, rate_credit = 0, rate_at = now, order_seq = 0 }
     store.write_sale({
         stock = params.stock,
         sold = kept.sold,
@@ -575,6 +586,7 @@ local function setup(store, now, params)
         max_queue = params.max_queue,
         rate_credit = kept.rate_credit,
         rate_at = kept.rate_at,
+        order_seq = kept.order_seq,
     })
     if existing then
         return { 'updated' }
@@ -694,6 +706,17 @@ local function grant(store, now, max_users)
     return { 'granted', released, users }
 end
 
+-- The number of the next order after `order_seq`: above it, and at least
+-- now * ORDERS_PER_MS; nil once the clock is past MAX_ORDER_CLOCK_MS or
+-- order_seq is MAX_ORDER_NUMBER. (Checked before multiplying, so the
+-- product stays exact.)
+local function next_order_number(order_seq, now)
+    if now > MAX_ORDER_CLOCK_MS or order_seq >= MAX_ORDER_NUMBER then
+        return nil
+    end
+    return max(order_seq + 1, now * ORDERS_PER_MS)
+end
+
 local function confirm(store, now, sale_id_, user, amount)
     local sale = existing_sale(store)
     local order = store.order_of(user)
@@ -717,9 +740,12 @@ local function confirm(store, now, sale_id_, user, amount)
     if sale.sold >= sale.stock then
         return { 'sold_out' }
     end
+    local n = next_order_number(sale.order_seq, now)
+    if n == nil then
+        err(MSG_ORDER_NUMBERS_EXHAUSTED)
+    end
     store.check_key_types()
 
-    local n = sale.sold + 1
     local id = order_id(sale_id_, n)
     -- The outbox first: XADD is the one write that can still be refused (a
     -- hand-made entry with a higher id), and then nothing else is written.
@@ -730,7 +756,8 @@ local function confirm(store, now, sale_id_, user, amount)
         amount = amount,
         confirmed_at = now,
     })
-    sale.sold = n
+    sale.sold = sale.sold + 1
+    sale.order_seq = n
     store.write_sale(sale)
     store.record_order(user, id)
     store.remove_hold(user)

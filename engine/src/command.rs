@@ -14,6 +14,10 @@ pub const MAX_RATE: u64 = 1_000_000;
 pub const MAX_QUEUE: u64 = 1_000_000_000;
 pub const MAX_GRANT: u64 = 10_000;
 pub const MAX_AMOUNT: u64 = 999_999_999_999_999;
+/// The highest order number: 15 digits, like every number in the sale
+/// record, so it is exact in a Lua double. Order numbers come from the clock
+/// (`rules::ORDERS_PER_MS` per ms), which reaches it in the year 2286.
+pub const MAX_ORDER_NUMBER: u64 = 999_999_999_999_999;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandName {

@@ -54,6 +54,9 @@ pub mod message {
     pub const WRONG_TYPE: &str = "Operation against a key holding the wrong kind of value";
     pub const CORRUPT_SALE: &str = "corrupt sale record";
     pub const INVALID_TEST_CLOCK: &str = "invalid test clock";
+    /// The clock is past `MAX_ORDER_NUMBER / ORDERS_PER_MS` (the year 2286),
+    /// or the sale's last order number is `MAX_ORDER_NUMBER`.
+    pub const ORDER_NUMBERS_EXHAUSTED: &str = "order numbers exhausted";
 
     pub fn wrong_arity(command: impl Display) -> String {
         format!("wrong number of arguments for '{command}'")

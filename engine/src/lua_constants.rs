@@ -11,14 +11,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::command::{
-    CommandName, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_QUEUE, MAX_RATE, MAX_STOCK,
-    MAX_TIME_MS,
+    CommandName, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_ORDER_NUMBER, MAX_QUEUE, MAX_RATE,
+    MAX_STOCK, MAX_TIME_MS,
 };
 use crate::error::{message, ErrorCode};
 use crate::ids::{MAX_SALE_ID_LEN, MAX_USER_ID_LEN};
 use crate::keys;
 use crate::number::MAX_DIGITS;
-use crate::rules::CREDIT_PER_HOLD;
+use crate::rules::{CREDIT_PER_HOLD, MAX_ORDER_CLOCK_MS, ORDERS_PER_MS};
 use crate::store::{field, outbox_field};
 
 const GENERATOR: &str = "engine/src/lua_constants.rs";
@@ -113,6 +113,17 @@ fn constants() -> String {
             CREDIT_PER_HOLD,
             "rate credit is kept in thousandths of a hold",
         ),
+        ("MAX_ORDER_NUMBER", MAX_ORDER_NUMBER, ""),
+        (
+            "ORDERS_PER_MS",
+            ORDERS_PER_MS,
+            "an order number is at least now * ORDERS_PER_MS",
+        ),
+        (
+            "MAX_ORDER_CLOCK_MS",
+            MAX_ORDER_CLOCK_MS,
+            "MAX_ORDER_NUMBER / ORDERS_PER_MS",
+        ),
     ] {
         if comment.is_empty() {
             line(format!("local {name} = {value}"));
@@ -123,6 +134,11 @@ fn constants() -> String {
     line(String::new());
     line("-- The sale record's fields, in their order in the record (store.rs).".into());
     line(format!("local FIELDS = {}", lua_list(field::ALL)));
+    line(
+        "-- A record written before order_seq existed ends after this many (order_seq = sold)."
+            .into(),
+    );
+    line(format!("local LEGACY_FIELDS = {}", field::LEGACY_COUNT));
     line(String::new());
     line("-- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.".into());
     for (name, value) in [
@@ -181,6 +197,7 @@ fn constants() -> String {
         ("WRONG_TYPE", message::WRONG_TYPE),
         ("CORRUPT_SALE", message::CORRUPT_SALE),
         ("INVALID_TEST_CLOCK", message::INVALID_TEST_CLOCK),
+        ("ORDER_NUMBERS_EXHAUSTED", message::ORDER_NUMBERS_EXHAUSTED),
     ] {
         line(format!("local MSG_{name} = {}", lua_str(text)));
     }

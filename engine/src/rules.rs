@@ -5,9 +5,12 @@
 //! - `sold + live holds <= stock`;
 //! - a user is in at most one of: queue, live hold, orders;
 //! - the queue is ordered by ticket, tickets only grow (FIFO);
+//! - `sold` is the number of orders, and `order_seq` is at least every
+//!   order's number;
 //! - every order is in `orders` and in the outbox exactly once.
 
-use crate::command::{Command, SetupParams};
+use crate::command::{Command, SetupParams, MAX_ORDER_NUMBER};
+use crate::error::{message, ErrorCode};
 use crate::keys;
 use crate::reply::*;
 use crate::store::{OutboxEntry, SaleRecord, Store};
@@ -16,6 +19,26 @@ use crate::EngineError;
 /// A hold's worth of rate credit; credit is kept in thousandths of a hold so
 /// that one ms at RATE r/s adds exactly `r` units.
 pub const CREDIT_PER_HOLD: u64 = 1000;
+
+/// Order numbers per ms of the clock: CONFIRM takes at least
+/// `now × ORDERS_PER_MS`, so a primary that takes over after a failover —
+/// its clock later, its copy of the sale possibly missing the last orders —
+/// issues numbers above any the lost writes gave out, as long as those
+/// averaged fewer than this many per ms (see docs/commands.md).
+pub const ORDERS_PER_MS: u64 = 100;
+/// The last ms of the clock with an order number of its own.
+pub const MAX_ORDER_CLOCK_MS: u64 = MAX_ORDER_NUMBER / ORDERS_PER_MS;
+
+/// The number of the next order of a sale whose last order number is
+/// `order_seq`: above it, and at least `now × ORDERS_PER_MS`. `None` when
+/// the clock is past [`MAX_ORDER_CLOCK_MS`] or `order_seq` is already
+/// [`MAX_ORDER_NUMBER`].
+pub fn next_order_number(order_seq: u64, now: u64) -> Option<u64> {
+    if now > MAX_ORDER_CLOCK_MS || order_seq >= MAX_ORDER_NUMBER {
+        return None;
+    }
+    Some((order_seq + 1).max(now * ORDERS_PER_MS))
+}
 
 pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<Reply, EngineError> {
     Ok(match command {
@@ -45,8 +68,8 @@ pub fn setup<S: Store>(
         let committed = current.sold + held;
         if params.stock < committed {
             return Err(EngineError::new(
-                crate::error::ErrorCode::Conflict,
-                crate::error::message::stock_below_committed(committed),
+                ErrorCode::Conflict,
+                message::stock_below_committed(committed),
             ));
         }
     }
@@ -222,9 +245,10 @@ pub fn confirm<S: Store>(
     if sale.sold >= sale.stock {
         return Ok(ConfirmReply::SoldOut);
     }
+    let n = next_order_number(sale.order_seq, now)
+        .ok_or_else(|| EngineError::err(message::ORDER_NUMBERS_EXHAUSTED))?;
     store.check_key_types()?;
 
-    let n = sale.sold + 1;
     let order_id = keys::order_id(sale_id, n);
     // The outbox first: XADD is the one write that can still be refused (a
     // hand-made entry with a higher id), and then nothing else is written.
@@ -238,7 +262,11 @@ pub fn confirm<S: Store>(
             confirmed_at: now,
         },
     )?;
-    store.write_sale(&SaleRecord { sold: n, ..sale })?;
+    store.write_sale(&SaleRecord {
+        sold: sale.sold + 1,
+        order_seq: n,
+        ..sale
+    })?;
     store.record_order(user, &order_id)?;
     store.remove_hold(user)?;
     Ok(ConfirmReply::Confirmed { order_id })

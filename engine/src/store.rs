@@ -10,7 +10,7 @@ use crate::{ids, keys, number, EngineError};
 
 /// The names of the sale record's fields, in their stored order.
 pub mod field {
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         "stock",
         "sold",
         "starts_at",
@@ -20,17 +20,25 @@ pub mod field {
         "max_queue",
         "rate_credit",
         "rate_at",
+        "order_seq",
     ];
+    /// A record written before `order_seq` existed has only the fields
+    /// before it; it reads as `order_seq = sold` (order numbers were then
+    /// 1, 2, … `sold`) and is written back whole by the next command that
+    /// writes the record.
+    pub const LEGACY_COUNT: usize = 9;
 }
 
 /// The sale's figures, stored as one string under `fs:{sale}:sale`:
 /// `stock=10 sold=2 starts_at=… ends_at=… hold_ttl_ms=… rate=0 max_queue=0
-/// rate_credit=0 rate_at=…`. One string rather than a hash because the hot
-/// path reads all of it on every command, and a string is one lookup with no
-/// per-field allocations; it still reads plainly with `GET` from redis-cli.
+/// rate_credit=0 rate_at=… order_seq=…`. One string rather than a hash
+/// because the hot path reads all of it on every command, and a string is
+/// one lookup with no per-field allocations; it still reads plainly with
+/// `GET` from redis-cli.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleRecord {
     pub stock: u64,
+    /// Units sold: the number of orders.
     pub sold: u64,
     pub starts_at: u64,
     pub ends_at: u64,
@@ -41,10 +49,13 @@ pub struct SaleRecord {
     pub rate_credit: u64,
     /// When the credit was last topped up (ms).
     pub rate_at: u64,
+    /// The highest order number the sale has issued or restored; the next
+    /// CONFIRM takes a higher one (`rules::next_order_number`).
+    pub order_seq: u64,
 }
 
 impl SaleRecord {
-    fn values(&self) -> [u64; 9] {
+    fn values(&self) -> [u64; 10] {
         [
             self.stock,
             self.sold,
@@ -55,11 +66,12 @@ impl SaleRecord {
             self.max_queue,
             self.rate_credit,
             self.rate_at,
+            self.order_seq,
         ]
     }
 
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(160);
+        let mut out = String::with_capacity(180);
         for (i, (name, value)) in field::ALL.iter().zip(self.values()).enumerate() {
             if i > 0 {
                 out.push(' ');
@@ -72,14 +84,20 @@ impl SaleRecord {
     }
 
     /// The exact inverse of [`SaleRecord::encode`]: every field, in order,
-    /// `name=` then 1 to 15 digits, single spaces between. Anything else
-    /// (a hand edit gone wrong) is refused rather than guessed at.
+    /// `name=` then 1 to 15 digits, single spaces between — or a legacy
+    /// record, which ends after the first [`field::LEGACY_COUNT`] fields.
+    /// Anything else (a hand edit gone wrong) is refused rather than guessed
+    /// at.
     pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
         // A plain byte scanner: this runs on every command, in the hot path.
         let corrupt = EngineError::corrupt_sale;
-        let mut numbers = [0u64; 9];
+        let mut numbers = [0u64; 10];
         let mut pos = 0;
         for (i, name) in field::ALL.iter().enumerate() {
+            if i == field::LEGACY_COUNT && pos == raw.len() {
+                numbers[i] = numbers[1];
+                break;
+            }
             if i > 0 {
                 if raw.get(pos) != Some(&b' ') {
                     return Err(corrupt());
@@ -109,7 +127,7 @@ impl SaleRecord {
         if pos != raw.len() {
             return Err(corrupt());
         }
-        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at] =
+        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq] =
             numbers;
         Ok(SaleRecord {
             stock,
@@ -121,6 +139,7 @@ impl SaleRecord {
             max_queue,
             rate_credit,
             rate_at,
+            order_seq,
         })
     }
 }
@@ -295,10 +314,21 @@ mod tests {
             max_queue: 7,
             rate_credit: 8,
             rate_at: 9,
+            order_seq: 180_000_000_000_000,
         };
         let text = record.encode();
-        assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9");
+        assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9 order_seq=180000000000000");
         assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(record));
+    }
+
+    /// A record from before `order_seq` (nine fields) reads with
+    /// `order_seq = sold`: its orders were numbered 1 to `sold`.
+    #[test]
+    fn a_legacy_record_reads_with_order_seq_equal_to_sold() {
+        let legacy = "stock=10 sold=4 starts_at=3 ends_at=6 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9";
+        let record = SaleRecord::decode(legacy.as_bytes()).expect("a legacy record decodes");
+        assert_eq!((record.sold, record.order_seq, record.rate_at), (4, 4, 9));
+        assert_eq!(record.encode(), format!("{legacy} order_seq=4"));
     }
 
     fn entry(pairs: &[(&str, &str)]) -> Result<OutboxEntry, MalformedEntry> {
@@ -393,6 +423,14 @@ mod tests {
             format!("{good} "),
             format!("{good} extra=1"),
             good.replacen(" rate_at=0", "", 1),
+            good.replacen(" order_seq=0", " order_seq=", 1),
+            good.replacen(" order_seq=0", " order_seq", 1),
+            good.replacen(" order_seq=0", " ", 1),
+            good.replacen(" order_seq=0", " order_seq=1000000000000000", 1),
+            good.replacen(" order_seq=0", " rate_at=0", 1),
+            // A legacy record is the first nine fields exactly.
+            good.replacen(" rate_at=0 order_seq=0", "", 1),
+            good.replacen(" order_seq=0", "", 1) + " ",
         ];
         for raw in bad {
             assert_eq!(

@@ -16,6 +16,12 @@ use tests::{server_time_ms, wait_for, Backend, EngineServer};
 
 const T0: u64 = 1_800_000_000_000;
 
+/// The `k`-th order (from 0) of sale "s" confirmed at `ms`, when no order
+/// of it has a higher number: numbers start at `ms × 100` in each ms.
+fn order_at(ms: u64, k: u64) -> String {
+    keys::order_id("s", ms * engine::rules::ORDERS_PER_MS + k)
+}
+
 struct Sale {
     engine: EngineServer,
     client: EngineClient<MultiplexedConnection>,
@@ -100,6 +106,84 @@ impl Sale {
     }
 }
 
+impl Sale {
+    /// Every key of every sale with its absolute expiry, to put back later.
+    async fn dump(&mut self) -> Vec<(String, Vec<u8>, i64)> {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("fs:*")
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for key in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+            let at: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&key)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+            out.push((key, dump, at));
+        }
+        out
+    }
+
+    /// Deletes every sale key (Redis lost the sale).
+    async fn lose_everything(&mut self) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("fs:*")
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Back to exactly `dump`: what a replica that missed the later writes
+    /// holds when it takes over.
+    async fn roll_back(&mut self, dump: &[(String, Vec<u8>, i64)]) {
+        self.lose_everything().await;
+        for (key, value, at) in dump {
+            let _: () = redis::cmd("RESTORE")
+                .arg(key)
+                .arg((*at).max(0))
+                .arg(value)
+                .arg("ABSTTL")
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn confirmed(&mut self, user: &str) -> String {
+        match self.client.confirm("s", user, 0).await.unwrap() {
+            ConfirmReply::Confirmed { order_id } => order_id,
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+
+    async fn record(&mut self) -> engine::SaleRecord {
+        let raw: String = redis::cmd("GET")
+            .arg(keys::sale("s"))
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        engine::SaleRecord::decode(raw.as_bytes()).unwrap()
+    }
+}
+
+fn number(order_id: &str) -> u64 {
+    keys::order_number("s", order_id).unwrap_or_else(|| panic!("{order_id} is not an order of s"))
+}
+
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(s.to_string())
 }
@@ -132,42 +216,46 @@ async fn every_outcome_of_a_purchase(backend: Backend) {
         s.client.confirm("s", "bob", 0).await.unwrap(),
         ConfirmReply::NoHold
     );
+    let ann = order_at(T0 + 250, 0);
+    assert_eq!(ann, "s-180000000025000");
     assert_eq!(
         s.client.confirm("s", "ann", 1999).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: "s-1".into()
+            order_id: ann.clone()
         }
     );
     assert_eq!(
         s.client.confirm("s", "ann", 1999).await.unwrap(),
         ConfirmReply::Purchased {
-            order_id: "s-1".into()
+            order_id: ann.clone()
         }
     );
     assert_eq!(
         s.client.enqueue("s", "ann").await.unwrap(),
         EnqueueReply::Purchased {
-            order_id: "s-1".into()
+            order_id: ann.clone()
         }
     );
     assert_eq!(
         s.user("ann").await,
         UserStatus::Purchased {
-            order_id: "s-1".into()
+            order_id: ann.clone()
         }
     );
     assert_eq!(
         s.client.release("s", "ann").await.unwrap(),
         ReleaseReply::Purchased {
-            order_id: "s-1".into()
+            order_id: ann.clone()
         }
     );
 
     assert_eq!(s.granted(5).await, vec!["bob"]);
+    // In the same ms: the next number.
+    let bob = order_at(T0 + 250, 1);
     assert_eq!(
         s.client.confirm("s", "bob", 5).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: "s-2".into()
+            order_id: bob.clone()
         }
     );
     assert_eq!(
@@ -185,7 +273,8 @@ async fn every_outcome_of_a_purchase(backend: Backend) {
         (SaleState::SoldOut, 2, 0, 0)
     );
 
-    // The outbox holds both orders, in order, with explicit ids 0-1 and 0-2.
+    // The outbox holds both orders, in order, each with the explicit id
+    // 0-<its order number>.
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg(keys::outbox("s"))
         .arg("-")
@@ -220,11 +309,15 @@ async fn every_outcome_of_a_purchase(backend: Backend) {
         summary,
         vec![
             (
-                "0-1".into(),
-                "s-1".into(),
+                "0-180000000025000".into(),
+                ann,
                 format!("s ann 1999 {}", T0 + 250)
             ),
-            ("0-2".into(), "s-2".into(), format!("s bob 5 {}", T0 + 250)),
+            (
+                "0-180000000025001".into(),
+                bob,
+                format!("s bob 5 {}", T0 + 250)
+            ),
         ]
     );
     let orders: Vec<(String, String)> = redis::cmd("HGETALL")
@@ -294,14 +387,14 @@ async fn every_command_is_idempotent(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "a", 1).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: "s-1".into()
+            order_id: order_at(T0, 0)
         }
     );
     let before = s.snapshot().await;
     assert_eq!(
         s.client.confirm("s", "a", 1).await.unwrap(),
         ConfirmReply::Purchased {
-            order_id: "s-1".into()
+            order_id: order_at(T0, 0)
         }
     );
     assert_eq!(
@@ -403,7 +496,7 @@ async fn expired_holds_free_their_units(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "b", 0).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: "s-1".into()
+            order_id: order_at(T0 + 1000, 0)
         }
     );
 }
@@ -773,13 +866,13 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
         .await
         .unwrap();
 
-    // A hand-made outbox entry ahead of the sale's order count: CONFIRM's
+    // A hand-made outbox entry ahead of the next order number: CONFIRM's
     // XADD is refused, and it is the first write, so nothing else happened.
     s.client.enqueue("s", "b").await.unwrap();
     assert_eq!(s.granted(1).await, vec!["b"]);
     let _: () = redis::cmd("XADD")
         .arg(keys::outbox("s"))
-        .arg("0-99")
+        .arg("0-999999999999999")
         .arg("by")
         .arg("hand")
         .query_async(&mut s.conn)
@@ -941,6 +1034,144 @@ async fn over_maxmemory_only_release_runs(backend: Backend) {
         .unwrap();
 }
 
+/// Issue 10: the primary confirmed orders, then a replica that had not
+/// received them took over (the sale rolled back). The buyers after the
+/// failover get ids the lost orders never had, and so do the lost buyers
+/// who buy again.
+async fn a_rolled_back_order_id_is_never_given_again(backend: Backend) {
+    let mut s = sale(backend, 5, 0, 0).await;
+    for u in ["ann", "bob", "cat", "dan"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    assert_eq!(s.granted(4).await.len(), 4);
+    let first = s.confirmed("ann").await;
+    let replica = s.dump().await;
+    s.at(T0 + 10).await;
+    let lost = [s.confirmed("dan").await, s.confirmed("cat").await];
+    assert_eq!(lost, [order_at(T0 + 10, 0), order_at(T0 + 10, 1)]);
+
+    s.roll_back(&replica).await;
+    assert_eq!(s.client.status("s", None).await.unwrap().sale.sold, 1);
+    s.at(T0 + 11).await;
+    let after = [s.confirmed("bob").await, s.confirmed("dan").await];
+    for id in &after {
+        assert!(!lost.contains(id) && *id != first, "{id} was issued before");
+        assert!(number(id) > number(&lost[1]), "{id} after {lost:?}");
+    }
+    assert_eq!(after[0], order_at(T0 + 11, 0));
+    let record = s.record().await;
+    assert_eq!((record.sold, record.order_seq), (3, number(&after[1])));
+}
+
+/// A sale record from before `order_seq` (nine fields, orders numbered 1,
+/// 2, …) keeps working and is upgraded by the next write.
+async fn a_legacy_sale_record_upgrades_in_place(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    let legacy = format!(
+        "stock=3 sold=2 starts_at={T0} ends_at={} hold_ttl_ms=1000 rate=0 max_queue=0 rate_credit=0 rate_at={}",
+        T0 + 60_000,
+        T0 - 1000
+    );
+    let _: () = redis::cmd("SET")
+        .arg(keys::sale("s"))
+        .arg(&legacy)
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    for (n, user) in [(1, "old1"), (2, "old2")] {
+        let entry = engine::OutboxEntry {
+            order_id: format!("s-{n}"),
+            sale_id: "s".into(),
+            user_id: user.into(),
+            amount: 5,
+            confirmed_at: T0 - 5,
+        };
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(keys::outbox("s")).arg(keys::outbox_entry_id(n));
+        for (field, value) in entry.fields() {
+            xadd.arg(field).arg(value);
+        }
+        let _: String = xadd.query_async(&mut s.conn).await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(keys::orders("s"))
+            .arg(user)
+            .arg(&entry.order_id)
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
+    }
+    let status = s.client.status("s", Some("old2")).await.unwrap();
+    assert_eq!(
+        (status.sale.sold, status.sale.state),
+        (2, SaleState::Active)
+    );
+    assert_eq!(
+        status.user,
+        Some(UserStatus::Purchased {
+            order_id: "s-2".into()
+        })
+    );
+    let raw: String = redis::cmd("GET")
+        .arg(keys::sale("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(raw, legacy, "reading does not rewrite the record");
+
+    s.client.enqueue("s", "new").await.unwrap();
+    assert_eq!(s.granted(1).await, ["new"]);
+    assert_eq!(s.confirmed("new").await, order_at(T0, 0));
+    let raw: String = redis::cmd("GET")
+        .arg(keys::sale("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw,
+        format!(
+            "{} order_seq={}",
+            legacy.replace("sold=2", "sold=3"),
+            T0 * 100
+        )
+    );
+    let outbox: u64 = redis::cmd("XLEN")
+        .arg(keys::outbox("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 3);
+}
+
+/// Order numbers come from the clock, up to 999999999999999: the clock
+/// runs past it in the year 2286, and a CONFIRM then is an error that
+/// changes nothing.
+async fn order_numbers_run_out_in_the_year_2286(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    let last_ms = engine::rules::MAX_ORDER_CLOCK_MS;
+    let end = engine::command::MAX_TIME_MS.to_string();
+    assert_eq!(
+        s.raw(
+            CommandName::Setup,
+            &["s", "3", &T0.to_string(), &end, "1000"]
+        )
+        .await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    s.at(last_ms).await;
+    for u in ["a", "b"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    assert_eq!(s.granted(2).await, ["a", "b"]);
+    assert_eq!(s.confirmed("a").await, "s-999999999999900");
+    s.at(last_ms + 1).await;
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "b"]).await,
+        Err("ERR order numbers exhausted".into())
+    );
+    assert_eq!(s.snapshot().await, before);
+}
+
 tests::on_both_backends!(
     every_outcome_of_a_purchase,
     fifo_over_many_users,
@@ -957,4 +1188,7 @@ tests::on_both_backends!(
     real_clock_hold_expiry,
     real_clock_window_opens,
     over_maxmemory_only_release_runs,
+    a_rolled_back_order_id_is_never_given_again,
+    a_legacy_sale_record_upgrades_in_place,
+    order_numbers_run_out_in_the_year_2286,
 );

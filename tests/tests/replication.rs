@@ -99,17 +99,10 @@ async fn workload(
         .expect("enqueue");
 }
 
-async fn replica_matches_primary(backend: Backend) {
-    let primary = EngineServer::start_with(
-        backend,
-        false,
-        ServerOptions {
-            config: aof_options(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let module = (backend == Backend::Module).then(|| (tests::module_path(), false));
+/// A replica of `primary` (with the module when the backend is the module),
+/// in sync.
+async fn start_replica(primary: &EngineServer) -> (RedisServer, MultiplexedConnection) {
+    let module = (primary.backend == Backend::Module).then(|| (tests::module_path(), false));
     let replica = RedisServer::start(ServerOptions {
         module,
         config: vec![(
@@ -118,7 +111,7 @@ async fn replica_matches_primary(backend: Backend) {
         )],
         ..Default::default()
     });
-    let mut replica_conn = replica.connection().await;
+    let replica_conn = replica.connection().await;
     wait_for("the replica to sync", Duration::from_secs(10), || {
         let mut conn = replica_conn.clone();
         async move {
@@ -131,17 +124,35 @@ async fn replica_matches_primary(backend: Backend) {
         }
     })
     .await;
+    (replica, replica_conn)
+}
+
+/// `WAIT 1 5000`: how many replicas have every write so far.
+async fn replicas_acked(conn: &mut MultiplexedConnection) -> i64 {
+    redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(conn)
+        .await
+        .expect("WAIT")
+}
+
+async fn replica_matches_primary(backend: Backend) {
+    let primary = EngineServer::start_with(
+        backend,
+        false,
+        ServerOptions {
+            config: aof_options(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_replica, mut replica_conn) = start_replica(&primary).await;
 
     let mut client = primary.client().await;
     let mut conn = primary.server.connection().await;
     workload(&mut client, &mut conn).await;
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut conn)
-        .await
-        .expect("WAIT");
-    assert_eq!(acked, 1);
+    assert_eq!(replicas_acked(&mut conn).await, 1);
     let expected = digest(&mut conn).await;
     assert_ne!(expected.0, "0".repeat(40), "the primary has data");
     assert_eq!(
@@ -184,4 +195,82 @@ async fn aof_reload_matches(backend: Backend) {
     drop(dir);
 }
 
-tests::on_both_backends!(replica_matches_primary, aof_reload_matches);
+/// Issue 10 on real servers and the real clock: the replica is promoted
+/// before the primary's last confirms reach it (as when the primary is
+/// killed with a lagging replica), and the primary dies. The next buyers on
+/// the new primary never get an id the lost confirms had.
+async fn a_promoted_replica_never_reissues_a_lost_order_id(backend: Backend) {
+    let primary = EngineServer::start(backend, false).await;
+    let (replica, mut replica_conn) = start_replica(&primary).await;
+    let mut client = primary.client().await;
+    let mut conn = primary.server.connection().await;
+    let now = server_time_ms(&mut conn).await;
+    let params = SetupParams {
+        stock: 10,
+        starts_at: now,
+        ends_at: now + 600_000,
+        hold_ttl_ms: 600_000,
+        rate: 0,
+        max_queue: 0,
+    };
+    client.setup("fo3", params).await.expect("setup");
+    let users = ["ann", "bob", "cat", "dan", "eve"];
+    for user in users {
+        client.enqueue("fo3", user).await.expect("enqueue");
+    }
+    let GrantReply::Granted { users: holders, .. } = client.grant("fo3", 5).await.expect("grant")
+    else {
+        panic!("sale should be active")
+    };
+    assert_eq!(holders, users);
+    let confirmed = |reply: ConfirmReply| match reply {
+        ConfirmReply::Confirmed { order_id } => order_id,
+        other => panic!("{other:?}"),
+    };
+    let ann = confirmed(client.confirm("fo3", "ann", 1).await.expect("confirm"));
+    assert_eq!(
+        replicas_acked(&mut conn).await,
+        1,
+        "the replica has ann's order"
+    );
+
+    // Promoted: from here on it receives nothing from the old primary.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut replica_conn)
+        .await
+        .expect("REPLICAOF NO ONE");
+    let mut lost = Vec::new();
+    for user in ["dan", "cat"] {
+        lost.push(confirmed(
+            client.confirm("fo3", user, 1).await.expect("confirm"),
+        ));
+    }
+    drop(client);
+    drop(primary);
+
+    let mut successor = EngineClient::attach(replica_conn.clone(), backend);
+    let status = successor.status("fo3", None).await.expect("status");
+    assert_eq!(status.sale.sold, 1, "the last orders were lost");
+    let mut issued = vec![ann.clone()];
+    issued.extend(lost.iter().cloned());
+    let number = |id: &str| flashsale::keys::order_number("fo3", id).expect("an order id");
+    let highest_lost = lost.iter().map(|id| number(id)).max().unwrap_or(0);
+    for user in ["bob", "dan", "eve"] {
+        let id = confirmed(successor.confirm("fo3", user, 1).await.expect("confirm"));
+        assert!(
+            !issued.contains(&id),
+            "{user} got {id}, issued before: {issued:?}"
+        );
+        assert!(number(&id) > highest_lost, "{id} after {lost:?}");
+        issued.push(id);
+    }
+    drop(replica);
+}
+
+tests::on_both_backends!(
+    replica_matches_primary,
+    aof_reload_matches,
+    a_promoted_replica_never_reissues_a_lost_order_id,
+);

@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::{spawn_worker_process, Platform, RunningWorker};
+use flashsale::keys;
 use mongodb::bson::doc;
 use rand::Rng;
 
@@ -19,23 +20,47 @@ fn order_count() -> usize {
         .unwrap_or(5000)
 }
 
+/// Every buyer's order id as the engine gave it: user → order id.
+async fn orders_in_redis(p: &mut Platform, sale: &str) -> BTreeMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(keys::orders(sale))
+        .query_async(&mut p.conn)
+        .await
+        .expect("HGETALL orders")
+}
+
 async fn assert_exactly_once(p: &mut Platform, sale: &str, users: &[String]) {
     let docs = p.orders_in_mongo(sale).await;
-    let ids: BTreeSet<String> = docs
+    let ids: BTreeMap<String, String> = docs
         .iter()
-        .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+        .filter_map(|d| {
+            Some((
+                d.get_str("_id").ok()?.to_string(),
+                d.get_str("userEmail").ok()?.to_string(),
+            ))
+        })
         .collect();
     let emails: BTreeSet<String> = docs
         .iter()
         .filter_map(|d| d.get_str("userEmail").ok().map(str::to_string))
         .collect();
     assert_eq!(docs.len(), users.len(), "one document per confirmed order");
+    let issued = orders_in_redis(p, sale).await;
+    assert_eq!(
+        issued.len(),
+        users.len(),
+        "the engine sold one unit per buyer"
+    );
+    assert!(issued
+        .values()
+        .all(|id| keys::order_number(sale, id).is_some()));
     assert_eq!(
         ids,
-        (1..=users.len())
-            .map(|n| format!("{sale}-{n}"))
-            .collect::<BTreeSet<_>>(),
-        "every order id once"
+        issued
+            .iter()
+            .map(|(user, id)| (id.clone(), user.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        "every order id once, with the buyer the engine gave it to"
     );
     assert_eq!(
         emails,
@@ -139,9 +164,12 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
         .await;
     worker.stop().await;
 
+    // The orders of the fourth and the seventh buyer go missing.
+    let issued = orders_in_redis(&mut p, "audit").await;
+    let (fourth, seventh) = (&issued[&users[3]], &issued[&users[6]]);
     let orders = p.db.collection::<mongodb::bson::Document>("orders");
     orders
-        .delete_one(doc! { "_id": "audit-4" })
+        .delete_one(doc! { "_id": fourth })
         .await
         .expect("delete by hand");
     assert_eq!(p.orders_in_mongo("audit").await.len(), 9);
@@ -162,9 +190,12 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(report.contains("repaired [\"audit-4\"]"), "{report}");
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("audit-4"),
+        report.contains(&format!("repaired [{fourth:?}]")),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(fourth.as_str()),
         "the missing order is logged by id"
     );
     assert_exactly_once(&mut p, "audit", &users).await;
@@ -172,7 +203,7 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
     // The periodic job does the same on its own; it never deletes: an order
     // only MongoDB has stays.
     orders
-        .delete_one(doc! { "_id": "audit-7" })
+        .delete_one(doc! { "_id": seventh })
         .await
         .expect("delete by hand");
     orders
@@ -193,7 +224,7 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
         .iter()
         .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
         .collect();
-    assert!(ids.contains("audit-7") && ids.contains("audit-legacy"));
+    assert!(ids.contains(seventh) && ids.contains("audit-legacy"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -220,23 +251,30 @@ async fn an_unreadable_entry_is_left_pending_without_blocking_the_rest() {
     let outbox = flashsale::keys::outbox("junk");
     // By hand, after the engine's three: one entry no order can be read
     // from, and a valid one behind it.
+    let last = orders_in_redis(&mut p, "junk")
+        .await
+        .values()
+        .filter_map(|id| keys::order_number("junk", id))
+        .max()
+        .expect("three orders");
     let _: String = redis::cmd("XADD")
         .arg(&outbox)
-        .arg("0-4")
+        .arg(keys::outbox_entry_id(last + 1))
         .arg("garbage")
         .arg("1")
         .query_async(&mut p.conn)
         .await
         .expect("XADD junk");
+    let fifth = keys::order_id("junk", last + 2);
     let valid = [
-        ("order_id", "junk-5"),
+        ("order_id", fifth.as_str()),
         ("sale_id", "junk"),
         ("user_id", "hand@example.com"),
         ("amount", "1"),
         ("confirmed_at", "1"),
     ];
     let mut xadd = redis::cmd("XADD");
-    xadd.arg(&outbox).arg("0-5");
+    xadd.arg(&outbox).arg(keys::outbox_entry_id(last + 2));
     for (k, v) in valid {
         xadd.arg(k).arg(v);
     }
@@ -245,15 +283,16 @@ async fn an_unreadable_entry_is_left_pending_without_blocking_the_rest() {
     p.wait_for_orders("junk", 4, Duration::from_secs(20)).await;
     // The junk entry now comes first among this worker's pending entries;
     // a later entry must still get through.
+    let sixth = keys::order_id("junk", last + 3);
     let later = [
-        ("order_id", "junk-6"),
+        ("order_id", sixth.as_str()),
         ("sale_id", "junk"),
         ("user_id", "late@example.com"),
         ("amount", "1"),
         ("confirmed_at", "1"),
     ];
     let mut xadd = redis::cmd("XADD");
-    xadd.arg(&outbox).arg("0-6");
+    xadd.arg(&outbox).arg(keys::outbox_entry_id(last + 3));
     for (k, v) in later {
         xadd.arg(k).arg(v);
     }
@@ -271,14 +310,16 @@ async fn an_unreadable_entry_is_left_pending_without_blocking_the_rest() {
 async fn an_order_that_collides_with_a_different_one_is_not_acknowledged() {
     let mut p = Platform::start().await;
     p.sale("clash", 10, 3_600_000, 0).await;
+    let users = p.confirmed_orders("clash", 0, 3).await;
     // MongoDB already holds a different purchase under the id the engine
-    // will give its first order (Redis lost data and re-issued the id).
+    // gave the first order (data from before order ids came from the
+    // clock: Redis lost data and re-issued the id).
+    let first = orders_in_redis(&mut p, "clash").await[&users[0]].clone();
     let orders = p.db.collection::<mongodb::bson::Document>("orders");
     orders
-        .insert_one(doc! { "_id": "clash-1", "flashSaleId": "clash", "userEmail": "earlier@example.com", "totalAmount": 5_i64 })
+        .insert_one(doc! { "_id": &first, "flashSaleId": "clash", "userEmail": "earlier@example.com", "totalAmount": 5_i64 })
         .await
         .expect("insert the earlier order");
-    p.confirmed_orders("clash", 0, 3).await;
     let worker = RunningWorker::spawn(p.config()).await;
     p.wait_for_orders("clash", 3, Duration::from_secs(20)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -292,7 +333,7 @@ async fn an_order_that_collides_with_a_different_one_is_not_acknowledged() {
         "the colliding order stays pending, the others are acknowledged"
     );
     let earlier = orders
-        .find_one(doc! { "_id": "clash-1" })
+        .find_one(doc! { "_id": &first })
         .await
         .expect("find")
         .expect("still there");

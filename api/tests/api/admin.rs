@@ -18,7 +18,12 @@ async fn queue_overview_members_and_orders() {
         app.buy(&id, user).await.assert_ok();
     }
     app.admit(&id, 2).await;
-    app.confirm(&id, &users[0]).await.assert_ok();
+    let confirmed = app.confirm(&id, &users[0]).await;
+    let order_id = confirmed.assert_ok()["orderId"]
+        .as_str()
+        .expect("an order id")
+        .to_string();
+    assert!(flashsale::keys::order_number(&id, &order_id).is_some());
 
     let overview = app
         .get_as(&format!("/orders/admin/queue/{id}/overview"), &token)
@@ -68,8 +73,7 @@ async fn queue_overview_members_and_orders() {
     assert_eq!(beyond.assert_ok()["items"], json!([]));
 
     // Recorded orders (the worker's copies), filtered by sale.
-    app.record_order(&format!("{id}-1"), &id, &users[0], 4999)
-        .await;
+    app.record_order(&order_id, &id, &users[0], 4999).await;
     app.record_order("other-1", "other", "someone@example.com", 100)
         .await;
     let list = app
@@ -77,7 +81,7 @@ async fn queue_overview_members_and_orders() {
         .await;
     let body = list.assert_ok();
     assert_eq!(body["total"], 1);
-    assert_eq!(body["items"][0]["orderId"], format!("{id}-1"));
+    assert_eq!(body["items"][0]["orderId"], order_id);
     assert_eq!(body["items"][0]["userEmail"], users[0]);
     assert_eq!(body["items"][0]["totalAmount"], "49.99");
     assert_eq!(body["items"][0]["persisted"], true);

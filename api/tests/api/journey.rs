@@ -95,6 +95,7 @@ async fn journey(backend: Backend) {
     );
 
     // Confirm (with the right amount given explicitly), then again.
+    let clock_before = tests::server_time_ms(&mut app.redis().await).await;
     let confirmed = app
         .post(
             "/orders/confirm",
@@ -102,8 +103,15 @@ async fn journey(backend: Backend) {
         )
         .await;
     let body = confirmed.assert_ok();
-    let order_id = format!("{id}-1");
-    assert_eq!(body["orderId"], order_id);
+    // An order id of this sale, numbered from the server clock at the
+    // confirm; the sale's one order.
+    let order_id = body["orderId"].as_str().expect("an order id").to_string();
+    let number = flashsale::keys::order_number(&id, &order_id).expect("an order id of the sale");
+    assert!(
+        number >= clock_before * engine::rules::ORDERS_PER_MS,
+        "{order_id} numbered from the clock ({clock_before} ms)"
+    );
+    assert_eq!(app.status(&id, None).await.sale.sold, 1);
     assert_eq!(body["created"], true);
     assert_eq!(body["totalAmount"], "49.99");
     let repeat = app.confirm(&id, "ann@example.com").await;

@@ -221,7 +221,12 @@ async fn delete_refuses_sales_with_orders_unless_forced() {
     let sold = sale_id(&app.create_sale(&token, json!({})).await);
     app.buy(&sold, "a@x.io").await.assert_ok();
     app.grant(&sold, 1).await;
-    app.confirm(&sold, "a@x.io").await.assert_ok();
+    let confirmed = app.confirm(&sold, "a@x.io").await;
+    let order_id = confirmed.assert_ok()["orderId"]
+        .as_str()
+        .expect("an order id")
+        .to_string();
+    assert!(flashsale::keys::order_number(&sold, &order_id).is_some());
     let refused = delete(&app, &format!("/flash-sales/{sold}"), &token).await;
     refused.assert_error(409, "sale_has_orders");
     assert_eq!(refused.json["error"]["details"]["sold"], 1);
@@ -250,8 +255,7 @@ async fn delete_refuses_sales_with_orders_unless_forced() {
         .assert_error(409, "sale_ended");
 
     // Recorded: the sale goes, every Redis key with it; the order stays.
-    app.record_order(&format!("{sold}-1"), &sold, "a@x.io", 4999)
-        .await;
+    app.record_order(&order_id, &sold, "a@x.io", 4999).await;
     let forced = delete(&app, &format!("/flash-sales/{sold}?force=true"), &token).await;
     assert_eq!(forced.status.as_u16(), 204, "{forced:#?}");
     assert!(stored(&app, &sold).await.is_none());
@@ -262,7 +266,7 @@ async fn delete_refuses_sales_with_orders_unless_forced() {
             "/orders/by-email?email=a%40x.io&flashSaleId={sold}"
         ))
         .await;
-    assert_eq!(order.assert_ok()["orderId"], format!("{sold}-1"));
+    assert_eq!(order.assert_ok()["orderId"], order_id);
     assert_eq!(order.json["persisted"], true);
 }
 
@@ -294,7 +298,9 @@ async fn restores_a_lost_sale(backend: Backend) {
 
     // With orders on record, the engine's fresh numbering would collide
     // with them: refused until an operator acts.
-    app.record_order(&format!("{id}-1"), &id, "zed@example.com", 4999)
+    let now = tests::server_time_ms(&mut conn).await;
+    let earlier = flashsale::keys::order_id(&id, now * engine::rules::ORDERS_PER_MS);
+    app.record_order(&earlier, &id, "zed@example.com", 4999)
         .await;
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut conn)

@@ -7,6 +7,12 @@ use proptest::prelude::*;
 
 const T0: u64 = 1_800_000_000_000;
 
+/// The id of the first order confirmed at `ms` in sale "s" (with no order
+/// numbered that high already): `s-<ms × 100>`.
+fn first_order_at(ms: u64) -> String {
+    crate::keys::order_id("s", ms * crate::rules::ORDERS_PER_MS)
+}
+
 fn call(m: &mut Model, now: u64, name: CommandName, args: &[&str]) -> Result<Reply, String> {
     m.call(now, name, args).map_err(|e| e.to_string())
 }
@@ -61,29 +67,36 @@ fn a_whole_purchase() {
         user_status(&mut m, T0 + 101, "ann"),
         UserStatus::Holding { ms_left: 900 }
     );
+    let order_id = first_order_at(T0 + 2);
+    assert_eq!(order_id, "s-180000000000200");
     assert_eq!(
         ok(&mut m, T0 + 2, Confirm, &["s", "ann", "1999"]),
         Reply::Confirm(ConfirmReply::Confirmed {
-            order_id: "s-1".into()
+            order_id: order_id.clone()
         })
     );
     assert_eq!(
         ok(&mut m, T0 + 3, Confirm, &["s", "ann", "1999"]),
         Reply::Confirm(ConfirmReply::Purchased {
-            order_id: "s-1".into()
+            order_id: order_id.clone()
         })
     );
     assert_eq!(
         ok(&mut m, T0 + 3, Enqueue, &["s", "ann"]),
         Reply::Enqueue(EnqueueReply::Purchased {
-            order_id: "s-1".into()
+            order_id: order_id.clone()
         })
     );
     let data = m.sale("s").expect("sale exists");
-    assert_eq!(data.sale.as_ref().map_or(0, |r| r.sold), 1);
+    let record = data.sale.as_ref().expect("record");
+    assert_eq!((record.sold, record.order_seq), (1, 180_000_000_000_200));
     assert_eq!(data.outbox.len(), 1);
-    assert_eq!(data.outbox[&1].user_id, "ann");
-    assert_eq!(data.outbox[&1].amount, 1999);
+    let entry = &data.outbox[&180_000_000_000_200];
+    assert_eq!(
+        (entry.order_id.as_str(), entry.user_id.as_str()),
+        (order_id.as_str(), "ann")
+    );
+    assert_eq!(entry.amount, 1999);
     assert!(data.holds.is_empty() && data.queue.is_empty());
 }
 
@@ -144,7 +157,7 @@ fn an_expired_hold_frees_its_unit_and_cannot_be_confirmed() {
     assert_eq!(
         ok(&mut m, at_expiry + 1, Confirm, &["s", "b"]),
         Reply::Confirm(ConfirmReply::Confirmed {
-            order_id: "s-1".into()
+            order_id: first_order_at(at_expiry + 1)
         })
     );
     // Sold out now; the lapsed user learns it when trying again.
@@ -201,7 +214,7 @@ fn release_gives_back_a_place_or_a_unit() {
     assert_eq!(
         ok(&mut m, T0, Release, &["s", "b"]),
         Reply::Release(ReleaseReply::Purchased {
-            order_id: "s-1".into()
+            order_id: first_order_at(T0)
         })
     );
 }
@@ -345,6 +358,116 @@ fn unknown_sale_and_bad_input_change_nothing() {
     assert_eq!(m.sales.get("s"), before.get("s"));
 }
 
+fn confirmed(m: &mut Model, now: u64, user: &str) -> String {
+    match ok(m, now, Confirm, &["s", user]) {
+        Reply::Confirm(ConfirmReply::Confirmed { order_id }) => order_id,
+        other => panic!("{user}: unexpected {other:?}"),
+    }
+}
+
+fn number(order_id: &str) -> u64 {
+    crate::keys::order_number("s", order_id).expect("an order id of s")
+}
+
+/// `users` queued and holding at `now`.
+fn holding(m: &mut Model, now: u64, users: &[&str]) {
+    for u in users {
+        ok(m, now, Enqueue, &["s", u]);
+    }
+    assert_eq!(granted(m, now, users.len() as u64), users);
+}
+
+#[test]
+fn order_numbers_follow_the_clock_and_only_grow() {
+    let mut m = sale(10, &[]);
+    holding(&mut m, T0, &["a", "b", "c", "d", "e"]);
+    // Several in one ms: consecutive numbers from now × 100.
+    assert_eq!(confirmed(&mut m, T0 + 5, "a"), "s-180000000000500");
+    assert_eq!(confirmed(&mut m, T0 + 5, "b"), "s-180000000000501");
+    // A later ms jumps ahead to its own range.
+    assert_eq!(confirmed(&mut m, T0 + 9, "c"), "s-180000000000900");
+    // A clock that steps back never repeats a number.
+    assert_eq!(confirmed(&mut m, T0 + 1, "d"), "s-180000000000901");
+    let record = m.sale("s").and_then(|d| d.sale.clone()).expect("record");
+    assert_eq!((record.sold, record.order_seq), (4, 180_000_000_000_901));
+    // The outbox entry of each order is 0-<its number>.
+    let data = m.sale("s").expect("sale");
+    for (user, order_id) in &data.orders {
+        assert_eq!(&data.outbox[&number(order_id)].user_id, user);
+    }
+}
+
+/// Issue 10: a primary confirmed an order, the write was lost (a replica
+/// that had not received it took over), and the next buyer must not get the
+/// same id — provided the lost confirms averaged under 100 per ms over the
+/// time between them and the successor's.
+#[test]
+fn a_rolled_back_sale_never_reissues_a_lost_order_id() {
+    let mut m = sale(500, &[]);
+    let users: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    holding(&mut m, T0, &names);
+    confirmed(&mut m, T0 + 10, "u0");
+    let replica = m.clone();
+    // The primary goes on: one confirm, then a burst of 150 in one ms.
+    let lost = confirmed(&mut m, T0 + 20, "u1");
+    let burst: Vec<String> = (2..152)
+        .map(|i| confirmed(&mut m, T0 + 21, &users[i]))
+        .collect();
+    let highest_lost = number(burst.last().expect("burst"));
+    assert_eq!(
+        highest_lost,
+        (T0 + 21) * 100 + 149,
+        "150 in one ms run ahead"
+    );
+
+    // The replica takes over 1 ms after the single lost confirm: above it.
+    let mut successor = replica.clone();
+    let next = confirmed(&mut successor, T0 + 21, "u200");
+    assert!(number(&next) > number(&lost), "{next} after {lost}");
+    // The burst ran 49 numbers ahead of its ms: 1 ms later is not enough
+    // (the documented bound), 2 ms are.
+    let mut successor = replica.clone();
+    assert!(number(&confirmed(&mut successor, T0 + 22, "u200")) <= highest_lost);
+    let mut successor = replica;
+    let next = confirmed(&mut successor, T0 + 23, "u200");
+    assert!(number(&next) > highest_lost, "{next} after {highest_lost}");
+    // The lost buyer, still holding on the replica, gets a new id too.
+    let again = confirmed(&mut successor, T0 + 23, "u1");
+    assert!(number(&again) > highest_lost);
+}
+
+#[test]
+fn order_numbers_run_out_in_the_year_2286() {
+    use crate::rules::MAX_ORDER_CLOCK_MS;
+    assert_eq!(MAX_ORDER_CLOCK_MS, 9_999_999_999_999);
+    let mut m = Model::new();
+    let end = MAX_TIME.to_string();
+    ok(
+        &mut m,
+        T0,
+        Setup,
+        &["s", "5", &T0.to_string(), &end, "1000"],
+    );
+    holding(&mut m, MAX_ORDER_CLOCK_MS, &["a", "b"]);
+    assert_eq!(
+        confirmed(&mut m, MAX_ORDER_CLOCK_MS, "a"),
+        format!("s-{}", MAX_ORDER_CLOCK_MS * 100)
+    );
+    let before = m.clone().sales;
+    assert_eq!(
+        call(&mut m, MAX_ORDER_CLOCK_MS + 1, Confirm, &["s", "b"]),
+        Err("ERR order numbers exhausted".into())
+    );
+    assert_eq!(m.sales, before, "nothing changed");
+    assert_eq!(
+        confirmed(&mut m, MAX_ORDER_CLOCK_MS, "b"),
+        format!("s-{}", MAX_ORDER_CLOCK_MS * 100 + 1)
+    );
+}
+
+const MAX_TIME: u64 = crate::command::MAX_TIME_MS;
+
 #[derive(Debug, Clone)]
 enum Op {
     Enqueue(usize),
@@ -373,6 +496,7 @@ proptest! {
         let mut m = sale(3, &["RATE", "5"]);
         let mut now = T0;
         let mut admitted: Vec<String> = Vec::new();
+        let mut issued = std::collections::BTreeMap::new();
         for op in ops {
             let user = |i: usize| format!("u{i}");
             let (start, end) = (T0.to_string(), (T0 + 20_000).to_string());
@@ -394,13 +518,20 @@ proptest! {
                 Op::Tick(ms) => { now += ms; continue; }
             };
             let d = m.sale("s").expect("sale").clone();
+            let record = d.sale.clone().expect("record");
             let live = d.holds.values().filter(|&&e| e > now).count() as u64;
-            prop_assert!(d.sale.as_ref().map_or(0, |r| r.sold) + live <= d.sale.as_ref().map_or(0, |r| r.stock).max(d.sale.as_ref().map_or(0, |r| r.sold)));
-            prop_assert_eq!(d.sale.as_ref().map_or(0, |r| r.sold), d.orders.len() as u64);
-            prop_assert_eq!(d.outbox.len(), d.orders.len());
+            prop_assert!(record.sold + live <= record.stock.max(record.sold));
+            prop_assert_eq!(record.sold, d.orders.len() as u64);
             for (user, order) in &d.orders {
                 prop_assert!(!d.queue.contains_key(user) && !d.holds.contains_key(user));
                 prop_assert_eq!(d.outbox.values().filter(|e| &e.order_id == order).count(), 1);
+                prop_assert!(number(order) <= record.order_seq);
+                // An id, once given, stays with its buyer.
+                let owner = issued.entry(order.clone()).or_insert_with(|| user.clone());
+                prop_assert_eq!(&*owner, user);
+            }
+            for (n, entry) in &d.outbox {
+                prop_assert_eq!(Some(*n), crate::keys::order_number("s", &entry.order_id));
             }
             for user in d.queue.keys() {
                 prop_assert!(!d.holds.contains_key(user));
