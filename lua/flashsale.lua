@@ -44,6 +44,7 @@ local CREDIT_PER_HOLD = 1000 -- rate credit is kept in thousandths of a hold
 local MAX_ORDER_NUMBER = 999999999999999
 local ORDERS_PER_MS = 100 -- an order number is at least now * ORDERS_PER_MS
 local MAX_ORDER_CLOCK_MS = 9999999999999 -- MAX_ORDER_NUMBER / ORDERS_PER_MS
+local MAX_RESTORE_ORDERS = 10000
 
 -- The sale record's fields, in their order in the record (store.rs).
 local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq' }
@@ -83,6 +84,7 @@ local MODULE_COMMAND = {
     confirm = 'FLASHSALE.CONFIRM',
     release = 'FLASHSALE.RELEASE',
     status = 'FLASHSALE.STATUS',
+    restore = 'FLASHSALE.RESTORE',
 }
 
 -- Errors (error.rs): `<code> <message>`.
@@ -98,6 +100,9 @@ local MSG_NO_SUCH_SALE = 'no such sale'
 local MSG_WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
 local MSG_CORRUPT_SALE = 'corrupt sale record'
 local MSG_INVALID_TEST_CLOCK = 'invalid test clock'
+local MSG_INVALID_ORDER_ID = 'invalid order id'
+local MSG_USER_TWICE = 'a user is given twice'
+local MSG_ORDER_ID_TWICE = 'an order id is given twice'
 local MSG_ORDER_NUMBERS_EXHAUSTED = 'order numbers exhausted'
 local function msg_wrong_arity(command)
     return 'wrong number of arguments for \'' .. command .. '\''
@@ -107,6 +112,18 @@ local function msg_out_of_range(name, min, max)
 end
 local function msg_stock_below_committed(committed)
     return 'stock cannot go below sold plus held (' .. committed .. ')'
+end
+local function msg_too_many_orders(max)
+    return 'at most ' .. max .. ' orders per call'
+end
+local function msg_has_other_order(user, order_id)
+    return user .. ' already has order ' .. order_id
+end
+local function msg_order_id_taken(order_id)
+    return order_id .. ' is another user\'s order'
+end
+local function msg_orders_exceed_stock(committed)
+    return 'sold plus held would exceed stock (' .. committed .. ')'
 end
 -- END GENERATED constants
 
@@ -227,6 +244,22 @@ local function order_id(sale, n)
     return sale .. ORDER_ID_SEPARATOR .. int_str(n)
 end
 
+-- command::restorable_order_number: the number of `id` if it is
+-- `<sale>-<n>`, n from 1 to MAX_ORDER_NUMBER without leading zeros; nil
+-- otherwise.
+local function restorable_order_number(sale, id)
+    local prefix = sale .. ORDER_ID_SEPARATOR
+    if id:sub(1, #prefix) ~= prefix then
+        return nil
+    end
+    local digits = id:sub(#prefix + 1)
+    -- 1..15 digits, not starting with 0, is exactly 1..MAX_ORDER_NUMBER.
+    if not is_digits(digits) or digits:sub(1, 1) == '0' then
+        return nil
+    end
+    return tonumber(digits, 10)
+end
+
 ---------------------------------------------------------------------------
 -- Command parsing (command.rs)
 ---------------------------------------------------------------------------
@@ -266,6 +299,9 @@ local function parse(name, args)
         arity_ok = n == 2
     elseif name == 'confirm' then
         arity_ok = n == 2 or n == 3
+    elseif name == 'restore' then
+        -- The sale, then user/order id pairs.
+        arity_ok = n >= 3 and n % 2 == 1
     else -- status
         arity_ok = n == 1 or n == 2
     end
@@ -317,6 +353,28 @@ local function parse(name, args)
         else
             cmd.amount = 0
         end
+    elseif name == 'restore' then
+        if (n - 1) / 2 > MAX_RESTORE_ORDERS then
+            err(msg_too_many_orders(int_str(MAX_RESTORE_ORDERS)))
+        end
+        local orders, users, numbers = {}, {}, {}
+        for i = 2, n, 2 do
+            local user = user_id(args[i])
+            if users[user] then
+                err(MSG_USER_TWICE)
+            end
+            users[user] = true
+            local number = restorable_order_number(cmd.sale, args[i + 1])
+            if number == nil then
+                err(MSG_INVALID_ORDER_ID)
+            end
+            if numbers[number] then
+                err(MSG_ORDER_ID_TWICE)
+            end
+            numbers[number] = true
+            orders[#orders + 1] = { user = user, order_id = args[i + 1], number = number }
+        end
+        cmd.orders = orders
     else -- status
         if args[2] ~= nil then
             cmd.user = user_id(args[2])
@@ -401,6 +459,16 @@ local function new_store(sale)
     -- HSET fs:{s}:orders user order_id
     function store.record_order(user, order)
         call('HSET', k.orders, user, order)
+    end
+
+    -- HLEN fs:{s}:orders
+    function store.orders_count()
+        return call('HLEN', k.orders)
+    end
+
+    -- HVALS fs:{s}:orders: every order id, in no particular order.
+    function store.order_ids()
+        return call('HVALS', k.orders)
     end
 
     -- ZSCORE fs:{s}:holds user: when the user's hold expires (ms).
@@ -565,17 +633,30 @@ local function existing_sale(store)
     return sale
 end
 
-local function setup(store, now, params)
+local function setup(store, now, sale_id_, params)
     local existing = store.sale()
-    if existing then
-        local held = store.live_holds(now)
-        local committed = existing.sold + held
-        if params.stock < committed then
-            conflict(msg_stock_below_committed(int_str(committed)))
+    local kept = existing
+    if not existing then
+        -- A new sale starts with an empty rate bucket that fills from now,
+        -- and takes over the orders its keys hold already (RESTORE records
+        -- them before the sale exists).
+        local sold = store.orders_count()
+        local order_seq = 0
+        if sold > 0 then
+            for _, id in ipairs(store.order_ids()) do
+                local n = restorable_order_number(sale_id_, id)
+                if n ~= nil then
+                    order_seq = max(order_seq, n)
+                end
+            end
         end
+        kept = { sold = sold, rate_credit = 0, rate_at = now, order_seq = order_seq }
     end
-    -- A new sale starts with an empty rate bucket that fills from now.
-    local kept = existing or { sold = 0, rate_credit = 0, rate_at = now, order_seq = 0 }
+    local held = store.live_holds(now)
+    local committed = kept.sold + held
+    if params.stock < committed then
+        conflict(msg_stock_below_committed(int_str(committed)))
+    end
     store.write_sale({
         stock = params.stock,
         sold = kept.sold,
@@ -764,6 +845,85 @@ local function confirm(store, now, sale_id_, user, amount)
     return { 'confirmed', id }
 end
 
+-- Records orders the durable record has, for a sale Redis lost or rolled
+-- back. A user with another order, or an order id another user has,
+-- refuses the whole call. Into the existing sale: each new order sold,
+-- order_seq raised to its number; without the sale record only the orders,
+-- for the SETUP that creates the sale to take over. A restored user leaves
+-- the queue, their hold and the lapsed set; nothing is added to the outbox.
+local function restore(store, now, orders)
+    local sale = store.sale()
+    store.check_key_types()
+    local recorded = store.orders_count()
+    -- The sale's order ids, read once if an order turns out to be new.
+    local taken = nil
+    local new = {}
+    local highest = 0
+    for _, order in ipairs(orders) do
+        highest = max(highest, order.number)
+        local existing = store.order_of(order.user)
+        if existing ~= nil and existing ~= order.order_id then
+            conflict(msg_has_other_order(order.user, existing))
+        end
+        if existing == nil then
+            if recorded > 0 then
+                if taken == nil then
+                    taken = {}
+                    for _, id in ipairs(store.order_ids()) do
+                        taken[id] = true
+                    end
+                end
+                if taken[order.order_id] then
+                    conflict(msg_order_id_taken(order.order_id))
+                end
+            end
+            new[#new + 1] = {
+                order = order,
+                queued = store.queue_rank(order.user) ~= nil,
+                hold = store.hold_expiry(order.user),
+                lapsed = store.is_lapsed(order.user),
+            }
+        end
+    end
+    local added = #new
+    if sale ~= nil then
+        -- Restored users give up their holds: only the others' still count.
+        local freed = 0
+        for _, n in ipairs(new) do
+            if n.hold ~= nil and n.hold > now then
+                freed = freed + 1
+            end
+        end
+        local committed = sale.sold + added + store.live_holds(now) - freed
+        if committed > sale.stock then
+            conflict(msg_orders_exceed_stock(int_str(committed)))
+        end
+    end
+
+    for _, n in ipairs(new) do
+        local user = n.order.user
+        if n.queued then
+            store.queue_remove(user)
+        end
+        if n.hold ~= nil then
+            store.remove_hold(user)
+        end
+        if n.lapsed then
+            store.remove_lapsed(user)
+        end
+        store.record_order(user, n.order.order_id)
+    end
+    if sale ~= nil then
+        local order_seq = max(sale.order_seq, highest)
+        if added > 0 or order_seq ~= sale.order_seq then
+            sale.sold = sale.sold + added
+            sale.order_seq = order_seq
+            store.write_sale(sale)
+        end
+    end
+    return { 'restored', added, recorded + added }
+end
+
 local function release(store, user)
     existing_sale(store)
     local order = store.order_of(user)
@@ -844,7 +1004,7 @@ end
 local function execute(store, now, cmd)
     local name = cmd.name
     if name == 'setup' then
-        return setup(store, now, cmd.params)
+        return setup(store, now, cmd.sale, cmd.params)
     elseif name == 'enqueue' then
         return enqueue(store, now, cmd.user)
     elseif name == 'grant' then
@@ -853,6 +1013,8 @@ local function execute(store, now, cmd)
         return confirm(store, now, cmd.sale, cmd.user, cmd.amount)
     elseif name == 'release' then
         return release(store, cmd.user)
+    elseif name == 'restore' then
+        return restore(store, now, cmd.orders)
     end
     return status(store, now, cmd.user)
 end
@@ -919,5 +1081,9 @@ redis.register_function{
     function_name = 'flashsale_status',
     callback = entry_point('status'),
     flags = { 'no-writes' },
+}
+redis.register_function{
+    function_name = 'flashsale_restore',
+    callback = entry_point('restore'),
 }
 -- END GENERATED registration

@@ -2,6 +2,8 @@
 //! and (in Lua) by the functions library, so both refuse the same input with
 //! the same error.
 
+use std::collections::HashSet;
+
 use crate::error::message;
 use crate::ids::{is_valid_sale_id, is_valid_user_id};
 use crate::number::parse_int;
@@ -18,6 +20,8 @@ pub const MAX_AMOUNT: u64 = 999_999_999_999_999;
 /// record, so it is exact in a Lua double. Order numbers come from the clock
 /// (`rules::ORDERS_PER_MS` per ms), which reaches it in the year 2286.
 pub const MAX_ORDER_NUMBER: u64 = 999_999_999_999_999;
+/// Most orders one RESTORE call records, so that one call stays short.
+pub const MAX_RESTORE_ORDERS: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandName {
@@ -27,16 +31,18 @@ pub enum CommandName {
     Confirm,
     Release,
     Status,
+    Restore,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 6] = [
+    pub const ALL: [CommandName; 7] = [
         CommandName::Setup,
         CommandName::Enqueue,
         CommandName::Grant,
         CommandName::Confirm,
         CommandName::Release,
         CommandName::Status,
+        CommandName::Restore,
     ];
 
     /// Everything about a command's name and registration, one row each.
@@ -93,6 +99,12 @@ impl CommandName {
                     deny_oom: false,
                     fast: true,
                 },
+            },
+            CommandName::Restore => Spec {
+                word: "restore",
+                module_command: "FLASHSALE.RESTORE",
+                function_name: "flashsale_restore",
+                flags: WRITE,
             },
         }
     }
@@ -179,6 +191,15 @@ pub struct SetupParams {
     pub max_queue: u64,
 }
 
+/// One order RESTORE records: `order_id` is `<sale>-<number>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredOrder {
+    pub user: String,
+    pub order_id: String,
+    /// The number in `order_id`, 1 to [`MAX_ORDER_NUMBER`].
+    pub number: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Setup {
@@ -206,6 +227,11 @@ pub enum Command {
         sale: String,
         user: Option<String>,
     },
+    Restore {
+        sale: String,
+        /// No user and no order id twice.
+        orders: Vec<RestoredOrder>,
+    },
 }
 
 impl Command {
@@ -216,7 +242,8 @@ impl Command {
             | Command::Grant { sale, .. }
             | Command::Confirm { sale, .. }
             | Command::Release { sale, .. }
-            | Command::Status { sale, .. } => sale,
+            | Command::Status { sale, .. }
+            | Command::Restore { sale, .. } => sale,
         }
     }
 
@@ -228,6 +255,7 @@ impl Command {
             Command::Confirm { .. } => CommandName::Confirm,
             Command::Release { .. } => CommandName::Release,
             Command::Status { .. } => CommandName::Status,
+            Command::Restore { .. } => CommandName::Restore,
         }
     }
 
@@ -262,8 +290,22 @@ impl Command {
                 args.extend(user.clone());
                 args
             }
+            Command::Restore { sale, orders } => {
+                let mut args = vec![sale.clone()];
+                for order in orders {
+                    args.extend([order.user.clone(), order.order_id.clone()]);
+                }
+                args
+            }
         }
     }
+}
+
+/// The number of `order_id` if it is an order id of `sale` the engine can
+/// have issued: `<sale>-<n>`, `n` from 1 to [`MAX_ORDER_NUMBER`] without
+/// leading zeros.
+pub fn restorable_order_number(sale: &str, order_id: &str) -> Option<u64> {
+    crate::keys::order_number(sale, order_id).filter(|n| (1..=MAX_ORDER_NUMBER).contains(n))
 }
 
 fn wrong_arity(name: CommandName) -> EngineError {
@@ -294,6 +336,8 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
         CommandName::Enqueue | CommandName::Grant | CommandName::Release => args.len() == 2,
         CommandName::Confirm => args.len() == 2 || args.len() == 3,
         CommandName::Status => args.len() == 1 || args.len() == 2,
+        // The sale, then user/order id pairs.
+        CommandName::Restore => args.len() >= 3 && args.len() % 2 == 1,
     };
     if !arity_ok {
         return Err(wrong_arity(name));
@@ -366,6 +410,34 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                 None => None,
             },
         },
+        CommandName::Restore => {
+            let count = (args.len() - 1) / 2;
+            if count as u64 > MAX_RESTORE_ORDERS {
+                return Err(EngineError::err(message::too_many_orders(
+                    MAX_RESTORE_ORDERS,
+                )));
+            }
+            let mut orders: Vec<RestoredOrder> = Vec::with_capacity(count);
+            let (mut users, mut numbers) = (HashSet::new(), HashSet::new());
+            for pair in args[1..].chunks(2) {
+                let user = user_id(pair[0].as_ref())?;
+                if !users.insert(user.clone()) {
+                    return Err(EngineError::err(message::USER_TWICE));
+                }
+                let order_id = String::from_utf8_lossy(pair[1].as_ref()).into_owned();
+                let number = restorable_order_number(&sale, &order_id)
+                    .ok_or_else(|| EngineError::err(message::INVALID_ORDER_ID))?;
+                if !numbers.insert(number) {
+                    return Err(EngineError::err(message::ORDER_ID_TWICE));
+                }
+                orders.push(RestoredOrder {
+                    user,
+                    order_id,
+                    number,
+                });
+            }
+            Command::Restore { sale, orders }
+        }
     })
 }
 
@@ -488,6 +560,7 @@ mod tests {
                 "write deny-oom",
                 "write",
                 "readonly fast",
+                "write deny-oom",
             ]
         );
         let functions: Vec<&[&str]> = CommandName::ALL
@@ -497,7 +570,7 @@ mod tests {
         let none: &[&str] = &[];
         assert_eq!(
             functions,
-            [none, none, none, none, &["allow-oom"], &["no-writes"]]
+            [none, none, none, none, &["allow-oom"], &["no-writes"], none]
         );
         for name in CommandName::ALL {
             assert_eq!(name.function_name(), format!("flashsale_{}", name.word()));
@@ -533,8 +606,78 @@ mod tests {
                 sale: "s".into(),
                 user: Some("u".into()),
             },
+            Command::Restore {
+                sale: "s-1".into(),
+                orders: vec![
+                    RestoredOrder {
+                        user: "u".into(),
+                        order_id: "s-1-180000000000000".into(),
+                        number: 180_000_000_000_000,
+                    },
+                    RestoredOrder {
+                        user: "v@x.io".into(),
+                        order_id: "s-1-7".into(),
+                        number: 7,
+                    },
+                ],
+            },
         ] {
             assert_eq!(parse(cmd.name(), &cmd.to_args()), Ok(cmd));
         }
+    }
+
+    #[test]
+    fn restore_errors_in_a_fixed_order() {
+        let err = |args: &[&str]| p(CommandName::Restore, args).expect_err("must fail");
+        let arity = "ERR wrong number of arguments for 'FLASHSALE.RESTORE'";
+        assert_eq!(err(&["s"]), arity);
+        assert_eq!(err(&["s", "u"]), arity);
+        assert_eq!(err(&["s", "u", "s-1", "v"]), arity);
+        assert_eq!(err(&["s{", "u", "x"]), "ERR invalid sale id");
+        // Every pair left to right: user, repeated user, order id, repeated
+        // order id.
+        assert_eq!(err(&["s", "u", "s-1", "a b", "x"]), "ERR invalid user id");
+        assert_eq!(
+            err(&["s", "u", "s-1", "u", "x"]),
+            "ERR a user is given twice"
+        );
+        for bad in [
+            "x",
+            "s-",
+            "s-0",
+            "s-01",
+            "s--1",
+            "s-+1",
+            "s-1 ",
+            "t-1",
+            "s-1000000000000000",
+            "s-99999999999999999999999",
+        ] {
+            assert_eq!(
+                err(&["s", "u", bad, "a b", "s-2"]),
+                "ERR invalid order id",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err(&["s", "u", "s-1", "v", "s-1", "a b", "x"]),
+            "ERR an order id is given twice"
+        );
+        let mut many = vec!["s".to_string()];
+        for i in 0..=MAX_RESTORE_ORDERS {
+            many.extend([format!("u{i}"), format!("s-{}", i + 1)]);
+        }
+        assert_eq!(
+            parse(CommandName::Restore, &many).map_err(|e| e.to_string()),
+            Err("ERR at most 10000 orders per call".to_string())
+        );
+        many.truncate(many.len() - 2);
+        assert!(parse(CommandName::Restore, &many).is_ok());
+        // The highest order number.
+        let top = p(CommandName::Restore, &["s", "u", "s-999999999999999"]);
+        assert!(
+            matches!(&top, Ok(Command::Restore { orders, .. }) if orders[0].number == MAX_ORDER_NUMBER),
+            "{top:?}"
+        );
     }
 }

@@ -54,6 +54,9 @@ pub mod message {
     pub const WRONG_TYPE: &str = "Operation against a key holding the wrong kind of value";
     pub const CORRUPT_SALE: &str = "corrupt sale record";
     pub const INVALID_TEST_CLOCK: &str = "invalid test clock";
+    pub const INVALID_ORDER_ID: &str = "invalid order id";
+    pub const USER_TWICE: &str = "a user is given twice";
+    pub const ORDER_ID_TWICE: &str = "an order id is given twice";
     /// The clock is past `MAX_ORDER_NUMBER / ORDERS_PER_MS` (the year 2286),
     /// or the sale's last order number is `MAX_ORDER_NUMBER`.
     pub const ORDER_NUMBERS_EXHAUSTED: &str = "order numbers exhausted";
@@ -68,6 +71,25 @@ pub mod message {
 
     pub fn stock_below_committed(committed: impl Display) -> String {
         format!("stock cannot go below sold plus held ({committed})")
+    }
+
+    pub fn too_many_orders(max: impl Display) -> String {
+        format!("at most {max} orders per call")
+    }
+
+    /// RESTORE: the user has another order in the sale already.
+    pub fn has_other_order(user: impl Display, order_id: impl Display) -> String {
+        format!("{user} already has order {order_id}")
+    }
+
+    /// RESTORE: another user has this order id.
+    pub fn order_id_taken(order_id: impl Display) -> String {
+        format!("{order_id} is another user's order")
+    }
+
+    /// RESTORE into a sale: the orders would not fit its stock.
+    pub fn orders_exceed_stock(committed: impl Display) -> String {
+        format!("sold plus held would exceed stock ({committed})")
     }
 }
 

@@ -20,12 +20,12 @@ pub mod reply;
 pub mod rules;
 pub mod store;
 
-pub use command::{parse, Command, CommandName};
+pub use command::{parse, Command, CommandName, RestoredOrder};
 pub use error::EngineError;
 pub use model::{Model, SaleData};
 pub use reply::{
-    ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, SaleState, SaleStatus,
-    SetupReply, StatusReply, UserStatus,
+    ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, RestoreReply, SaleState,
+    SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use rules::execute;
 pub use store::{MalformedEntry, OutboxEntry, SaleRecord, Store};

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::command::{
     CommandName, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_ORDER_NUMBER, MAX_QUEUE, MAX_RATE,
-    MAX_STOCK, MAX_TIME_MS,
+    MAX_RESTORE_ORDERS, MAX_STOCK, MAX_TIME_MS,
 };
 use crate::error::{message, ErrorCode};
 use crate::ids::{MAX_SALE_ID_LEN, MAX_USER_ID_LEN};
@@ -124,6 +124,7 @@ fn constants() -> String {
             MAX_ORDER_CLOCK_MS,
             "MAX_ORDER_NUMBER / ORDERS_PER_MS",
         ),
+        ("MAX_RESTORE_ORDERS", MAX_RESTORE_ORDERS, ""),
     ] {
         if comment.is_empty() {
             line(format!("local {name} = {value}"));
@@ -197,6 +198,9 @@ fn constants() -> String {
         ("WRONG_TYPE", message::WRONG_TYPE),
         ("CORRUPT_SALE", message::CORRUPT_SALE),
         ("INVALID_TEST_CLOCK", message::INVALID_TEST_CLOCK),
+        ("INVALID_ORDER_ID", message::INVALID_ORDER_ID),
+        ("USER_TWICE", message::USER_TWICE),
+        ("ORDER_ID_TWICE", message::ORDER_ID_TWICE),
         ("ORDER_NUMBERS_EXHAUSTED", message::ORDER_NUMBERS_EXHAUSTED),
     ] {
         line(format!("local MSG_{name} = {}", lua_str(text)));
@@ -213,6 +217,22 @@ fn constants() -> String {
         "msg_stock_below_committed",
         &["committed"],
         |p| message::stock_below_committed(p[0]),
+    ));
+    out.push_str(&lua_template("msg_too_many_orders", &["max"], |p| {
+        message::too_many_orders(p[0])
+    }));
+    out.push_str(&lua_template(
+        "msg_has_other_order",
+        &["user", "order_id"],
+        |p| message::has_other_order(p[0], p[1]),
+    ));
+    out.push_str(&lua_template("msg_order_id_taken", &["order_id"], |p| {
+        message::order_id_taken(p[0])
+    }));
+    out.push_str(&lua_template(
+        "msg_orders_exceed_stock",
+        &["committed"],
+        |p| message::orders_exceed_stock(p[0]),
     ));
     out
 }

@@ -55,6 +55,14 @@ impl Store for SaleData {
         Ok(())
     }
 
+    fn orders_count(&mut self) -> Result<u64, EngineError> {
+        Ok(self.orders.len() as u64)
+    }
+
+    fn order_ids(&mut self) -> Result<Vec<String>, EngineError> {
+        Ok(self.orders.values().cloned().collect())
+    }
+
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
         Ok(self.holds.get(user).copied())
     }

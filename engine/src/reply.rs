@@ -165,6 +165,11 @@ macro_rules! with_reply_shapes {
                     Purchased { order_id: String } = "purchased",
                     None = "none",
                 }
+                Restore => RestoreReply {
+                    /// `added` orders were new to the sale; it has `orders`
+                    /// orders now.
+                    Restored { added: u64, orders: u64 } = "restored",
+                }
             ]
             named: Status => StatusReply {
                 sale: SaleStatus {
@@ -428,6 +433,13 @@ mod tests {
             (
                 Reply::Release(ReleaseReply::LeftQueue),
                 Resp::Array(vec![word("left_queue")]),
+            ),
+            (
+                Reply::Restore(RestoreReply::Restored {
+                    added: 2,
+                    orders: 5,
+                }),
+                Resp::Array(vec![word("restored"), int(2), int(5)]),
             ),
             (
                 Reply::Status(StatusReply {

@@ -7,9 +7,12 @@
 //! - the queue is ordered by ticket, tickets only grow (FIFO);
 //! - `sold` is the number of orders, and `order_seq` is at least every
 //!   order's number;
-//! - every order is in `orders` and in the outbox exactly once.
+//! - every order CONFIRM made is in `orders` and in the outbox exactly once
+//!   (orders RESTORE recorded come from the durable record and are not).
 
-use crate::command::{Command, SetupParams, MAX_ORDER_NUMBER};
+use std::collections::HashSet;
+
+use crate::command::{Command, RestoredOrder, SetupParams, MAX_ORDER_NUMBER};
 use crate::error::{message, ErrorCode};
 use crate::keys;
 use crate::reply::*;
@@ -42,7 +45,7 @@ pub fn next_order_number(order_seq: u64, now: u64) -> Option<u64> {
 
 pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<Reply, EngineError> {
     Ok(match command {
-        Command::Setup { params, .. } => Reply::Setup(setup(store, now, params)?),
+        Command::Setup { sale, params } => Reply::Setup(setup(store, now, sale, params)?),
         Command::Enqueue { user, .. } => Reply::Enqueue(enqueue(store, now, user)?),
         Command::Grant { max, .. } => Reply::Grant(grant(store, now, *max)?),
         Command::Confirm { sale, user, amount } => {
@@ -50,6 +53,7 @@ pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<R
         }
         Command::Release { user, .. } => Reply::Release(release(store, user)?),
         Command::Status { user, .. } => Reply::Status(status(store, now, user.as_deref())?),
+        Command::Restore { orders, .. } => Reply::Restore(restore(store, now, orders)?),
     })
 }
 
@@ -60,24 +64,41 @@ fn existing_sale<S: Store>(store: &mut S) -> Result<SaleRecord, EngineError> {
 pub fn setup<S: Store>(
     store: &mut S,
     now: u64,
+    sale: &str,
     params: &SetupParams,
 ) -> Result<SetupReply, EngineError> {
     let existing = store.sale()?;
-    if let Some(current) = &existing {
-        let held = store.live_holds(now)?;
-        let committed = current.sold + held;
-        if params.stock < committed {
-            return Err(EngineError::new(
-                ErrorCode::Conflict,
-                message::stock_below_committed(committed),
-            ));
+    let kept = match &existing {
+        Some(current) => current.clone(),
+        // A new sale starts with an empty rate bucket that fills from now,
+        // and takes over the orders its keys hold already (RESTORE records
+        // them before the sale exists).
+        None => {
+            let sold = store.orders_count()?;
+            let mut order_seq = 0;
+            if sold > 0 {
+                for order_id in store.order_ids()? {
+                    if let Some(n) = crate::command::restorable_order_number(sale, &order_id) {
+                        order_seq = order_seq.max(n);
+                    }
+                }
+            }
+            SaleRecord {
+                sold,
+                order_seq,
+                rate_at: now,
+                ..SaleRecord::default()
+            }
         }
+    };
+    let held = store.live_holds(now)?;
+    let committed = kept.sold + held;
+    if params.stock < committed {
+        return Err(EngineError::new(
+            ErrorCode::Conflict,
+            message::stock_below_committed(committed),
+        ));
     }
-    // A new sale starts with an empty rate bucket that fills from now.
-    let kept = existing.clone().unwrap_or(SaleRecord {
-        rate_at: now,
-        ..SaleRecord::default()
-    });
     store.write_sale(&SaleRecord {
         stock: params.stock,
         starts_at: params.starts_at,
@@ -270,6 +291,108 @@ pub fn confirm<S: Store>(
     store.record_order(user, &order_id)?;
     store.remove_hold(user)?;
     Ok(ConfirmReply::Confirmed { order_id })
+}
+
+/// Records orders the durable record has (an order id per user), for a
+/// sale Redis lost or rolled back. A user with another order, or an order
+/// id another user has, refuses the whole call. Into an existing sale: each
+/// new order counts as sold and raises `order_seq` to its number. Without the sale
+/// record: only the orders are recorded, for the SETUP that creates the
+/// sale to take over. Either way a restored user leaves the queue, their
+/// hold and the lapsed set, and nothing is added to the outbox (the durable
+/// record has these orders already).
+pub fn restore<S: Store>(
+    store: &mut S,
+    now: u64,
+    orders: &[RestoredOrder],
+) -> Result<RestoreReply, EngineError> {
+    let sale = store.sale()?;
+    store.check_key_types()?;
+    struct New<'a> {
+        order: &'a RestoredOrder,
+        queued: bool,
+        hold: Option<u64>,
+        lapsed: bool,
+    }
+    let recorded = store.orders_count()?;
+    // The sale's order ids, read once if an order turns out to be new.
+    let mut taken: Option<HashSet<String>> = None;
+    let mut new = Vec::new();
+    let mut highest = 0;
+    for order in orders {
+        highest = highest.max(order.number);
+        match store.order_of(&order.user)? {
+            Some(existing) if existing == order.order_id => continue,
+            Some(existing) => {
+                return Err(EngineError::new(
+                    ErrorCode::Conflict,
+                    message::has_other_order(&order.user, existing),
+                ))
+            }
+            None => {}
+        }
+        if recorded > 0 {
+            let ids = match &mut taken {
+                Some(ids) => ids,
+                None => taken.insert(store.order_ids()?.into_iter().collect()),
+            };
+            if ids.contains(&order.order_id) {
+                return Err(EngineError::new(
+                    ErrorCode::Conflict,
+                    message::order_id_taken(&order.order_id),
+                ));
+            }
+        }
+        new.push(New {
+            order,
+            queued: store.queue_rank(&order.user)?.is_some(),
+            hold: store.hold_expiry(&order.user)?,
+            lapsed: store.is_lapsed(&order.user)?,
+        });
+    }
+    let added = new.len() as u64;
+    if let Some(record) = &sale {
+        // Restored users give up their holds: only the others' still count.
+        let freed = new
+            .iter()
+            .filter(|n| n.hold.is_some_and(|expiry| expiry > now))
+            .count() as u64;
+        let committed = record.sold + added + store.live_holds(now)? - freed;
+        if committed > record.stock {
+            return Err(EngineError::new(
+                ErrorCode::Conflict,
+                message::orders_exceed_stock(committed),
+            ));
+        }
+    }
+
+    for n in &new {
+        let user = &n.order.user;
+        if n.queued {
+            store.queue_remove(user)?;
+        }
+        if n.hold.is_some() {
+            store.remove_hold(user)?;
+        }
+        if n.lapsed {
+            store.remove_lapsed(user)?;
+        }
+        store.record_order(user, &n.order.order_id)?;
+    }
+    if let Some(record) = sale {
+        let updated = SaleRecord {
+            sold: record.sold + added,
+            order_seq: record.order_seq.max(highest),
+            ..record.clone()
+        };
+        if updated != record {
+            store.write_sale(&updated)?;
+        }
+    }
+    Ok(RestoreReply::Restored {
+        added,
+        orders: recorded + added,
+    })
 }
 
 pub fn release<S: Store>(store: &mut S, user: &str) -> Result<ReleaseReply, EngineError> {

@@ -253,6 +253,10 @@ pub trait Store {
     fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError>;
     /// `HSET fs:{s}:orders user order_id`
     fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError>;
+    /// `HLEN fs:{s}:orders`
+    fn orders_count(&mut self) -> Result<u64, EngineError>;
+    /// `HVALS fs:{s}:orders`: every order id, in no particular order.
+    fn order_ids(&mut self) -> Result<Vec<String>, EngineError>;
 
     /// `ZSCORE fs:{s}:holds user`: when the user's hold expires (ms).
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError>;

@@ -5,8 +5,8 @@
 
 use engine::reply::Field;
 use engine::{
-    CommandName, ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, SaleState,
-    SaleStatus, SetupReply, StatusReply, UserStatus,
+    CommandName, ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, RestoreReply,
+    SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 
 use crate::ClientError;
@@ -272,6 +272,13 @@ mod tests {
             ),
             (CommandName::Release, Reply::Release(ReleaseReply::None)),
             (
+                CommandName::Restore,
+                Reply::Restore(RestoreReply::Restored {
+                    added: 0,
+                    orders: 7,
+                }),
+            ),
+            (
                 CommandName::Status,
                 Reply::Status(StatusReply {
                     sale: status.clone(),
@@ -347,6 +354,10 @@ mod tests {
             ),
             (CommandName::Setup, Resp::Array(vec![bulk("deleted")])),
             (CommandName::Setup, Resp::Array(vec![bulk("ended")])),
+            (
+                CommandName::Restore,
+                Resp::Array(vec![bulk("restored"), Resp::Int(1)]),
+            ),
             (
                 CommandName::Grant,
                 Resp::Array(vec![

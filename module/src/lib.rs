@@ -59,6 +59,7 @@ handlers!(
     confirm => Confirm,
     release => Release,
     status => Status,
+    restore => Restore,
 );
 
 type Handler =
@@ -67,13 +68,14 @@ type Handler =
 /// Every command and its handler. Each declares one key, the sale id (first
 /// argument), whose slot is the slot of every key the sale has; its flags
 /// are the engine's ([`CommandName::flags`]), as for the Lua library.
-const COMMANDS: [(CommandName, Handler); 6] = [
+const COMMANDS: [(CommandName, Handler); 7] = [
     (CommandName::Setup, setup),
     (CommandName::Enqueue, enqueue),
     (CommandName::Grant, grant),
     (CommandName::Confirm, confirm),
     (CommandName::Release, release),
     (CommandName::Status, status),
+    (CommandName::Restore, restore),
 ];
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {

@@ -138,6 +138,17 @@ impl Store for RedisStore<'_> {
         Ok(())
     }
 
+    fn orders_count(&mut self) -> Result<u64, EngineError> {
+        let orders = handle!(self.orders, ORDERS);
+        orders.exists_as(KeyType::Hash)?;
+        Ok(orders.len())
+    }
+
+    fn order_ids(&mut self) -> Result<Vec<String>, EngineError> {
+        handle!(self.orders, ORDERS).exists_as(KeyType::Hash)?;
+        as_members(self.call("HVALS", &[self.name(ORDERS).as_str()])?)
+    }
+
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
         let m = self.member(user);
         handle!(self.holds, HOLDS).zset_score(m)

@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use engine::RestoreReply;
 use flashsale::{
-    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, ReleaseReply, Resp,
-    SaleState, SetupParams, SetupReply, UserStatus,
+    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, ReleaseReply, Reply,
+    Resp, SaleState, SetupParams, SetupReply, UserStatus,
 };
 use redis::aio::MultiplexedConnection;
 use tests::{server_time_ms, wait_for, Backend, EngineServer};
@@ -167,6 +168,15 @@ impl Sale {
         match self.client.confirm("s", user, 0).await.unwrap() {
             ConfirmReply::Confirmed { order_id } => order_id,
             other => panic!("{user}: {other:?}"),
+        }
+    }
+
+    /// RESTORE through the client's decoder: (added, orders).
+    async fn restore(&mut self, args: &[&str]) -> Result<(u64, u64), String> {
+        let resp = self.raw(CommandName::Restore, args).await?;
+        match flashsale::reply::decode(CommandName::Restore, &resp) {
+            Ok(Reply::Restore(RestoreReply::Restored { added, orders })) => Ok((added, orders)),
+            other => panic!("RESTORE {args:?}: {other:?}"),
         }
     }
 
@@ -795,6 +805,47 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
             vec!["s", "a", "0x10"],
             "ERR amount must be an integer from 0 to 999999999999999",
         ),
+        (
+            Restore,
+            vec!["s"],
+            "ERR wrong number of arguments for 'FLASHSALE.RESTORE'",
+        ),
+        (
+            Restore,
+            vec!["s", "a"],
+            "ERR wrong number of arguments for 'FLASHSALE.RESTORE'",
+        ),
+        (
+            Restore,
+            vec!["s", "a", "s-1", "b"],
+            "ERR wrong number of arguments for 'FLASHSALE.RESTORE'",
+        ),
+        (Restore, vec!["s}", "a", "s}-1"], "ERR invalid sale id"),
+        (Restore, vec!["s", "a b", "s-1"], "ERR invalid user id"),
+        (
+            Restore,
+            vec!["s", "b", "s-1", "a", "s-0"],
+            "ERR invalid order id",
+        ),
+        (Restore, vec!["s", "b", "s-01"], "ERR invalid order id"),
+        (Restore, vec!["s", "b", "t-1"], "ERR invalid order id"),
+        (Restore, vec!["s", "b", "s-"], "ERR invalid order id"),
+        (Restore, vec!["s", "b", "s-1.5"], "ERR invalid order id"),
+        (
+            Restore,
+            vec!["s", "b", "s-1000000000000000"],
+            "ERR invalid order id",
+        ),
+        (
+            Restore,
+            vec!["s", "b", "s-1", "b", "s-2"],
+            "ERR a user is given twice",
+        ),
+        (
+            Restore,
+            vec!["s", "b", "s-1", "c", "s-1", "a b", "s-3"],
+            "ERR an order id is given twice",
+        ),
         (Enqueue, vec!["nosuch", "a"], "NOSALE no such sale"),
         (Grant, vec!["nosuch", "1"], "NOSALE no such sale"),
         (Confirm, vec!["nosuch", "a"], "NOSALE no such sale"),
@@ -808,6 +859,18 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
             "{name:?} {args:?}"
         );
     }
+    // One order more than a call may carry (the arguments are fine).
+    let mut many = vec!["s".to_string()];
+    for i in 0..=engine::command::MAX_RESTORE_ORDERS {
+        many.extend([format!("u{i}"), format!("s-{}", i + 1)]);
+    }
+    assert_eq!(
+        s.client
+            .raw(Restore, &many)
+            .await
+            .map_err(|e| e.to_string()),
+        Err("ERR at most 10000 orders per call".to_string())
+    );
     assert_eq!(s.snapshot().await, before, "no bad input changed anything");
 }
 
@@ -820,6 +883,18 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
         (keys::queue("s"), CommandName::Enqueue, vec!["s", "b"]),
         (keys::outbox("s"), CommandName::Confirm, vec!["s", "a"]),
         (keys::lapsed("s"), CommandName::Confirm, vec!["s", "b"]),
+        // RESTORE writes the queue, holds and lapsed of the users it
+        // restores: every key's type is checked first.
+        (
+            keys::lapsed("s"),
+            CommandName::Restore,
+            vec!["s", "b", "s-5"],
+        ),
+        (
+            keys::orders("s"),
+            CommandName::Restore,
+            vec!["s", "b", "s-5"],
+        ),
     ] {
         let _: () = redis::cmd("DEL")
             .arg(&key)
@@ -1010,6 +1085,7 @@ async fn over_maxmemory_only_release_runs(backend: Backend) {
         (CommandName::Enqueue, vec!["s", "c"]),
         (CommandName::Grant, vec!["s", "1"]),
         (CommandName::Confirm, vec!["s", "a"]),
+        (CommandName::Restore, vec!["s", "a", "s-1"]),
     ] {
         let refused = s
             .raw(name, &args)
@@ -1172,6 +1248,186 @@ async fn order_numbers_run_out_in_the_year_2286(backend: Backend) {
     assert_eq!(s.snapshot().await, before);
 }
 
+/// Redis lost a sale that MongoDB has, orders included: its orders are
+/// restored (in batches) before SETUP opens it again, so no buyer ever sees
+/// the sale without them.
+async fn restore_brings_back_a_sale_redis_lost(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for u in ["ann", "bob", "cat"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    assert_eq!(s.granted(2).await, ["ann", "bob"]);
+    let ann = s.confirmed("ann").await;
+    s.at(T0 + 3).await;
+    let bob = s.confirmed("bob").await;
+    s.lose_everything().await;
+
+    // The first batch; the sale is not there yet for anyone.
+    assert_eq!(s.restore(&["s", "ann", &ann]).await, Ok((1, 1)));
+    for (name, args) in [
+        (CommandName::Enqueue, vec!["s", "ann"]),
+        (CommandName::Confirm, vec!["s", "bob"]),
+        (CommandName::Status, vec!["s"]),
+    ] {
+        assert_eq!(
+            s.raw(name, &args).await,
+            Err("NOSALE no such sale".into()),
+            "{name:?}"
+        );
+    }
+    // Batches may overlap.
+    assert_eq!(
+        s.restore(&["s", "ann", &ann, "bob", &bob]).await,
+        Ok((1, 2))
+    );
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    assert_eq!(
+        s.raw(CommandName::Setup, &["s", "1", &start, &end, "1000"])
+            .await,
+        Err("CONFLICT stock cannot go below sold plus held (2)".into())
+    );
+    assert_eq!(
+        s.raw(CommandName::Setup, &["s", "3", &start, &end, "1000"])
+            .await,
+        Ok(Resp::Array(vec![bulk("created")]))
+    );
+    let record = s.record().await;
+    assert_eq!((record.sold, record.order_seq), (2, number(&bob)));
+    assert_eq!(
+        s.client.enqueue("s", "ann").await.unwrap(),
+        EnqueueReply::Purchased {
+            order_id: ann.clone()
+        }
+    );
+    assert_eq!(
+        s.client.confirm("s", "bob", 0).await.unwrap(),
+        ConfirmReply::Purchased {
+            order_id: bob.clone()
+        }
+    );
+    // cat, whose place was lost, queues again and buys the last unit, in
+    // the very ms of bob's order: a new number all the same.
+    s.client.enqueue("s", "cat").await.unwrap();
+    assert_eq!(s.granted(5).await, ["cat"]);
+    let cat = s.confirmed("cat").await;
+    assert_eq!(number(&cat), number(&bob) + 1);
+    // Only cat's order is new to the outbox: MongoDB has the others.
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(keys::outbox("s"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let ids: Vec<&String> = entries.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, [&keys::outbox_entry_id(number(&cat))]);
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.restore(&["s", "bob", &bob, "ann", &ann]).await,
+        Ok((0, 3))
+    );
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated RESTORE changes nothing"
+    );
+}
+
+/// RESTORE into a sale Redis still has (rolled back to an older state):
+/// restored users leave the queue, their holds and the lapsed set; what
+/// would sell a unit twice is refused whole.
+async fn restore_into_a_live_sale(backend: Backend) {
+    let mut s = sale(backend, 4, 0, 0).await;
+    for u in ["a", "b"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    assert_eq!(s.granted(2).await, ["a", "b"]);
+    let a = s.confirmed("a").await;
+    // b's hold lapses and is reclaimed; q holds, w waits.
+    s.at(T0 + 1000).await;
+    s.client.enqueue("s", "q").await.unwrap();
+    s.client.enqueue("s", "w").await.unwrap();
+    assert_eq!(s.granted(1).await, ["q"]);
+    s.at(T0 + 1500).await;
+
+    let before = s.snapshot().await;
+    for (args, error) in [
+        (
+            vec!["s", "q", "s-7", "a", "s-8"],
+            format!("CONFLICT a already has order {a}"),
+        ),
+        (
+            vec!["s", "q", "s-7", "x", &a],
+            format!("CONFLICT {a} is another user's order"),
+        ),
+        // sold 1 + q's hold + 4 new > 4.
+        (
+            vec!["s", "x", "s-1", "y", "s-2", "z", "s-3", "v", "s-4"],
+            "CONFLICT sold plus held would exceed stock (6)".to_string(),
+        ),
+    ] {
+        assert_eq!(s.restore(&args).await, Err(error), "{args:?}");
+        assert_eq!(s.snapshot().await, before, "{args:?}: nothing changed");
+    }
+
+    let args = [
+        "s",
+        "a",
+        &a,
+        "q",
+        "s-7",
+        "b",
+        "s-190000000000000",
+        "w",
+        "s-8",
+    ];
+    assert_eq!(s.restore(&args).await, Ok((3, 4)));
+    let status = s.client.status("s", None).await.unwrap();
+    assert_eq!(
+        (status.sale.sold, status.sale.held, status.sale.queued),
+        (4, 0, 0)
+    );
+    assert_eq!(s.record().await.order_seq, 190_000_000_000_000);
+    let hold_key: bool = redis::cmd("EXISTS")
+        .arg(keys::hold("s", "q"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let lapsed: u64 = redis::cmd("ZCARD")
+        .arg(keys::lapsed("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!((hold_key, lapsed), (false, 0));
+    for (user, id) in [("q", "s-7"), ("b", "s-190000000000000"), ("w", "s-8")] {
+        assert_eq!(
+            s.client.confirm("s", user, 0).await.unwrap(),
+            ConfirmReply::Purchased {
+                order_id: id.into()
+            }
+        );
+        assert_eq!(
+            s.user(user).await,
+            UserStatus::Purchased {
+                order_id: id.into()
+            }
+        );
+    }
+    let outbox: u64 = redis::cmd("XLEN")
+        .arg(keys::outbox("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 1, "restored orders are not added to the outbox");
+    let before = s.snapshot().await;
+    assert_eq!(s.restore(&args).await, Ok((0, 4)));
+    assert_eq!(
+        s.snapshot().await,
+        before,
+        "a repeated RESTORE changes nothing"
+    );
+}
+
 tests::on_both_backends!(
     every_outcome_of_a_purchase,
     fifo_over_many_users,
@@ -1191,4 +1447,6 @@ tests::on_both_backends!(
     a_rolled_back_order_id_is_never_given_again,
     a_legacy_sale_record_upgrades_in_place,
     order_numbers_run_out_in_the_year_2286,
+    restore_brings_back_a_sale_redis_lost,
+    restore_into_a_live_sale,
 );

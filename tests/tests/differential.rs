@@ -22,6 +22,8 @@ const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4@x.io", "u5"];
 enum Op {
     Call(CommandName, Vec<String>),
     Tick(u64),
+    /// Redis loses every key of the sale (a flush, an old snapshot).
+    Lose(&'static str),
 }
 
 fn sale_arg() -> impl Strategy<Value = String> {
@@ -74,6 +76,49 @@ fn setup_args() -> impl Strategy<Value = Vec<String>> {
         })
 }
 
+/// An order id for RESTORE into `sale`: mostly one of its own (low numbers
+/// as from before order_seq, numbers near the clock's, ahead of it, and the
+/// very last), sometimes another sale's or one that is no order id.
+fn order_id_arg(sale: String) -> impl Strategy<Value = String> {
+    let numbers = vec![
+        1u64,
+        2,
+        7,
+        T0 * 100,
+        T0 * 100 + 1,
+        (T0 + 3000) * 100,
+        (T0 + 60_000) * 100,
+        engine::command::MAX_ORDER_NUMBER,
+    ];
+    prop_oneof![
+        20 => prop::sample::select(numbers).prop_map(move |n| engine::keys::order_id(&sale, n)),
+        1 => prop::sample::select(&["s1-1", "s2-7", "s1-0", "s2-01", "s1-", "s1-1000000000000000", "x-1", "s1-+1"][..])
+            .prop_map(str::to_string),
+    ]
+}
+
+fn restore_args() -> impl Strategy<Value = Vec<String>> {
+    sale_arg()
+        .prop_flat_map(|sale| {
+            // Mostly one order: several often repeat a user or an id.
+            let of = sale.clone();
+            let pairs = prop_oneof![4 => Just(1usize), 2 => Just(2), 1 => Just(3)].prop_flat_map(
+                move |n| prop::collection::vec((user_arg(), order_id_arg(of.clone())), n),
+            );
+            (Just(sale), pairs, prop::bool::weighted(0.03))
+        })
+        .prop_map(|(sale, pairs, drop_last)| {
+            let mut args = vec![sale];
+            for (user, order_id) in pairs {
+                args.extend([user, order_id]);
+            }
+            if drop_last {
+                args.pop();
+            }
+            args
+        })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     use CommandName::*;
     prop_oneof![
@@ -86,6 +131,7 @@ fn op() -> impl Strategy<Value = Op> {
             Op::Call(Confirm, args)
         }),
         2 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Release, vec![s, u])),
+        2 => restore_args().prop_map(|a| Op::Call(Restore, a)),
         2 => (sale_arg(), prop::option::of(user_arg())).prop_map(|(s, u)| {
             let mut args = vec![s];
             args.extend(u);
@@ -98,6 +144,7 @@ fn op() -> impl Strategy<Value = Op> {
             1 => 0..2000u64,
         ].prop_map(Op::Tick),
         1 => Just(Op::Tick(2500)),
+        1 => prop::sample::select(&SALES[..2]).prop_map(Op::Lose),
     ]
 }
 
@@ -147,6 +194,23 @@ impl Servers {
         self.lua.set_clock(now).await;
     }
 
+    async fn lose(&mut self, sale: &str) {
+        for conn in [&mut self.module_conn, &mut self.lua_conn] {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("fs:{{{sale}}}:*"))
+                .query_async(conn)
+                .await
+                .expect("KEYS");
+            if !keys.is_empty() {
+                let _: () = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(conn)
+                    .await
+                    .expect("DEL");
+            }
+        }
+    }
+
     async fn digests(&mut self) -> (String, String) {
         let module: String = redis::cmd("DEBUG")
             .arg("DIGEST")
@@ -172,6 +236,11 @@ async fn run_case(servers: &mut Servers, ops: &[Op]) -> Result<(), TestCaseError
                 now += ms;
                 servers.module.set_clock(now).await;
                 servers.lua.set_clock(now).await;
+                continue;
+            }
+            Op::Lose(sale) => {
+                model.sales.remove(*sale);
+                servers.lose(sale).await;
                 continue;
             }
             Op::Call(name, args) => (*name, args),

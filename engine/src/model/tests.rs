@@ -439,6 +439,7 @@ fn a_rolled_back_sale_never_reissues_a_lost_order_id() {
 
 #[test]
 fn order_numbers_run_out_in_the_year_2286() {
+    use crate::command::MAX_ORDER_NUMBER;
     use crate::rules::MAX_ORDER_CLOCK_MS;
     assert_eq!(MAX_ORDER_CLOCK_MS, 9_999_999_999_999);
     let mut m = Model::new();
@@ -464,9 +465,164 @@ fn order_numbers_run_out_in_the_year_2286() {
         confirmed(&mut m, MAX_ORDER_CLOCK_MS, "b"),
         format!("s-{}", MAX_ORDER_CLOCK_MS * 100 + 1)
     );
+    // A restored order with the last number leaves none for later buyers.
+    holding(&mut m, T0, &["c"]);
+    ok(
+        &mut m,
+        T0,
+        Restore,
+        &["s", "z", &format!("s-{MAX_ORDER_NUMBER}")],
+    );
+    assert_eq!(
+        call(&mut m, T0, Confirm, &["s", "c"]),
+        Err("ERR order numbers exhausted".into())
+    );
 }
 
 const MAX_TIME: u64 = crate::command::MAX_TIME_MS;
+
+fn restored(m: &mut Model, now: u64, args: &[&str]) -> (u64, u64) {
+    match ok(m, now, Restore, args) {
+        Reply::Restore(RestoreReply::Restored { added, orders }) => (added, orders),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The sale is gone from Redis; its orders come back before SETUP, so the
+/// sale is never open without them.
+#[test]
+fn restore_then_setup_brings_back_a_lost_sale() {
+    let mut m = Model::new();
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let orders = ["ann", "s-180000000000500", "bob", "s-180000000000501"];
+    assert_eq!(restored(&mut m, T0, &["s", orders[0], orders[1]]), (1, 1));
+    assert_eq!(
+        restored(
+            &mut m,
+            T0,
+            &["s", orders[0], orders[1], orders[2], orders[3]]
+        ),
+        (1, 2),
+        "a batch again, and one more"
+    );
+    // Until SETUP the sale does not exist for buyers.
+    assert_eq!(
+        call(&mut m, T0, Enqueue, &["s", "ann"]),
+        Err("NOSALE no such sale".into())
+    );
+    let data = m.sale("s").cloned().expect("orders recorded");
+    assert!(data.sale.is_none() && data.outbox.is_empty());
+    // SETUP takes the orders over: sold and the last order number.
+    assert_eq!(
+        call(&mut m, T0, Setup, &["s", "1", &start, &end, "1000"]),
+        Err("CONFLICT stock cannot go below sold plus held (2)".into())
+    );
+    assert_eq!(
+        ok(&mut m, T0, Setup, &["s", "3", &start, &end, "1000"]),
+        Reply::Setup(SetupReply::Created)
+    );
+    let record = m.sale("s").and_then(|d| d.sale.clone()).expect("record");
+    assert_eq!((record.sold, record.order_seq), (2, 180_000_000_000_501));
+    assert_eq!(
+        ok(&mut m, T0, Enqueue, &["s", "bob"]),
+        Reply::Enqueue(EnqueueReply::Purchased {
+            order_id: orders[3].into()
+        })
+    );
+    holding(&mut m, T0 + 1, &["cat"]);
+    // Later in the same ms as a restored order, still a new number.
+    assert_eq!(confirmed(&mut m, T0 + 5, "cat"), "s-180000000000502");
+    assert_eq!(
+        ok(&mut m, T0 + 5, Enqueue, &["s", "dan"]),
+        Reply::Enqueue(EnqueueReply::SoldOut)
+    );
+    assert_eq!(m.sale("s").map(|d| d.outbox.len()), Some(1));
+}
+
+#[test]
+fn restore_into_a_live_sale() {
+    let mut m = sale(4, &[]);
+    holding(&mut m, T0, &["a", "b"]);
+    let a = confirmed(&mut m, T0, "a");
+    // b's hold lapses and is reclaimed (b is lapsed); q holds, w waits.
+    ok(&mut m, T0 + 1000, Enqueue, &["s", "q"]);
+    ok(&mut m, T0 + 1000, Enqueue, &["s", "w"]);
+    assert_eq!(granted(&mut m, T0 + 1000, 1), ["q"]);
+    let before = m.sale("s").cloned().expect("sale");
+    assert_eq!(
+        (before.holds.len(), before.queue.len(), before.lapsed.len()),
+        (1, 1, 1)
+    );
+
+    // The durable record has a, plus q, b and w, which Redis forgot.
+    let args = [
+        "s",
+        "a",
+        &a,
+        "q",
+        "s-7",
+        "b",
+        "s-190000000000000",
+        "w",
+        "s-8",
+    ];
+    let now = T0 + 1500;
+    assert_eq!(restored(&mut m, now, &args), (3, 4));
+    let data = m.sale("s").cloned().expect("sale");
+    let record = data.sale.clone().expect("record");
+    assert_eq!((record.sold, record.order_seq), (4, 190_000_000_000_000));
+    assert!(data.holds.is_empty() && data.queue.is_empty() && data.lapsed.is_empty());
+    assert_eq!(data.outbox.len(), 1, "nothing added to the outbox");
+    for (user, id) in [("q", "s-7"), ("b", "s-190000000000000"), ("w", "s-8")] {
+        assert_eq!(
+            ok(&mut m, now, Confirm, &["s", user]),
+            Reply::Confirm(ConfirmReply::Purchased {
+                order_id: id.into()
+            })
+        );
+        assert_eq!(
+            user_status(&mut m, now, user),
+            UserStatus::Purchased {
+                order_id: id.into()
+            }
+        );
+    }
+    // Idempotent: the same batch again changes nothing.
+    let snapshot = m.sales.clone();
+    assert_eq!(restored(&mut m, now, &args), (0, 4));
+    assert_eq!(m.sales, snapshot);
+}
+
+#[test]
+fn restore_refuses_what_would_sell_a_unit_twice() {
+    let mut m = sale(3, &[]);
+    holding(&mut m, T0, &["a", "b"]);
+    let a = confirmed(&mut m, T0, "a");
+    let before = m.sales.clone();
+    // a bought under another id: refused whole, nothing changed.
+    assert_eq!(
+        call(&mut m, T0, Restore, &["s", "x", "s-1", "a", "s-2"]),
+        Err(format!("CONFLICT a already has order {a}"))
+    );
+    // x under a's id: refused (and checked after the user's own order).
+    assert_eq!(
+        call(&mut m, T0, Restore, &["s", "x", &a]),
+        Err(format!("CONFLICT {a} is another user's order"))
+    );
+    // sold 1 + b's live hold + 2 more > 3.
+    assert_eq!(
+        call(&mut m, T0, Restore, &["s", "x", "s-1", "y", "s-2"]),
+        Err("CONFLICT sold plus held would exceed stock (4)".into())
+    );
+    assert_eq!(m.sales, before);
+    // b's own order replaces b's hold: that fits.
+    assert_eq!(restored(&mut m, T0, &["s", "b", "s-2", "x", "s-1"]), (2, 3));
+    // Once b's hold would have lapsed nothing changes: the unit is sold.
+    assert_eq!(
+        call(&mut m, T0 + 5000, Restore, &["s", "y", "s-3"]),
+        Err("CONFLICT sold plus held would exceed stock (4)".into())
+    );
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -475,6 +631,7 @@ enum Op {
     Confirm(usize),
     Release(usize),
     Setup(u64),
+    Restore(usize, u64),
     Tick(u64),
 }
 
@@ -485,6 +642,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..8usize).prop_map(Op::Confirm),
         1 => (0..8usize).prop_map(Op::Release),
         1 => (0..6u64).prop_map(Op::Setup),
+        1 => (0..8usize, prop::sample::select(vec![1u64, 2, T0 * 100 + 500, T0 * 100 + 90_000])).prop_map(|(u, n)| Op::Restore(u, n)),
         2 => (0..800u64).prop_map(Op::Tick),
     ]
 }
@@ -496,6 +654,7 @@ proptest! {
         let mut m = sale(3, &["RATE", "5"]);
         let mut now = T0;
         let mut admitted: Vec<String> = Vec::new();
+        let mut restored = std::collections::BTreeSet::new();
         let mut issued = std::collections::BTreeMap::new();
         for op in ops {
             let user = |i: usize| format!("u{i}");
@@ -515,6 +674,13 @@ proptest! {
                 Op::Confirm(i) => call(&mut m, now, Confirm, &["s", &user(*i), "5"]),
                 Op::Release(i) => call(&mut m, now, Release, &["s", &user(*i)]),
                 Op::Setup(stock) => call(&mut m, now, Setup, &["s", &stock.to_string(), &start, &end, "1000", "RATE", "5"]),
+                Op::Restore(i, n) => {
+                    let reply = call(&mut m, now, Restore, &["s", &user(*i), &format!("s-{n}")]);
+                    if matches!(reply, Ok(Reply::Restore(RestoreReply::Restored { added: 1, .. }))) {
+                        restored.insert(user(*i));
+                    }
+                    reply
+                }
                 Op::Tick(ms) => { now += ms; continue; }
             };
             let d = m.sale("s").expect("sale").clone();
@@ -524,7 +690,9 @@ proptest! {
             prop_assert_eq!(record.sold, d.orders.len() as u64);
             for (user, order) in &d.orders {
                 prop_assert!(!d.queue.contains_key(user) && !d.holds.contains_key(user));
-                prop_assert_eq!(d.outbox.values().filter(|e| &e.order_id == order).count(), 1);
+                // Confirmed orders are in the outbox once, restored ones not.
+                let entries = d.outbox.values().filter(|e| &e.order_id == order).count();
+                prop_assert_eq!(entries, usize::from(!restored.contains(user)));
                 prop_assert!(number(order) <= record.order_seq);
                 // An id, once given, stays with its buyer.
                 let owner = issued.entry(order.clone()).or_insert_with(|| user.clone());
