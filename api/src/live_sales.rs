@@ -397,12 +397,7 @@ impl LiveSales {
         if let Some(n) = self.durability.seen.lock().ok().and_then(|m| seen(&m)) {
             return Ok(n);
         }
-        let n = self
-            .client()
-            .await?
-            .replicas_of(sale.as_str())
-            .await?
-            .min(1);
+        let n = self.conn.clone().replicas_of(sale.as_str()).await?.min(1);
         if let Ok(mut map) = self.durability.seen.lock() {
             if map.len() > 10_000 {
                 map.retain(|_, (at, _)| at.elapsed() < REPLICAS_TTL);

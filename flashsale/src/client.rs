@@ -8,7 +8,6 @@ use engine::{
     SetupReply, StatusReply,
 };
 use redis::aio::ConnectionLike;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Value};
 
 use crate::{nodes, Backend, BackendChoice, ClientError, RedisConn};
@@ -242,31 +241,6 @@ impl EngineClient<RedisConn> {
     pub async fn prepare(mut conn: RedisConn, choice: BackendChoice) -> Result<Self, ClientError> {
         let backend = nodes::prepare(&mut conn, choice).await?;
         Ok(EngineClient { conn, backend })
-    }
-
-    /// How many replicas the primary that serves `sale` has connected now
-    /// (`INFO replication`, asked of that primary).
-    pub async fn replicas_of(&mut self, sale: &str) -> Result<u64, ClientError> {
-        let mut info = redis::cmd("INFO");
-        info.arg("replication");
-        let text: String = match &mut self.conn {
-            RedisConn::Server(server) => info.query_async(server).await?,
-            RedisConn::Cluster(cluster) => {
-                let primary = Route::with_key(sale, SlotAddr::Master);
-                let value = cluster
-                    .route_command(
-                        info,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)),
-                    )
-                    .await?;
-                redis::from_redis_value(value).map_err(|e| ClientError::Reply(e.to_string()))?
-            }
-        };
-        Ok(text
-            .lines()
-            .find_map(|line| line.strip_prefix("connected_slaves:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0))
     }
 }
 

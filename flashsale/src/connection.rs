@@ -14,6 +14,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// Where Redis is.
@@ -122,6 +123,59 @@ impl RedisConn {
 
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisConn::Cluster(_))
+    }
+
+    /// Sends `cmd`, which names no key, to the primary that serves `key`.
+    async fn on_primary_of(&mut self, key: &str, cmd: Cmd) -> RedisResult<Value> {
+        match self {
+            RedisConn::Server(server) => cmd.query_async(server).await,
+            RedisConn::Cluster(cluster) => {
+                let primary = Route::with_key(key, SlotAddr::Master);
+                cluster
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// How many replicas the primary that serves `key` has: on a cluster,
+    /// the replicas the cluster assigns to it (`CLUSTER NODES`), whether
+    /// their link is up or not — a replica that is down still counts, so an
+    /// order is never taken as durable on its primary alone; on a single
+    /// server, the replicas connected now (`INFO replication`).
+    pub async fn replicas_of(&mut self, key: &str) -> RedisResult<u64> {
+        if self.is_cluster() {
+            let mut nodes = redis::cmd("CLUSTER");
+            nodes.arg("NODES");
+            let text: String = redis::from_redis_value(self.on_primary_of(key, nodes).await?)?;
+            return Ok(crate::nodes::replicas_of_myself(&text));
+        }
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let text: String = redis::from_redis_value(self.on_primary_of(key, info).await?)?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix("connected_slaves:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// `WAIT replicas timeout_ms` on the primary that serves `key`: how many
+    /// replicas acknowledged every write this connection made there so far.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u64,
+        timeout_ms: u64,
+    ) -> RedisResult<u64> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        Ok(redis::from_redis_value(
+            self.on_primary_of(key, wait).await?,
+        )?)
     }
 }
 

@@ -117,6 +117,35 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Node> {
         .collect()
 }
 
+/// In `CLUSTER NODES` as the primary itself answers it: how many replicas
+/// are assigned to it (`myself` is the primary), whatever their state.
+pub fn replicas_of_myself(text: &str) -> u64 {
+    let fields = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let Some(me) = text
+        .lines()
+        .map(fields)
+        .find(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').any(|x| x == "myself"))
+        })
+        .and_then(|f| f.first().cloned())
+    else {
+        return 0;
+    };
+    text.lines()
+        .map(fields)
+        .filter(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').any(|x| x == "slave"))
+                && f.get(3) == Some(&me)
+        })
+        .count() as u64
+}
+
 async fn connect_node(address: &str) -> Result<MultiplexedConnection, ClientError> {
     let client = redis::Client::open(format!("redis://{address}/"))?;
     Ok(client.get_multiplexed_async_connection().await?)
@@ -194,6 +223,19 @@ fn as_text(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_replicas_assigned_to_this_primary_even_when_down() {
+        let text = "\
+07c3 127.0.0.1:30004@40004 slave,fail e7d1 0 1 4 disconnected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+aa01 127.0.0.1:30007@40007 slave e7d1 0 1 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1 2 connected 5461-10922
+b2b2 127.0.0.1:30005@40005 slave 67ed 0 1 2 connected
+";
+        assert_eq!(replicas_of_myself(text), 2);
+        assert_eq!(replicas_of_myself(&text.replace("myself,", "")), 0);
+    }
 
     #[test]
     fn reads_the_nodes_that_are_up() {

@@ -127,10 +127,19 @@ impl Run {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
                     let body: Value = response.json().await.unwrap_or(Value::Null);
-                    if status == 429 && attempt < 50 && Instant::now() < self.deadline {
+                    // Too many requests, or Redis between primaries during a
+                    // failover (503 + Retry-After): a real client waits and
+                    // asks again; every buyer request is safe to repeat.
+                    if (status == 429 || status == 503)
+                        && attempt < 50
+                        && Instant::now() < self.deadline
+                    {
                         attempt += 1;
-                        tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).max(1)))
-                            .await;
+                        let wait = match retry_after {
+                            Some(secs) => Duration::from_secs(secs.clamp(1, 2)),
+                            None => Duration::from_millis(500),
+                        };
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     return Ok((status, body));
@@ -138,10 +147,10 @@ impl Run {
                 Err(error) => {
                     self.stats.record(route, None, elapsed);
                     attempt += 1;
-                    if attempt >= 5 || Instant::now() >= self.deadline {
+                    if attempt >= 20 || Instant::now() >= self.deadline {
                         return Err(error.into());
                     }
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    tokio::time::sleep(Duration::from_millis((100 * attempt).min(1000))).await;
                 }
             }
         }
@@ -217,7 +226,25 @@ async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (String, O
     (email, outcome)
 }
 
+/// How often a buyer joins again after losing its place (a failover that
+/// took back its arrival or its hold) before giving up.
+const MAX_REJOINS: usize = 5;
+
 async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
+    for _ in 0..=MAX_REJOINS {
+        if let Some(outcome) = attempt(run, email, abandons).await? {
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::GaveUp(format!(
+        "lost its place {} times",
+        MAX_REJOINS + 1
+    )))
+}
+
+/// Buy, wait for the turn, confirm. `None`: the buyer's place is gone (the
+/// engine knows nothing of it, or its hold vanished), so it joins again.
+async fn attempt(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Option<Outcome>> {
     let body = json!({ "email": email, "flashSaleId": run.sale_id });
     let (status, reply) = run
         .send(
@@ -226,12 +253,12 @@ async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome
         )
         .await?;
     if let Some(outcome) = settled(status, &reply) {
-        return Ok(outcome);
+        return Ok(Some(outcome));
     }
     let mut backoff = Duration::from_millis(100);
     loop {
         if Instant::now() >= run.deadline {
-            return Ok(Outcome::GaveUp("deadline".into()));
+            return Ok(Some(Outcome::GaveUp("deadline".into())));
         }
         let request = run
             .http
@@ -244,23 +271,24 @@ async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome
         match position["status"].as_str() {
             Some("ready") => break,
             Some("purchased") => {
-                return Ok(Outcome::Purchased(
+                return Ok(Some(Outcome::Purchased(
                     position["orderId"].as_str().unwrap_or("").to_string(),
-                ))
+                )))
             }
-            Some("expired") => return Ok(Outcome::Lapsed),
+            Some("expired") => return Ok(Some(Outcome::Lapsed)),
+            Some("none") => return Ok(None),
             _ => {}
         }
         match position["saleStatus"].as_str() {
-            Some("sold_out") => return Ok(Outcome::SoldOut),
-            Some("ended") => return Ok(Outcome::Ended),
+            Some("sold_out") => return Ok(Some(Outcome::SoldOut)),
+            Some("ended") => return Ok(Some(Outcome::Ended)),
             _ => {}
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 3 / 2).min(Duration::from_secs(2));
     }
     if abandons {
-        return Ok(Outcome::Abandoned);
+        return Ok(Some(Outcome::Abandoned));
     }
     let body = json!({ "email": email, "flashSaleId": run.sale_id });
     let (status, reply) = run
@@ -270,10 +298,15 @@ async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome
         )
         .await?;
     Ok(match status {
-        200 => Outcome::Purchased(reply["orderId"].as_str().unwrap_or("").to_string()),
-        410 => Outcome::Lapsed,
-        409 => Outcome::SoldOut,
-        other => Outcome::GaveUp(format!("confirm answered {other}: {reply}")),
+        200 => Some(Outcome::Purchased(
+            reply["orderId"].as_str().unwrap_or("").to_string(),
+        )),
+        410 => Some(Outcome::Lapsed),
+        409 => Some(Outcome::SoldOut),
+        403 => None,
+        other => Some(Outcome::GaveUp(format!(
+            "confirm answered {other}: {reply}"
+        ))),
     })
 }
 

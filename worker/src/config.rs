@@ -42,6 +42,13 @@ pub struct Config {
     /// Functions library, loaded on start if missing.
     #[arg(long, env = "ENGINE", value_enum, default_value_t = BackendChoice::Auto)]
     pub engine: BackendChoice,
+    /// Replicas an order must be on before it is copied to MongoDB (as the
+    /// API's confirm); unset: 1 when the sale's primary has replicas.
+    #[arg(long, env = "CONFIRM_MIN_REPLICAS")]
+    pub confirm_min_replicas: Option<u64>,
+    /// How long to wait for them before trying again later (ms).
+    #[arg(long, env = "CONFIRM_WAIT_MS", default_value_t = 500)]
+    pub confirm_wait_ms: u64,
     /// This worker's name in the outbox consumer group; unique per process.
     #[arg(long, env = "WORKER_CONSUMER_NAME")]
     pub consumer_name: Option<String>,
@@ -101,6 +108,8 @@ impl Config {
             mongo_url,
             mongo_db,
             engine: BackendChoice::Auto,
+            confirm_min_replicas: None,
+            confirm_wait_ms: 500,
             consumer_name: None,
             poll_interval_ms: 10,
             sales_refresh_ms: 100,

@@ -2,11 +2,11 @@
 //! write that failed last time), then entries idle under a dead worker, then
 //! new ones. Acknowledged only after MongoDB acknowledged.
 
-use std::collections::HashSet;
-use std::time::Instant;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
+use flashsale::{keys, RedisConn};
 use mongodb::Database;
-use redis::aio::ConnectionLike;
 
 use flashsale::OutboxEntry;
 
@@ -23,7 +23,17 @@ pub struct Copier {
     /// in Redis for an operator (and the metrics count them); this only stops
     /// them from being read first on every pass and blocking the rest.
     pub parked: HashSet<(String, String)>,
+    /// Replicas an order must be on before it is copied (CONFIRM_MIN_REPLICAS;
+    /// `None`: 1 when the sale's primary has replicas).
+    pub min_replicas: Option<u64>,
+    /// How long to wait for them before trying again later (CONFIRM_WAIT_MS).
+    pub wait_ms: u64,
+    /// Replicas per sale's primary, as last seen (for `min_replicas: None`).
+    replicas_seen: HashMap<String, (Instant, u64)>,
 }
+
+/// How long a primary's replica count is trusted.
+const REPLICAS_TTL: Duration = Duration::from_secs(5);
 
 impl Copier {
     pub fn new(consumer: String, batch: usize, claim_idle_ms: u64) -> Self {
@@ -32,7 +42,63 @@ impl Copier {
             batch,
             claim_idle_ms,
             parked: HashSet::new(),
+            min_replicas: None,
+            wait_ms: 500,
+            replicas_seen: HashMap::new(),
         }
+    }
+
+    /// Copy an order only once it is on `min_replicas` replicas, waiting
+    /// `wait_ms` for them.
+    pub fn with_replication(mut self, min_replicas: Option<u64>, wait_ms: u64) -> Self {
+        self.min_replicas = min_replicas;
+        self.wait_ms = wait_ms;
+        self
+    }
+
+    async fn replicas_required(
+        &mut self,
+        conn: &mut RedisConn,
+        sale: &str,
+    ) -> Result<u64, WorkerError> {
+        if let Some(n) = self.min_replicas {
+            return Ok(n);
+        }
+        if let Some((at, n)) = self.replicas_seen.get(sale) {
+            if at.elapsed() < REPLICAS_TTL {
+                return Ok(*n);
+            }
+        }
+        let n = conn.replicas_of(&keys::outbox(sale)).await?.min(1);
+        self.replicas_seen
+            .insert(sale.to_string(), (Instant::now(), n));
+        Ok(n)
+    }
+
+    /// Whether the entries just read are on enough replicas to survive a
+    /// failover. MongoDB only ever gets such orders, so an order a failover
+    /// takes back out of Redis was never recorded either, and the buyer's
+    /// retry (which was told "not durable", never "confirmed") buys anew.
+    /// The read itself was a write on this connection at the sale's
+    /// primary, after the entries, so WAIT covers them.
+    async fn replicated(&mut self, conn: &mut RedisConn, sale: &str) -> Result<bool, WorkerError> {
+        let required = self.replicas_required(conn, sale).await?;
+        if required == 0 {
+            return Ok(true);
+        }
+        let acked = conn
+            .wait_for_replicas(&keys::outbox(sale), required, self.wait_ms)
+            .await?;
+        if acked < required {
+            metrics::counter!("flashsale_worker_unreplicated_waits_total").increment(1);
+            tracing::warn!(
+                sale,
+                acked,
+                required,
+                "outbox entries are not on the replicas yet; copying them later"
+            );
+        }
+        Ok(acked >= required)
     }
 
     fn unparked(&self, sale: &str, mut entries: Vec<Entry>) -> Vec<Entry> {
@@ -41,9 +107,9 @@ impl Copier {
     }
 
     /// Copies one batch; how many entries it acknowledged.
-    pub async fn copy_once<C: ConnectionLike + Send>(
+    pub async fn copy_once(
         &mut self,
-        conn: &mut C,
+        conn: &mut RedisConn,
         db: &Database,
         sale: &str,
     ) -> Result<usize, WorkerError> {
@@ -60,7 +126,7 @@ impl Copier {
         if entries.is_empty() {
             entries = outbox::read(conn, sale, &self.consumer, ">", self.batch).await?;
         }
-        if entries.is_empty() {
+        if entries.is_empty() || !self.replicated(conn, sale).await? {
             return Ok(0);
         }
         let (orders, ids) = self.decode(sale, entries);

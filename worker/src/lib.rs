@@ -153,6 +153,10 @@ impl Worker {
                     consumer,
                     self.config.outbox_batch,
                     self.config.claim_idle_ms,
+                )
+                .with_replication(
+                    self.config.confirm_min_replicas,
+                    self.config.confirm_wait_ms,
                 ),
                 self.config.clone(),
                 known.clone(),
