@@ -147,6 +147,10 @@ async fn update_goes_to_the_engine_first() {
     assert_eq!(body["name"], "Renamed");
     assert_eq!(body["initialQuantity"], 2);
     assert_eq!(body["currentQuantity"], 1);
+    // Read back at once (no worker runs here): the engine's figure, not the
+    // document's last synced one.
+    let read = app.get_as(&format!("/flash-sales/{id}"), &token).await;
+    assert_eq!(read.assert_ok()["currentQuantity"], 1);
     assert_eq!(body["rate"], Value::Null);
     assert_eq!(body["maxQueue"], Value::Null);
     assert_eq!(body["pricePerUnit"], "10.50");

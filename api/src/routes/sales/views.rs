@@ -96,7 +96,8 @@ pub struct AdminSale {
     pub name: String,
     pub description: String,
     pub initial_quantity: u64,
-    /// Units not sold, as last recorded in MongoDB.
+    /// Units not sold: the engine's stock − sold when it has the sale,
+    /// otherwise as last recorded in MongoDB (the worker keeps it).
     pub current_quantity: u64,
     #[schema(value_type = String, example = "49.99")]
     pub price_per_unit: Money,
@@ -139,7 +140,9 @@ pub fn admin_view(
         name: sale.name.clone(),
         description: sale.description.clone(),
         initial_quantity: non_negative(sale.initial_quantity),
-        current_quantity: non_negative(sale.current_quantity),
+        current_quantity: live.map_or(non_negative(sale.current_quantity), |l| {
+            l.stock.saturating_sub(l.sold)
+        }),
         price_per_unit: price_of(sale)?,
         starts_at: time_from_bson(sale.starts_at),
         ends_at: time_from_bson(sale.ends_at),
