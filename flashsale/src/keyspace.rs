@@ -1,6 +1,7 @@
 //! What a client reads or writes on a sale's keys directly, outside the
 //! engine's commands: an admin's page of the queue, and removing a sale.
-//! The API and the worker go through these rather than the key layout.
+//! The API goes through these rather than the key layout; the worker's
+//! outbox stream reads (`worker/src/outbox.rs`) build on `keys` directly.
 
 use redis::aio::ConnectionLike;
 

@@ -1,6 +1,8 @@
-//! The shared library of flashsale: the typed engine client and, re-exported
-//! from the Redis-free `engine` crate, the command and reply types and the
-//! reference model.
+//! The client crate of flashsale: the connection to a server or a cluster
+//! (`connection`), the engine checked on every node (`nodes`), the typed
+//! engine client with its reply decoder (`client`, `reply`), the outbox
+//! reader (`outbox`), direct key work (`keyspace`), and, re-exported from the
+//! Redis-free `engine` crate, the command and reply types and the model.
 
 mod backend;
 mod client;

@@ -11,7 +11,6 @@ use mongodb::bson::doc;
 use mongodb::Database;
 use redis::aio::ConnectionLike;
 
-use flashsale::OutboxEntry;
 use records::order::field;
 
 use crate::orders;
@@ -88,7 +87,7 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
     };
     let mut recovered = Vec::new();
     for order_id in redis_ids.difference(&mongo_ids) {
-        match recover(conn, sale, order_id).await? {
+        match flashsale::outbox::order_entry(conn, sale, order_id).await? {
             Some(order) => {
                 recovered.push(order);
                 report.repaired.push(order_id.clone());
@@ -108,13 +107,4 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
     metrics::counter!("flashsale_worker_reconcile_repaired_total")
         .increment(report.repaired.len() as u64);
     Ok(report)
-}
-
-/// The outbox entry of `order_id`, to copy it again.
-async fn recover<C: ConnectionLike + Send>(
-    conn: &mut C,
-    sale: &str,
-    order_id: &str,
-) -> Result<Option<OutboxEntry>, WorkerError> {
-    Ok(flashsale::outbox::order_entry(conn, sale, order_id).await?)
 }
