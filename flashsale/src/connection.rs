@@ -8,13 +8,18 @@
 //! names a key — every engine command names the sale id — goes straight to
 //! the primary of that key's slot (the client keeps the slot map), so the
 //! steady state has no redirections.
+//!
+//! A cluster connection is rebuilt — a fresh slot map from the seed nodes —
+//! when its commands keep failing as unavailable: under concurrent load the
+//! redis crate's connection can keep timing out on the slots of a primary
+//! that died, long after a replica took them over (see [`ClusterLink`]).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// Where Redis is.
@@ -86,7 +91,7 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub enum RedisConn {
     Server(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterLink),
 }
 
 impl RedisConn {
@@ -114,9 +119,7 @@ impl RedisConn {
                 let config = ClusterConfig::new()
                     .set_connection_timeout(timeouts.connect)
                     .set_response_timeout(timeouts.response);
-                Ok(RedisConn::Cluster(
-                    client.get_pending_async_connection_with_config(config),
-                ))
+                Ok(RedisConn::Cluster(ClusterLink::new(client, config)))
             }
         }
     }
@@ -125,18 +128,31 @@ impl RedisConn {
         matches!(self, RedisConn::Cluster(_))
     }
 
-    /// Sends `cmd`, which names no key, to the primary that serves `key`.
-    async fn on_primary_of(&mut self, key: &str, cmd: Cmd) -> RedisResult<Value> {
+    /// Sends `cmd`, which names no key, to the primary that serves `key`,
+    /// and only there. The cluster client sends a command whose node it
+    /// cannot reach to another node of the shard or to any node at all, so
+    /// `cmd` travels in one pipeline behind `EXISTS key`: a node that does
+    /// not serve `key` as its primary refuses that (`MOVED`), and the answer
+    /// is an error instead of another node's.
+    pub async fn on_primary_of(&mut self, key: &str, cmd: Cmd) -> RedisResult<Value> {
         match self {
             RedisConn::Server(server) => cmd.query_async(server).await,
-            RedisConn::Cluster(cluster) => {
-                let primary = Route::with_key(key, SlotAddr::Master);
-                cluster
-                    .route_command(
-                        cmd,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)),
-                    )
-                    .await
+            RedisConn::Cluster(link) => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("EXISTS").arg(key).add_command(cmd);
+                let result = link.connection().req_packed_commands(&pipe, 0, 2).await;
+                link.observe(&result);
+                let mut replies = result?.into_iter();
+                match (replies.next(), replies.next()) {
+                    (Some(probe), Some(answer)) => {
+                        probe.extract_error()?;
+                        answer.extract_error()
+                    }
+                    _ => Err(redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "a pipeline of two commands did not answer twice",
+                    ))),
+                }
             }
         }
     }
@@ -163,6 +179,24 @@ impl RedisConn {
             .unwrap_or(0))
     }
 
+    /// The replication id of the primary that serves `key`: it changes when
+    /// another node takes over (a failover) or the server restarts, so two
+    /// reads with the same id saw one continuous history.
+    pub async fn history_of(&mut self, key: &str) -> RedisResult<String> {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let text: String = redis::from_redis_value(self.on_primary_of(key, info).await?)?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("master_replid:"))
+            .map(|id| id.trim().to_string())
+            .ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "INFO replication without master_replid",
+                ))
+            })
+    }
+
     /// `WAIT replicas timeout_ms` on the primary that serves `key`: how many
     /// replicas acknowledged every write this connection made there so far.
     pub async fn wait_for_replicas(
@@ -183,7 +217,11 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConn::Server(conn) => conn.req_packed_command(cmd),
-            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
+            RedisConn::Cluster(link) => Box::pin(async move {
+                let result = link.connection().req_packed_command(cmd).await;
+                link.observe(&result);
+                result
+            }),
         }
     }
 
@@ -195,14 +233,128 @@ impl ConnectionLike for RedisConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             RedisConn::Server(conn) => conn.req_packed_commands(cmd, offset, count),
-            RedisConn::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+            RedisConn::Cluster(link) => Box::pin(async move {
+                let result = link
+                    .connection()
+                    .req_packed_commands(cmd, offset, count)
+                    .await;
+                link.observe(&result);
+                result
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             RedisConn::Server(conn) => conn.get_db(),
-            RedisConn::Cluster(conn) => conn.get_db(),
+            RedisConn::Cluster(link) => link.conn.get_db(),
+        }
+    }
+}
+
+/// A cluster connection shared by every clone, replaced by a fresh one
+/// (new slot map, new node connections) after [`ClusterLink::REBUILD_AFTER`]
+/// unavailable replies within [`ClusterLink::FAILURE_WINDOW`], at most once
+/// per [`ClusterLink::REBUILD_EVERY`]. Each clone keeps the connection it
+/// last used and picks up a rebuilt one on its next command.
+#[derive(Clone)]
+pub struct ClusterLink {
+    shared: Arc<ClusterShared>,
+    conn: ClusterConnection,
+    generation: u64,
+}
+
+struct ClusterShared {
+    client: ClusterClient,
+    config: ClusterConfig,
+    state: Mutex<LinkState>,
+}
+
+struct LinkState {
+    conn: ClusterConnection,
+    generation: u64,
+    failures: u32,
+    first_failure: Instant,
+    rebuilt: Instant,
+}
+
+impl ClusterLink {
+    const REBUILD_AFTER: u32 = 3;
+    const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+    const REBUILD_EVERY: Duration = Duration::from_secs(1);
+
+    fn new(client: ClusterClient, config: ClusterConfig) -> ClusterLink {
+        let conn = client.get_pending_async_connection_with_config(config.clone());
+        let now = Instant::now();
+        let state = LinkState {
+            conn: conn.clone(),
+            generation: 0,
+            failures: 0,
+            first_failure: now,
+            rebuilt: now,
+        };
+        ClusterLink {
+            shared: Arc::new(ClusterShared {
+                client,
+                config,
+                state: Mutex::new(state),
+            }),
+            conn,
+            generation: 0,
+        }
+    }
+
+    /// The current connection, after catching up with a rebuild made
+    /// through another clone.
+    pub fn connection(&mut self) -> &mut ClusterConnection {
+        if let Ok(state) = self.shared.state.lock() {
+            if state.generation != self.generation {
+                self.conn = state.conn.clone();
+                self.generation = state.generation;
+            }
+        }
+        &mut self.conn
+    }
+
+    /// How many times the connection was rebuilt.
+    pub fn rebuilds(&self) -> u64 {
+        self.shared.state.lock().map_or(0, |state| state.generation)
+    }
+
+    fn observe<T>(&self, result: &RedisResult<T>) {
+        let Err(error) = result else { return };
+        if !crate::error::redis_unavailable(error) {
+            return;
+        }
+        let Ok(mut state) = self.shared.state.lock() else {
+            return;
+        };
+        if state.generation != self.generation {
+            return; // already rebuilt since this command was sent
+        }
+        let now = Instant::now();
+        if now.duration_since(state.first_failure) > Self::FAILURE_WINDOW {
+            state.failures = 0;
+        }
+        if state.failures == 0 {
+            state.first_failure = now;
+        }
+        state.failures += 1;
+        if state.failures >= Self::REBUILD_AFTER
+            && now.duration_since(state.rebuilt) >= Self::REBUILD_EVERY
+        {
+            tracing::warn!(
+                %error,
+                failures = state.failures,
+                "the cluster keeps answering unavailable; reconnecting with a fresh slot map"
+            );
+            state.conn = self
+                .shared
+                .client
+                .get_pending_async_connection_with_config(self.shared.config.clone());
+            state.generation += 1;
+            state.failures = 0;
+            state.rebuilt = now;
         }
     }
 }

@@ -30,27 +30,12 @@ impl ClientError {
     /// its data, a cluster slot without a primary during a failover, a
     /// timeout): retry later. Such a command may or may not have run.
     pub fn is_unavailable(&self) -> bool {
-        const PASSING: [&str; 6] = [
-            "LOADING",
-            "CLUSTERDOWN",
-            "TRYAGAIN",
-            "MASTERDOWN",
-            "READONLY",
-            "BUSY",
-        ];
         match self {
             ClientError::Server(text) => {
                 let code = text.split(' ').next().unwrap_or_default();
-                PASSING.contains(&code)
+                UNAVAILABLE_CODES.contains(&code)
             }
-            ClientError::Redis(error) => {
-                error.is_io_error()
-                    || error.is_timeout()
-                    || error.is_connection_dropped()
-                    || error.is_connection_refusal()
-                    || error.code().is_some_and(|code| PASSING.contains(&code))
-                    || matches!(error.kind(), redis::ErrorKind::ClusterConnectionNotFound)
-            }
+            ClientError::Redis(error) => redis_unavailable(error),
             ClientError::EngineMissing(_) | ClientError::Reply(_) => false,
         }
     }
@@ -64,4 +49,30 @@ impl ClientError {
             _ => ClientError::Redis(error),
         }
     }
+}
+
+/// Error codes after which the same command may succeed once the server
+/// has loaded its data or the cluster has settled (a redirection that
+/// reaches the caller means the slot is moving).
+const UNAVAILABLE_CODES: [&str; 8] = [
+    "MOVED",
+    "ASK",
+    "LOADING",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "BUSY",
+];
+
+/// The connection failed or the node (or cluster) cannot serve yet.
+pub(crate) fn redis_unavailable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error
+            .code()
+            .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
+        || matches!(error.kind(), redis::ErrorKind::ClusterConnectionNotFound)
 }

@@ -26,8 +26,8 @@ pub struct Node {
 pub async fn prepare(conn: &mut RedisConn, choice: BackendChoice) -> Result<Backend, ClientError> {
     match conn {
         RedisConn::Server(server) => prepare_node(server, choice, "the Redis server").await,
-        RedisConn::Cluster(cluster) => {
-            let nodes = cluster_nodes(cluster).await?;
+        RedisConn::Cluster(link) => {
+            let nodes = cluster_nodes(link.connection()).await?;
             let mut with_module = Vec::new();
             let mut connections = Vec::with_capacity(nodes.len());
             for node in &nodes {

@@ -2,6 +2,12 @@
 //! two snapshots, the users that left the queue must be a prefix of the
 //! earlier snapshot (the virtual users never leave the queue on their own),
 //! and newcomers must stand behind everyone already there.
+//!
+//! Only snapshots of one continuous history are compared: a failover that
+//! promotes a lagging replica rolls the queue back (places taken in the lost
+//! moments are gone and those buyers join again at the back), so each
+//! snapshot is taken between two reads of the serving primary's replication
+//! id, and a new id starts a new term.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,6 +19,9 @@ use tokio::sync::watch;
 #[derive(Debug, Default, Clone)]
 pub struct FifoReport {
     pub snapshots: u64,
+    /// Changes of the primary's history seen during the run (failovers,
+    /// restarts); the queue order is checked within each.
+    pub terms_changed: u64,
     pub violations: Vec<String>,
 }
 
@@ -22,26 +31,40 @@ pub async fn observe(
     mut stop: watch::Receiver<bool>,
 ) -> FifoReport {
     let mut report = FifoReport::default();
-    let mut previous: Option<Vec<String>> = None;
+    let mut previous: Option<(String, Vec<String>)> = None;
+    let queue = keys::queue(&sale);
     loop {
-        let snapshot: Result<Vec<String>, _> = redis::cmd("ZRANGE")
-            .arg(keys::queue(&sale))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await;
-        if let Ok(current) = snapshot {
+        if let Some((term, current)) = snapshot(&mut conn, &queue).await {
             report.snapshots += 1;
-            if let Some(before) = &previous {
-                check(before, &current, &mut report.violations);
+            match &previous {
+                Some((before_term, before)) if *before_term == term => {
+                    check(before, &current, &mut report.violations);
+                }
+                Some(_) => report.terms_changed += 1,
+                None => {}
             }
-            previous = Some(current);
+            previous = Some((term, current));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = stop.changed() => return report,
         }
     }
+}
+
+/// The queue, with the history it belongs to; `None` when the primary
+/// changed while it was read or could not be asked.
+async fn snapshot(conn: &mut RedisConn, queue: &str) -> Option<(String, Vec<String>)> {
+    let term = conn.history_of(queue).await.ok()?;
+    let users: Vec<String> = redis::cmd("ZRANGE")
+        .arg(queue)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .ok()?;
+    let term_after = conn.history_of(queue).await.ok()?;
+    (term == term_after).then_some((term, users))
 }
 
 fn check(before: &[String], after: &[String], violations: &mut Vec<String>) {

@@ -44,9 +44,13 @@ impl Report {
             name: "admission in queue order (FIFO violations = 0)".into(),
             passed: fifo.violations.is_empty() && fifo.snapshots > 1,
             detail: format!(
-                "{} violations in {} queue snapshots",
+                "{} violations in {} queue snapshots{}",
                 fifo.violations.len(),
-                fifo.snapshots
+                fifo.snapshots,
+                match fifo.terms_changed {
+                    0 => String::new(),
+                    n => format!(" ({n} change(s) of primary, each term checked on its own)"),
+                }
             ),
         });
         Report {

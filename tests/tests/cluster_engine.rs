@@ -211,3 +211,40 @@ async fn a_node_without_the_module_is_named_and_nothing_starts() {
     let sale = sales_on_every_primary(&cluster).remove(0);
     sell(&mut lua, &sale).await;
 }
+
+/// The history id the stress program's FIFO observer relies on: the same
+/// for every read of one primary's term, another after a failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_starts_a_new_history_and_nothing_else_does() {
+    let mut cluster = tokio::task::spawn_blocking(|| start(true))
+        .await
+        .expect("cluster");
+    let mut conn = connection(&cluster);
+    let sale = sales_on_every_primary(&cluster).remove(0);
+    let queue = keys::queue(&sale);
+    let first = conn.history_of(&queue).await.expect("history");
+    for _ in 0..50 {
+        let again = conn.history_of(&queue).await.expect("history");
+        assert_eq!(again, first, "one term, one history");
+    }
+    let primary = cluster.primary_for_key(&sale);
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.kill(primary);
+        cluster.wait_for_failover(primary);
+        cluster
+    })
+    .await
+    .expect("failover");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        match conn.history_of(&queue).await {
+            Ok(id) if id != first => break id,
+            _ if std::time::Instant::now() > deadline => panic!("no new history after failover"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    };
+    for _ in 0..50 {
+        assert_eq!(conn.history_of(&queue).await.expect("history"), after);
+    }
+    drop(cluster);
+}
