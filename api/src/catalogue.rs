@@ -84,8 +84,8 @@ impl<'a> SaleCatalogue<'a> {
         let mut updated = change(&current)?;
         let before = self.live.status_if_known(sale_id).await?;
         if before.is_none() {
-            // SETUP would start it afresh at sold = 0.
-            self.live.ensure_restorable(sale_id).await?;
+            // The engine lost it: SETUP takes over the recorded orders.
+            self.live.restore_orders(sale_id).await?;
         }
 
         // The engine first: it refuses a stock below sold + held, and then

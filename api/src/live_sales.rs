@@ -1,9 +1,11 @@
 //! Sales as they live in the engine (Redis): the typed `flashsale` client on
 //! the shared Redis connection, plus the API's recovery rules.
 //!
-//! - **NOSALE for a sale MongoDB has** (Redis lost the keys): the sale is
-//!   set up again from its MongoDB document and the command retried once,
-//!   under the rule of [`LiveSales::ensure_restorable`].
+//! - **NOSALE for a sale MongoDB has** (Redis lost the keys: a flush, a
+//!   failover to a replica that missed them, an old snapshot): the sale's
+//!   recorded orders are given back to the engine ([`LiveSales::restore_orders`]),
+//!   the sale is set up again from its MongoDB document, and the command
+//!   retried once.
 //! - **The Functions library vanished** (Redis restarted without
 //!   persistence, backend `lua`): it is loaded again and the command retried.
 //!
@@ -29,7 +31,7 @@ use tokio::sync::OnceCell;
 
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
-use crate::store::{orders, sales, sales::SaleDoc, Db};
+use crate::store::{sales, sales::SaleDoc, Db};
 
 pub type Client = EngineClient<RedisConn>;
 
@@ -239,28 +241,58 @@ impl LiveSales {
         Ok(())
     }
 
-    /// The one rule for a sale the engine lost (a flush, a restore from an
-    /// old snapshot): setting it up again starts its order numbers at 1, so
-    /// it is allowed only while MongoDB has no order of it — new orders
-    /// would otherwise take the ids of recorded ones. With recorded orders
-    /// the sale answers 503 and an error is logged for an operator.
-    pub async fn ensure_restorable(&self, sale: &SaleId) -> Result<(), ApiError> {
-        let recorded = orders::count_for_sale(&self.db.orders, sale).await?;
-        if recorded == 0 {
+    /// Gives the engine back the orders MongoDB records for `sale` (RESTORE,
+    /// before a SETUP of a sale the engine lost): the SETUP then takes them
+    /// over, so their buyers count as purchased, sold continues from them
+    /// and no recorded order id is issued again. Orders the engine has are
+    /// left as they are. A recorded order that contradicts the engine (its
+    /// buyer holds another order there, or its id names another buyer)
+    /// leaves everything unchanged and the sale answers 503 until an
+    /// operator looks (logged as an error).
+    pub async fn restore_orders(&self, sale: &SaleId) -> Result<(), ApiError> {
+        let recorded = records::order::buyers_of_sale(&self.db.orders, sale.as_str()).await?;
+        if recorded.is_empty() {
             return Ok(());
         }
-        tracing::error!(
-            sale = sale.as_str(),
-            recorded,
-            "the engine lost a sale that has recorded orders; not setting it up \
-             again (its order ids would collide). Restore Redis from a backup, \
-             or end the sale."
-        );
-        Err(ApiError::client(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "sale_unavailable",
-            "this sale is temporarily unavailable",
-        ))
+        let restored = self
+            .client()
+            .await?
+            .restore_recorded(sale.as_str(), recorded)
+            .await;
+        match restored {
+            Ok(restored) => {
+                if !restored.skipped.is_empty() {
+                    tracing::warn!(
+                        sale = sale.as_str(),
+                        skipped = ?restored.skipped,
+                        "recorded orders whose ids the engine never issues were not restored"
+                    );
+                }
+                tracing::warn!(
+                    sale = sale.as_str(),
+                    added = restored.added,
+                    orders = restored.orders,
+                    "recorded orders given back to the engine"
+                );
+                Ok(())
+            }
+            Err(e)
+                if e.engine_error()
+                    .is_some_and(|e| e.code == ErrorCode::Conflict) =>
+            {
+                tracing::error!(
+                    sale = sale.as_str(),
+                    error = %e,
+                    "MongoDB's orders contradict the engine's; the sale stays unavailable"
+                );
+                Err(ApiError::client(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "sale_unavailable",
+                    "this sale is temporarily unavailable",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The users at 0-based queue positions `start..start + count`.
@@ -282,12 +314,13 @@ impl LiveSales {
         self.client().await?.purge(sale.as_str()).await
     }
 
-    /// Sets up `sale` again from MongoDB after the engine lost it.
+    /// Sets up `sale` again from MongoDB after the engine lost it: its
+    /// recorded orders first, then the sale itself.
     async fn restore(&self, sale: &SaleId) -> Result<(), ApiError> {
         let Some(doc) = sales::find(&self.db.sales, sale).await? else {
             return Err(ApiError::sale_not_found());
         };
-        self.ensure_restorable(sale).await?;
+        self.restore_orders(sale).await?;
         tracing::warn!(
             sale = sale.as_str(),
             "the engine lost this sale; restoring it from MongoDB"

@@ -2,10 +2,10 @@
 //! commands when the module is loaded, otherwise the `flashsale` Redis
 //! Functions library (loaded on connect if missing or outdated).
 
-use engine::command::SetupParams;
+use engine::command::{RestoredOrder, SetupParams, MAX_RESTORE_ORDERS};
 use engine::{
     Command, CommandName, ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp,
-    SetupReply, StatusReply,
+    RestoreReply, SetupReply, StatusReply,
 };
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Value};
@@ -232,6 +232,59 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             other => Err(mismatch(other)),
         }
     }
+
+    /// RESTORE: records `orders` as orders of `sale` (at most
+    /// [`MAX_RESTORE_ORDERS`] per call).
+    pub async fn restore(
+        &mut self,
+        sale: &str,
+        orders: Vec<RestoredOrder>,
+    ) -> Result<RestoreReply, ClientError> {
+        match self
+            .execute(&Command::Restore {
+                sale: sale.into(),
+                orders,
+            })
+            .await?
+        {
+            Reply::Restore(r) => Ok(r),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Gives the engine back `sale`'s orders from the durable record, each
+    /// `(order id, buyer)`, in as many RESTORE calls as needed. Ids the
+    /// engine cannot have issued for this sale (not `<sale>-<n>`) are
+    /// skipped and returned. Orders the engine has already are no-ops, so
+    /// this can be repeated.
+    pub async fn restore_recorded(
+        &mut self,
+        sale: &str,
+        recorded: Vec<(String, String)>,
+    ) -> Result<RestoredOrders, ClientError> {
+        let mut result = RestoredOrders::default();
+        let mut orders = Vec::with_capacity(recorded.len());
+        for (order_id, user) in recorded {
+            match engine::command::restorable_order_number(sale, &order_id) {
+                Some(number) => orders.push(RestoredOrder {
+                    user,
+                    order_id,
+                    number,
+                }),
+                None => result.skipped.push(order_id),
+            }
+        }
+        let batch = usize::try_from(MAX_RESTORE_ORDERS).unwrap_or(usize::MAX);
+        while !orders.is_empty() {
+            let rest = orders.split_off(orders.len().min(batch));
+            let RestoreReply::Restored { added, orders: now } = self
+                .restore(sale, std::mem::replace(&mut orders, rest))
+                .await?;
+            result.added += added;
+            result.orders = now;
+        }
+        Ok(result)
+    }
 }
 
 impl EngineClient<RedisConn> {
@@ -242,6 +295,17 @@ impl EngineClient<RedisConn> {
         let backend = nodes::prepare(&mut conn, choice).await?;
         Ok(EngineClient { conn, backend })
     }
+}
+
+/// What [`EngineClient::restore_recorded`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoredOrders {
+    /// Orders the engine did not have.
+    pub added: u64,
+    /// The sale's orders after the last call (0 when nothing was sent).
+    pub orders: u64,
+    /// Recorded ids that are not this sale's engine order ids.
+    pub skipped: Vec<String>,
 }
 
 /// A primary's `ROLE`: its replication offset and each replica's

@@ -14,12 +14,13 @@ pub mod outbox;
 pub mod reply;
 
 pub use backend::{Backend, BackendChoice};
-pub use client::{EngineClient, LUA_LIBRARY};
+pub use client::{EngineClient, RestoredOrders, LUA_LIBRARY};
 pub use connection::{RedisConn, RedisTarget, Timeouts};
 pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
-    GrantReply, MalformedEntry, Model, OutboxEntry, ReleaseReply, Reply, Resp, SaleState,
+    GrantReply, MalformedEntry, Model, OutboxEntry, ReleaseReply, Reply, Resp, RestoreReply,
+    SaleState,
     SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use error::ClientError;

@@ -3,9 +3,10 @@
 //! userEmail) is unique, so copying an entry twice is never a second order.
 
 use engine::OutboxEntry;
+use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::options::IndexOptions;
-use mongodb::IndexModel;
+use mongodb::{Collection, IndexModel};
 
 pub mod field {
     /// The engine's order id (`<sale>-<n>`).
@@ -40,6 +41,29 @@ pub fn document(entry: &OutboxEntry, now: DateTime) -> Document {
         field::CREATED_AT: now,
         field::UPDATED_AT: now,
     }
+}
+
+/// Every recorded order of `sale` as (order id, buyer): what the engine
+/// needs to rebuild the sale's orders after Redis lost them. Documents
+/// without a string id or buyer (not written by the worker) are left out.
+pub async fn buyers_of_sale(
+    orders: &Collection<Document>,
+    sale: &str,
+) -> mongodb::error::Result<Vec<(String, String)>> {
+    let mut cursor = orders
+        .find(doc! { field::SALE_ID: sale })
+        .projection(doc! { field::ID: 1, field::USER_EMAIL: 1 })
+        .await?;
+    let mut found = Vec::new();
+    while let Some(document) = cursor.try_next().await? {
+        if let (Ok(id), Ok(buyer)) = (
+            document.get_str(field::ID),
+            document.get_str(field::USER_EMAIL),
+        ) {
+            found.push((id.to_string(), buyer.to_string()));
+        }
+    }
+    Ok(found)
 }
 
 /// One order per user per sale, enforced by MongoDB itself.

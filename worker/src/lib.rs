@@ -47,13 +47,14 @@ pub struct Worker {
 
 /// One reconciliation pass over every sale (the `reconcile` subcommand).
 pub async fn reconcile_once(config: &Config) -> Result<reconcile::Report, WorkerError> {
-    let mut redis = open_redis(config)?;
+    let redis = open_redis(config)?;
+    let mut engine = flashsale::EngineClient::prepare(redis, config.engine).await?;
     let db = connect_mongo(config).await?;
     let mut report = reconcile::Report::default();
     for sale in sales::list(&db).await? {
         report
             .sales
-            .push(reconcile::reconcile_sale(&mut redis, &db, &sale.id).await?);
+            .push(reconcile::reconcile_sale(&mut engine, &db, &sale.id).await?);
     }
     Ok(report)
 }
@@ -142,7 +143,15 @@ impl Worker {
                         None => wait_for_engine(&redis, &config, &ready, &mut stopping).await,
                     };
                     if let Some(engine) = engine {
+                        let reconcile = tokio::spawn(loops::reconcile::run(
+                            engine.clone(),
+                            db.clone(),
+                            config.clone(),
+                            known.clone(),
+                            stopping.clone(),
+                        ));
                         loops::admission::run(engine, db, config, known, stopping).await;
+                        let _ = reconcile.await;
                     }
                 }
             }),
@@ -161,13 +170,6 @@ impl Worker {
                 self.config.clone(),
                 known.clone(),
                 stopping.clone(),
-            )),
-            tokio::spawn(loops::reconcile::run(
-                self.redis.clone(),
-                self.db.clone(),
-                self.config.clone(),
-                known,
-                stopping,
             )),
         ];
         for task in tasks {

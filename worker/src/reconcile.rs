@@ -1,17 +1,16 @@
 //! Reconciliation: each sale's orders in Redis against MongoDB. Orders that
 //! MongoDB lacks are logged by id and copied again from the outbox; orders
-//! only MongoDB has are logged. Nothing is ever deleted.
+//! only MongoDB has (Redis lost a write the worker had copied: a failover,
+//! a restore from an old snapshot) are given back to the engine with
+//! `FLASHSALE.RESTORE`, so their buyers count as purchased and their units
+//! are not sold again. Nothing is ever deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use flashsale::keys;
-use futures::TryStreamExt;
-use mongodb::bson::doc;
+use flashsale::{keys, EngineClient, ErrorCode};
 use mongodb::Database;
 use redis::aio::ConnectionLike;
-
-use records::order::field;
 
 use crate::orders;
 use crate::WorkerError;
@@ -25,8 +24,14 @@ pub struct SaleReport {
     pub repaired: Vec<String>,
     /// In Redis, not in MongoDB, and no outbox entry to copy from.
     pub unrecoverable: Vec<String>,
-    /// In MongoDB only (left alone).
+    /// In MongoDB only.
     pub only_in_mongo: Vec<String>,
+    /// Of those, given back to the engine.
+    pub restored: Vec<String>,
+    /// Of those, not given back: not an id the engine issues (left alone),
+    /// or refused by the engine (the buyer holds another order there, or
+    /// the sale has no unit left for it) — logged as an error.
+    pub not_restored: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,8 +50,16 @@ impl fmt::Display for Report {
         for s in &self.sales {
             writeln!(
                 f,
-                "sale {}: {} orders in redis, {} in mongodb; repaired {:?}; unrecoverable {:?}; only in mongodb {:?}",
-                s.sale, s.in_redis, s.in_mongo, s.repaired, s.unrecoverable, s.only_in_mongo
+                "sale {}: {} orders in redis, {} in mongodb; repaired {:?}; unrecoverable {:?}; \
+                 only in mongodb {:?}: restored {:?}, not restored {:?}",
+                s.sale,
+                s.in_redis,
+                s.in_mongo,
+                s.repaired,
+                s.unrecoverable,
+                s.only_in_mongo,
+                s.restored,
+                s.not_restored
             )?;
         }
         write!(
@@ -59,25 +72,17 @@ impl fmt::Display for Report {
 }
 
 pub async fn reconcile_sale<C: ConnectionLike + Send>(
-    conn: &mut C,
+    engine: &mut EngineClient<C>,
     db: &Database,
     sale: &str,
 ) -> Result<SaleReport, WorkerError> {
     let in_redis: BTreeMap<String, String> = redis::cmd("HGETALL")
         .arg(keys::orders(sale))
-        .query_async(conn)
+        .query_async(engine.connection())
         .await?;
     let redis_ids: BTreeSet<String> = in_redis.into_values().collect();
-    let mut cursor = orders::collection(db)
-        .find(doc! { field::SALE_ID: sale })
-        .projection(doc! { field::ID: 1 })
-        .await?;
-    let mut mongo_ids = BTreeSet::new();
-    while let Some(document) = cursor.try_next().await? {
-        if let Ok(id) = document.get_str(field::ID) {
-            mongo_ids.insert(id.to_string());
-        }
-    }
+    let recorded = records::order::buyers_of_sale(&orders::collection(db), sale).await?;
+    let mongo_ids: BTreeSet<String> = recorded.iter().map(|(id, _)| id.clone()).collect();
     let mut report = SaleReport {
         sale: sale.to_string(),
         in_redis: redis_ids.len(),
@@ -87,7 +92,7 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
     };
     let mut recovered = Vec::new();
     for order_id in redis_ids.difference(&mongo_ids) {
-        match flashsale::outbox::order_entry(conn, sale, order_id).await? {
+        match flashsale::outbox::order_entry(engine.connection(), sale, order_id).await? {
             Some(order) => {
                 recovered.push(order);
                 report.repaired.push(order_id.clone());
@@ -102,9 +107,56 @@ pub async fn reconcile_sale<C: ConnectionLike + Send>(
         tracing::warn!(sale, repaired = ?report.repaired, unrecoverable = ?report.unrecoverable, "orders missing from MongoDB");
     }
     if !report.only_in_mongo.is_empty() {
-        tracing::warn!(sale, orders = ?report.only_in_mongo, "orders only in MongoDB (left alone)");
+        restore_lost(engine, sale, recorded, &redis_ids, &mut report).await?;
     }
     metrics::counter!("flashsale_worker_reconcile_repaired_total")
         .increment(report.repaired.len() as u64);
     Ok(report)
+}
+
+/// Gives the engine back the orders only MongoDB has.
+async fn restore_lost<C: ConnectionLike + Send>(
+    engine: &mut EngineClient<C>,
+    sale: &str,
+    recorded: Vec<(String, String)>,
+    in_redis: &BTreeSet<String>,
+    report: &mut SaleReport,
+) -> Result<(), WorkerError> {
+    let lost: Vec<(String, String)> = recorded
+        .into_iter()
+        .filter(|(id, _)| !in_redis.contains(id))
+        .collect();
+    match engine.restore_recorded(sale, lost).await {
+        Ok(restored) => {
+            report.not_restored = restored.skipped;
+            report.restored = report
+                .only_in_mongo
+                .iter()
+                .filter(|id| !report.not_restored.contains(id))
+                .cloned()
+                .collect();
+            tracing::warn!(
+                sale,
+                restored = ?report.restored,
+                left_alone = ?report.not_restored,
+                "orders only in MongoDB given back to the engine"
+            );
+        }
+        Err(e)
+            if e.engine_error()
+                .is_some_and(|e| e.code == ErrorCode::Conflict) =>
+        {
+            report.not_restored = report.only_in_mongo.clone();
+            tracing::error!(
+                sale,
+                orders = ?report.only_in_mongo,
+                error = %e,
+                "orders only in MongoDB contradict the engine; not restored"
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    metrics::counter!("flashsale_worker_reconcile_restored_total")
+        .increment(report.restored.len() as u64);
+    Ok(())
 }

@@ -227,6 +227,90 @@ async fn reconciliation_restores_an_order_deleted_by_hand() {
     assert!(ids.contains(seventh) && ids.contains("audit-legacy"));
 }
 
+/// Redis lost a write the worker had already copied (a failover to a
+/// replica that missed it, a restore from an old snapshot): reconciliation
+/// gives the order back to the engine, so its buyer counts as purchased and
+/// the unit is not sold again. One the engine cannot take (its buyer holds
+/// another order there) changes nothing and is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconciliation_gives_the_engine_back_an_order_only_mongodb_has() {
+    let mut p = Platform::start().await;
+    p.sale("lost", 5, 3_600_000, 0).await;
+    let users = p.confirmed_orders("lost", 0, 3).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("lost", 3, Duration::from_secs(30)).await;
+    worker.stop().await;
+
+    let now = tests::server_time_ms(&mut p.conn).await;
+    let lost_id = keys::order_id("lost", (now + 60_000) * engine::rules::ORDERS_PER_MS);
+    let orders = p.db.collection::<mongodb::bson::Document>("orders");
+    orders
+        .insert_one(doc! { "_id": &lost_id, "flashSaleId": "lost", "userEmail": "dan@example.com" })
+        .await
+        .expect("insert the copied order");
+
+    let mut config = p.config();
+    config.reconcile_interval_s = 1;
+    let worker = RunningWorker::spawn(config).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dan = loop {
+        let status = p
+            .client
+            .status("lost", Some("dan@example.com"))
+            .await
+            .expect("STATUS");
+        if status.sale.sold == 4 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    worker.stop().await;
+    assert_eq!(
+        dan.user,
+        Some(flashsale::UserStatus::Purchased {
+            order_id: lost_id.clone()
+        })
+    );
+    assert_eq!(dan.sale.sold, 4, "the restored order counts as sold");
+    assert_eq!(
+        orders_in_redis(&mut p, "lost").await.get("dan@example.com"),
+        Some(&lost_id)
+    );
+    // The next order is numbered above the restored one.
+    let next = p.confirmed_orders("lost", 3, 1).await;
+    let issued = orders_in_redis(&mut p, "lost").await;
+    let number = |id: &str| keys::order_number("lost", id).expect("engine id");
+    assert!(number(&issued[&next[0]]) > number(&lost_id));
+
+    // An order MongoDB has for a buyer who holds another one in the engine
+    // is not restored: the report says so and the engine is unchanged.
+    orders
+        .delete_one(doc! { "_id": &issued[&users[0]] })
+        .await
+        .expect("delete");
+    let other_id = keys::order_id("lost", (now + 120_000) * engine::rules::ORDERS_PER_MS);
+    orders
+        .insert_one(doc! { "_id": &other_id, "flashSaleId": "lost", "userEmail": &users[0] })
+        .await
+        .expect("insert a contradicting order");
+    let report = worker::reconcile_once(&p.config())
+        .await
+        .expect("reconcile");
+    let sale = report
+        .sales
+        .iter()
+        .find(|s| s.sale == "lost")
+        .expect("sale reported");
+    assert_eq!(sale.not_restored, vec![other_id.clone()], "{report}");
+    assert!(sale.restored.is_empty(), "{report}");
+    let after = p.client.status("lost", None).await.expect("STATUS");
+    assert_eq!(after.sale.sold, 5);
+    assert_eq!(
+        orders_in_redis(&mut p, "lost").await.get(&users[0]),
+        Some(&issued[&users[0]])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_worker_reconnects_after_redis_restarts() {
     let mut p = Platform::start_persistent().await;

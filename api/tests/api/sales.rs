@@ -300,20 +300,39 @@ async fn restores_a_lost_sale(backend: Backend) {
     let status = app.status(&id, None).await.sale;
     assert_eq!((status.stock, status.rate, status.queued), (7, 4, 1));
 
-    // With orders on record, the engine's fresh numbering would collide
-    // with them: refused until an operator acts.
+    // With orders on record (a failover to a replica that missed them, an
+    // old snapshot), the engine gets them back before the sale is set up
+    // again: the buyer stays purchased, sold counts the order, and the
+    // numbering goes on above it.
     let now = tests::server_time_ms(&mut conn).await;
-    let earlier = flashsale::keys::order_id(&id, now * engine::rules::ORDERS_PER_MS);
+    let earlier = flashsale::keys::order_id(&id, (now + 60_000) * engine::rules::ORDERS_PER_MS);
     app.record_order(&earlier, &id, "zed@example.com", 4999)
         .await;
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut conn)
         .await
         .expect("FLUSHALL");
-    app.buy(&id, "bob@example.com")
-        .await
-        .assert_error(503, "sale_unavailable");
-    assert!(app.sale_keys(&id).await.is_empty());
+    let reply = app.buy(&id, "bob@example.com").await;
+    assert_eq!(reply.assert_ok()["position"], 1);
+    let zed = app.status(&id, Some("zed@example.com")).await;
+    assert_eq!(
+        zed.user,
+        Some(flashsale::UserStatus::Purchased {
+            order_id: earlier.clone()
+        })
+    );
+    assert_eq!((zed.sale.sold, zed.sale.queued), (1, 1));
+    app.admit(&id, 1).await;
+    let bob = app.confirm(&id, "bob@example.com").await;
+    let bob_order = bob.assert_ok()["orderId"]
+        .as_str()
+        .expect("order id")
+        .to_string();
+    let number = |order: &str| flashsale::keys::order_number(&id, order).expect("engine id");
+    assert!(
+        number(&bob_order) > number(&earlier),
+        "{bob_order} must come after the recorded {earlier}"
+    );
 }
 
 #[tokio::test]

@@ -1,20 +1,21 @@
 //! The reconciliation loop: every `WORKER_RECONCILE_INTERVAL_S` (never when
-//! 0), [`crate::reconcile::reconcile_sale`] for every known sale.
+//! 0), [`crate::reconcile::reconcile_sale`] for every known sale. It starts
+//! once the engine is ready, with the admission loop.
 
 use std::time::Duration;
 
-use flashsale::RedisConn;
 use mongodb::Database;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::KnownSales;
 use crate::config::Config;
+use crate::connect::EngineConn;
 use crate::reconcile;
 use crate::shutdown::pause;
 
 pub(crate) async fn run(
-    mut redis: RedisConn,
+    mut engine: EngineConn,
     db: Database,
     config: Config,
     known: KnownSales,
@@ -28,7 +29,7 @@ pub(crate) async fn run(
         let sales = known.read().await.clone();
         for sale in sales {
             let span = tracing::info_span!("reconcile", sale = %sale.id);
-            if let Err(error) = reconcile::reconcile_sale(&mut redis, &db, &sale.id)
+            if let Err(error) = reconcile::reconcile_sale(&mut engine, &db, &sale.id)
                 .instrument(span)
                 .await
             {
