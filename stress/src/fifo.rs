@@ -25,6 +25,23 @@ pub struct FifoReport {
     pub violations: Vec<String>,
 }
 
+impl FifoReport {
+    /// Adds `sale`'s report to the run's (its violations named by sale when
+    /// the run has several).
+    pub fn merge(&mut self, sale: &str, other: FifoReport, several: bool) {
+        self.snapshots += other.snapshots;
+        self.terms_changed += other.terms_changed;
+        self.violations
+            .extend(other.violations.into_iter().map(|v| {
+                if several {
+                    format!("{sale}: {v}")
+                } else {
+                    v
+                }
+            }));
+    }
+}
+
 pub async fn observe(
     mut conn: RedisConn,
     sale: String,

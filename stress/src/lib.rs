@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use flashsale::{RedisConn, RedisTarget, Timeouts};
+use flashsale::{keys, RedisConn, RedisTarget, Timeouts};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
@@ -49,9 +49,15 @@ pub struct StressConfig {
     /// Virtual users.
     #[arg(long, default_value_t = 5000)]
     pub users: usize,
-    /// Units on sale.
+    /// Units on sale (in each sale).
     #[arg(long, default_value_t = 500)]
     pub stock: u64,
+    /// Sales run at once; users are dealt out over them in turn. On a Redis
+    /// Cluster the sales are spread evenly over the primaries (a sale whose
+    /// id lands on a primary that has its share already is deleted and
+    /// created again), so the run loads every node.
+    #[arg(long, default_value_t = 1)]
+    pub sales: usize,
     /// Percent of admitted users who let their hold run out on purpose.
     #[arg(long, default_value_t = 10)]
     pub abandon_percent: u32,
@@ -96,7 +102,10 @@ pub struct Run {
     pub config: StressConfig,
     pub http: reqwest::Client,
     pub stats: Stats,
-    pub sale_id: String,
+    /// The sales of the run; user `i` buys in `sales[i % sales.len()]`.
+    pub sales: Vec<CreatedSale>,
+    /// On a cluster: how many of the sales each primary serves.
+    pub placement: BTreeMap<String, usize>,
     pub started: Instant,
     pub deadline: Instant,
 }
@@ -179,6 +188,80 @@ async fn sign_in(http: &reqwest::Client, config: &StressConfig) -> anyhow::Resul
     Ok(token.to_string())
 }
 
+/// A sale the run created, and when it starts.
+#[derive(Debug, Clone)]
+pub struct CreatedSale {
+    pub id: String,
+    pub starts_at: DateTime<Utc>,
+}
+
+/// `config.sales` sales; on a cluster spread evenly over the primaries.
+async fn create_sales(
+    http: &reqwest::Client,
+    config: &StressConfig,
+    token: &str,
+) -> anyhow::Result<(Vec<CreatedSale>, BTreeMap<String, usize>)> {
+    let wanted = config.sales.max(1);
+    let mut conn = config.redis()?;
+    let mut placement: BTreeMap<String, usize> = BTreeMap::new();
+    let primaries = if conn.is_cluster() {
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await?;
+        flashsale::nodes::parse_cluster_nodes(&text)
+            .iter()
+            .filter(|node| node.primary)
+            .count()
+            .max(1)
+    } else {
+        1
+    };
+    let share = wanted.div_ceil(primaries);
+    let mut sales = Vec::with_capacity(wanted);
+    let mut attempts = 0;
+    while sales.len() < wanted {
+        attempts += 1;
+        if attempts > 20 * wanted + 20 {
+            bail!("could not spread {wanted} sales over {primaries} primaries: {placement:?}");
+        }
+        let (id, starts_at) = create_sale(http, config, token).await?;
+        if conn.is_cluster() {
+            // Each primary has its own replication id.
+            let node = conn.history_of(&keys::queue(&id)).await?;
+            let on_node = placement.entry(node).or_default();
+            if *on_node >= share {
+                delete_sale(http, config, token, &id).await?;
+                continue;
+            }
+            *on_node += 1;
+        }
+        sales.push(CreatedSale { id, starts_at });
+    }
+    Ok((sales, placement))
+}
+
+async fn delete_sale(
+    http: &reqwest::Client,
+    config: &StressConfig,
+    token: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    let response = http
+        .delete(format!(
+            "{}/flash-sales/{id}",
+            config.api_url.trim_end_matches('/')
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .context("DELETE /flash-sales")?;
+    if !response.status().is_success() {
+        bail!("deleting sale {id} failed ({})", response.status());
+    }
+    Ok(())
+}
+
 async fn create_sale(
     http: &reqwest::Client,
     config: &StressConfig,
@@ -218,21 +301,22 @@ async fn create_sale(
 
 /// One virtual user: buy, poll with backoff until admitted, confirm (or
 /// abandon on purpose).
-async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (String, Outcome) {
+async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (usize, String, Outcome) {
     let email = format!("vu{index:06}@stress.test");
-    let outcome = buyer(&run, &email, abandons)
+    let sale = index % run.sales.len();
+    let outcome = buyer(&run, &run.sales[sale].id, &email, abandons)
         .await
         .unwrap_or_else(|e| Outcome::GaveUp(e.to_string()));
-    (email, outcome)
+    (sale, email, outcome)
 }
 
 /// How often a buyer joins again after losing its place (a failover that
 /// took back its arrival or its hold) before giving up.
 const MAX_REJOINS: usize = 5;
 
-async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
+async fn buyer(run: &Run, sale: &str, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
     for _ in 0..=MAX_REJOINS {
-        if let Some(outcome) = attempt(run, email, abandons).await? {
+        if let Some(outcome) = attempt(run, sale, email, abandons).await? {
             return Ok(outcome);
         }
     }
@@ -244,8 +328,13 @@ async fn buyer(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Outcome
 
 /// Buy, wait for the turn, confirm. `None`: the buyer's place is gone (the
 /// engine knows nothing of it, or its hold vanished), so it joins again.
-async fn attempt(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Option<Outcome>> {
-    let body = json!({ "email": email, "flashSaleId": run.sale_id });
+async fn attempt(
+    run: &Run,
+    sale: &str,
+    email: &str,
+    abandons: bool,
+) -> anyhow::Result<Option<Outcome>> {
+    let body = json!({ "email": email, "flashSaleId": sale });
     let (status, reply) = run
         .send(
             "POST /orders/buy",
@@ -263,7 +352,7 @@ async fn attempt(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Optio
         let request = run
             .http
             .get(run.url("/orders/position"))
-            .query(&[("flashSaleId", run.sale_id.as_str()), ("email", email)]);
+            .query(&[("flashSaleId", sale), ("email", email)]);
         let (status, position) = run.send("GET /orders/position", request).await?;
         if status != 200 {
             bail!("position: {status} {position}");
@@ -290,7 +379,7 @@ async fn attempt(run: &Run, email: &str, abandons: bool) -> anyhow::Result<Optio
     if abandons {
         return Ok(Some(Outcome::Abandoned));
     }
-    let body = json!({ "email": email, "flashSaleId": run.sale_id });
+    let body = json!({ "email": email, "flashSaleId": sale });
     let (status, reply) = run
         .send(
             "POST /orders/confirm",
@@ -340,23 +429,32 @@ pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let token = sign_in(&http, config).await?;
-    let (sale_id, starts_at) = create_sale(&http, config, &token).await?;
-    let (stop_observer, observer_stop) = watch::channel(false);
-    let observer = tokio::spawn(fifo::observe(
-        config.redis()?,
-        sale_id.clone(),
-        observer_stop,
-    ));
+    let (sales, placement) = create_sales(&http, config, &token).await?;
+    let (stop_observers, observers_stop) = watch::channel(false);
+    let mut observers = Vec::with_capacity(sales.len());
+    for sale in &sales {
+        observers.push(tokio::spawn(fifo::observe(
+            config.redis()?,
+            sale.id.clone(),
+            observers_stop.clone(),
+        )));
+    }
 
     // The countdown: wait for the start the server announced.
-    let wait = (starts_at - Utc::now()).to_std().unwrap_or_default();
+    let last_start = sales
+        .iter()
+        .map(|s| s.starts_at)
+        .max()
+        .unwrap_or_else(Utc::now);
+    let wait = (last_start - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait).await;
     let started = Instant::now();
     let run = Arc::new(Run {
         config: config.clone(),
         http,
         stats: Stats::default(),
-        sale_id: sale_id.clone(),
+        sales,
+        placement,
         started,
         deadline: started + Duration::from_secs(config.deadline_seconds),
     });
@@ -370,14 +468,22 @@ pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
             virtual_user(run, index, abandons).await
         }));
     }
-    let mut outcomes = BTreeMap::new();
+    let mut outcomes: Vec<BTreeMap<String, Outcome>> = vec![BTreeMap::new(); run.sales.len()];
     for user in users {
-        let (email, outcome) = user.await?;
-        outcomes.insert(email, outcome);
+        let (sale, email, outcome) = user.await?;
+        outcomes[sale].insert(email, outcome);
     }
     let buying_took = started.elapsed();
-    let _ = stop_observer.send(true);
-    let fifo = observer.await?;
-    let verification = verify::verify(&run, &token, &outcomes, starts_at).await?;
+    let _ = stop_observers.send(true);
+    let mut fifo = fifo::FifoReport::default();
+    for (sale, observer) in run.sales.iter().zip(observers) {
+        fifo.merge(&sale.id, observer.await?, run.sales.len() > 1);
+    }
+    let mut verification = verify::Verification::default();
+    for (sale, outcomes) in run.sales.iter().zip(&outcomes) {
+        let one = verify::verify(&run, sale, &token, outcomes).await?;
+        verification.merge(&sale.id, one, run.sales.len() > 1);
+    }
+    let outcomes = outcomes.into_iter().flatten().collect();
     Ok(Report::new(&run, outcomes, fifo, verification, buying_took))
 }

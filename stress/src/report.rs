@@ -9,6 +9,10 @@ use crate::{Outcome, Run};
 
 pub struct Report {
     pub users: usize,
+    /// Sales run at once.
+    pub sales: usize,
+    /// On a cluster: sales per primary (by its replication id).
+    pub placement: BTreeMap<String, usize>,
     pub stock: u64,
     pub sold: u64,
     pub buying_took: Duration,
@@ -55,6 +59,8 @@ impl Report {
         });
         Report {
             users: outcomes.len(),
+            sales: run.sales.len(),
+            placement: run.placement.clone(),
             stock: verification.stock,
             sold: verification.sold,
             buying_took,
@@ -76,9 +82,17 @@ impl fmt::Display for Report {
         let secs = self.buying_took.as_secs_f64().max(0.001);
         writeln!(
             f,
-            "flashsale stress: {} users, {} units; buying took {:.1} s",
-            self.users, self.stock, secs
+            "flashsale stress: {} users, {} units in {} sale(s); buying took {:.1} s",
+            self.users, self.stock, self.sales, secs
         )?;
+        if !self.placement.is_empty() {
+            let per_node: Vec<String> = self
+                .placement
+                .iter()
+                .map(|(node, n)| format!("{}…×{n}", &node[..node.len().min(8)]))
+                .collect();
+            writeln!(f, "sales per primary: {}", per_node.join(", "))?;
+        }
         match self.time_to_sell_out {
             Some(t) => writeln!(f, "sold out {:.2} s after the start", t.as_secs_f64())?,
             None => writeln!(f, "did not sell out ({} of {} sold)", self.sold, self.stock)?,

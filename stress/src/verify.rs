@@ -3,13 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use flashsale::{keys, BackendChoice, EngineClient, OutboxEntry};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use records::{order, sale};
 
-use crate::{Outcome, Run};
+use crate::{CreatedSale, Outcome, Run};
 
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -20,6 +19,8 @@ pub struct Check {
 
 #[derive(Debug, Clone, Default)]
 pub struct Verification {
+    /// How many sales this covers.
+    pub sales: usize,
     pub checks: Vec<Check>,
     pub sold: u64,
     pub stock: u64,
@@ -37,14 +38,55 @@ impl Verification {
     }
 }
 
+impl Verification {
+    /// Adds one sale's verification to the run's: figures summed; with
+    /// several sales each check is one line for all of them, naming the
+    /// sales that failed it. The run sold out when every sale did, at the
+    /// latest of their times.
+    pub fn merge(&mut self, sale: &str, other: Verification, several: bool) {
+        let first = self.sales == 0;
+        self.sales += 1;
+        self.time_to_sell_out = match (first, self.time_to_sell_out, other.time_to_sell_out) {
+            (true, _, t) => t,
+            (false, Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        self.sold += other.sold;
+        self.stock += other.stock;
+        for check in other.checks {
+            if !several {
+                self.checks.push(check);
+                continue;
+            }
+            let failure = (!check.passed).then(|| format!("{sale}: {}", check.detail));
+            match self.checks.iter_mut().find(|c| c.name == check.name) {
+                Some(merged) => {
+                    merged.detail = match (merged.passed, failure) {
+                        (true, None) => format!("all {} sales", self.sales),
+                        (true, Some(failure)) => failure,
+                        (false, Some(failure)) => format!("{}; {failure}", merged.detail),
+                        (false, None) => merged.detail.clone(),
+                    };
+                    merged.passed &= check.passed;
+                }
+                None => self.checks.push(Check {
+                    detail: failure.unwrap_or_else(|| "all 1 sales".to_string()),
+                    ..check
+                }),
+            }
+        }
+    }
+}
+
 pub async fn verify(
     run: &Run,
+    created: &CreatedSale,
     token: &str,
     outcomes: &BTreeMap<String, Outcome>,
-    starts_at: DateTime<Utc>,
 ) -> anyhow::Result<Verification> {
     let config = &run.config;
-    let sale = &run.sale_id;
+    let sale = &created.id;
+    let starts_at = created.starts_at;
     let mut conn = config.redis()?;
     let mut engine = EngineClient::prepare(conn.clone(), BackendChoice::Auto).await?;
     let status = engine.status(sale, None).await?;

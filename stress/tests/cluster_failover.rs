@@ -11,16 +11,15 @@
 //!
 //! `FLASHSALE_FAILOVER_DRILLS` (default 1) repeats each drill.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use api::config::SeedAdminArgs;
-use api::{Application, Settings};
+use common::{Platform, Redis};
 use flashsale::{BackendChoice, EngineClient, RedisConn, RedisTarget, Timeouts};
 use mongodb::bson::{doc, Document};
 use tests::mongo_server::MongoServer;
 use tests::{module_path, ClusterOptions, RedisCluster};
-use tokio::sync::oneshot;
 
 fn drills() -> usize {
     std::env::var("FLASHSALE_FAILOVER_DRILLS")
@@ -75,71 +74,16 @@ async fn drill(lagging: bool) {
     .expect("cluster");
     let seeds = cluster.seed_nodes().join(",");
     let mongo = MongoServer::start().await;
-
-    let mut settings = Settings::defaults().expect("default settings");
-    settings.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    settings.port = 0;
-    settings.dev_mode = true;
-    settings.jwt_secret = Some("failover-drill-secret-that-is-long-enough-0123".into());
-    settings.redis_cluster_nodes = Some(seeds.clone());
-    settings.mongo_url = mongo.url();
-    settings.mongo_db = mongo.database_name();
-    settings.rate_limit_buy_per_second = 1_000_000;
-    settings.rate_limit_buy_burst = 1_000_000;
-    api::seed_admin::seed_admin(
-        &settings,
-        &SeedAdminArgs {
-            email: None,
-            password: None,
-        },
-    )
-    .await
-    .expect("seed the dev admin");
-    let app = Application::build(settings.clone())
-        .await
-        .expect("api builds");
-    let api_url = format!("http://127.0.0.1:{}", app.port());
-    let (stop_api, api_stopped) = oneshot::channel::<()>();
-    let api = tokio::spawn(async move {
-        let _ = app
-            .run_until(async {
-                let _ = api_stopped.await;
-            })
-            .await;
-    });
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut config =
-            worker::config::Config::for_tests(String::new(), mongo.url(), mongo.database_name());
-        config.redis_cluster_nodes = Some(seeds.clone());
-        config.poll_interval_ms = 20;
-        let worker = worker::Worker::build(config).await.expect("worker builds");
-        let (stop, stopped) = oneshot::channel::<()>();
-        workers.push((
-            stop,
-            tokio::spawn(worker.run_until(async move {
-                let _ = stopped.await;
-            })),
-        ));
-    }
-
+    let platform = Platform::start(Redis::Cluster(seeds), &mongo).await;
     let config = stress::StressConfig {
-        api_url,
-        redis_url: String::new(),
-        redis_cluster_nodes: Some(seeds.clone()),
-        mongo_url: mongo.url(),
-        mongo_db: mongo.database_name(),
-        admin_email: api::seed_admin::DEV_ADMIN_EMAIL.into(),
-        admin_password: api::seed_admin::DEV_ADMIN_PASSWORD.into(),
         users: 240,
         stock: 60,
-        abandon_percent: 10,
         hold_ttl_seconds: 3,
         // Slow admission keeps confirms coming through the failover.
         rate: Some(8),
         concurrency: 120,
-        start_in_seconds: 1,
         deadline_seconds: 150,
+        ..platform.stress_config(240, 60)
     };
     let run = tokio::spawn(async move { stress::run(&config).await });
 
@@ -178,12 +122,7 @@ async fn drill(lagging: bool) {
         .expect("stress task")
         .expect("the stress run completes");
     println!("lagging replica: {lagging}\n{report}");
-    let _ = stop_api.send(());
-    let _ = api.await;
-    for (stop, task) in workers {
-        let _ = stop.send(());
-        let _ = task.await;
-    }
+    platform.stop().await;
     assert!(report.passed(), "verdict FAIL after a failover:\n{report}");
     assert_eq!(
         report.sold, report.stock,
