@@ -57,6 +57,7 @@
   let holdEndsAt = 0; // server ms
   let pollTimer = null;
   let failures = 0;
+  let rejoins = 0; // places lost to a server switch-over, joined again
   const storageKey = 'flashsale:email:' + saleId;
 
   async function loadSale() {
@@ -285,7 +286,15 @@
         // Not in the sale (any more): the sale closed, or we never joined.
         if (reply.saleStatus === 'sold_out') outcome({ code: 'sold_out' });
         else if (reply.saleStatus === 'ended') outcome({ code: 'sale_ended' });
-        else {
+        else if ((state === 'queued' || state === 'ready') && rejoins < 3) {
+          // We had a place and the sale no longer knows it: a Redis
+          // failover took back its last moments. Buying again is safe (it
+          // never buys twice) and puts us back in the queue.
+          rejoins += 1;
+          stopPolling();
+          say('rejoining', 'Our servers switched over and your place was lost; joining the queue again…');
+          buy();
+        } else {
           stopPolling();
           setState('idle');
           say('idle', '');

@@ -120,6 +120,7 @@ export class Platform {
     }
 
     const redisPort = await freePort();
+    this.redisPort = redisPort;
     mkdirSync(join(this.dir, 'redis'));
     this.run('redis', 'redis-server', [
       '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
@@ -188,6 +189,13 @@ export class Platform {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // ---- Redis, as an operator would reach it -----------------------------------------
+  redisCli(...args) {
+    const r = spawnSync('redis-cli', ['-p', String(this.redisPort), ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
   }
 
   // ---- the API, for scripted buyers and set-up --------------------------------------

@@ -136,6 +136,28 @@ describe('customer page', () => {
     await page.close();
   });
 
+  test('a place lost in a Redis failover: the page joins the queue again by itself', async () => {
+    const sale = await platform.createSale(token, { name: 'Switch-over', initialQuantity: 5, rate: 1 });
+    const { page, consoleWatch } = await open(`/sales/${sale.id}`);
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    for (const buyer of ['f1@example.com', 'f2@example.com', 'f3@example.com', 'f4@example.com']) {
+      assert.equal((await platform.buy(sale.id, buyer)).status, 200);
+    }
+    await page.locator('#email').fill('lost@example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
+    // What a promoted replica that missed the last moments looks like: the
+    // sale knows nothing of this buyer any more.
+    assert.equal(platform.redisCli('ZREM', `fs:{${sale.id}}:queue`, 'lost@example.com'), '1');
+    await waitFor('the page to join again', async () => {
+      const r = await platform.position(sale.id, 'lost@example.com');
+      return r.json?.status === 'queued' || r.json?.status === 'ready';
+    }, { timeoutMs: 15000, every: 200 });
+    await page.locator('#progress[data-state="queued"], #progress[data-state="ready"]').waitFor({ timeout: 5000 });
+    consoleWatch.assertClean();
+    await page.close();
+  });
+
   test('sold out: the page says so and Buy stays off (phone-sized screen)', async () => {
     const sale = await platform.createSale(token, { name: 'Last one', initialQuantity: 1 });
     await platform.buyAndConfirm(sale.id, 'first@example.com');
