@@ -74,6 +74,14 @@ impl RedisServer {
         self.child = child;
     }
 
+    /// [`RedisServer::restart`] without waiting: returns as soon as the new
+    /// process is spawned, before it listens or while it still loads its
+    /// data (for tests of programs started against a loading Redis).
+    pub fn restart_no_wait(&mut self) {
+        self.kill();
+        self.child = spawn(self.port, &self.dir, &self.options);
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
