@@ -137,11 +137,6 @@ fn is_no_sale(error: &ClientError) -> bool {
         .is_some_and(|e| e.code == ErrorCode::NoSale)
 }
 
-fn is_missing_library(error: &ClientError) -> bool {
-    matches!(error, ClientError::Server(text)
-        if text.to_ascii_lowercase().contains("function not found"))
-}
-
 /// Why SETUP was refused.
 #[derive(Debug)]
 pub enum SetupError {
@@ -220,7 +215,7 @@ impl LiveSales {
                 }
                 // Deleted between the restore and the retry.
                 Err(e) if is_no_sale(&e) => return Err(ApiError::sale_not_found()),
-                Err(e) if is_missing_library(&e) && !reloaded => {
+                Err(e) if e.is_missing_library() && !reloaded => {
                     self.reload_library(e).await?;
                     reloaded = true;
                 }
@@ -488,7 +483,7 @@ impl LiveSales {
         match client.status("readyz-probe", None).await {
             Ok(_) => Ok(()),
             Err(e) if is_no_sale(&e) => Ok(()),
-            Err(e) if is_missing_library(&e) => match self.reload_library(e).await {
+            Err(e) if e.is_missing_library() => match self.reload_library(e).await {
                 Ok(()) => Ok(()),
                 Err(e) => Err(e.to_string()),
             },

@@ -40,6 +40,14 @@ impl ClientError {
         }
     }
 
+    /// The Functions library is not on the node that served the command
+    /// (Redis restarted without its data, or a primary joined the cluster
+    /// since the start): load it again and retry.
+    pub fn is_missing_library(&self) -> bool {
+        matches!(self, ClientError::Server(text)
+            if text.to_ascii_lowercase().contains("function not found"))
+    }
+
     pub(crate) fn from_redis(error: redis::RedisError) -> Self {
         match (error.is_io_error(), error.code()) {
             (false, Some(code)) => ClientError::Server(match error.detail() {

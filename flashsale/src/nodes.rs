@@ -32,6 +32,7 @@ pub async fn prepare(conn: &mut RedisConn, choice: BackendChoice) -> Result<Back
             let mut connections = Vec::with_capacity(nodes.len());
             for node in &nodes {
                 let mut node_conn = connect_node(&node.address).await?;
+                serving(&mut node_conn).await?;
                 with_module.push(has_module(&mut node_conn).await?);
                 connections.push(node_conn);
             }
@@ -67,6 +68,7 @@ pub(crate) async fn prepare_node<C: ConnectionLike + Send>(
     choice: BackendChoice,
     what: &str,
 ) -> Result<Backend, ClientError> {
+    serving(conn).await?;
     let backend = match choice {
         BackendChoice::Module => Backend::Module,
         BackendChoice::Lua => Backend::Lua,
@@ -149,6 +151,16 @@ pub fn replicas_of_myself(text: &str) -> u64 {
 async fn connect_node(address: &str) -> Result<MultiplexedConnection, ClientError> {
     let client = redis::Client::open(format!("redis://{address}/"))?;
     Ok(client.get_multiplexed_async_connection().await?)
+}
+
+/// Fails (unavailable) while the node cannot serve data: `COMMAND INFO`
+/// and `FUNCTION LIST` are answered while Redis is still loading its
+/// dataset, `PING` is refused with `LOADING` then.
+async fn serving<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), ClientError> {
+    redis::cmd("PING")
+        .query_async::<()>(conn)
+        .await
+        .map_err(ClientError::from_redis)
 }
 
 pub(crate) async fn has_module<C: ConnectionLike + Send>(

@@ -1,12 +1,16 @@
 //! The worker's own small HTTP server: `/metrics` (Prometheus), `/healthz`
-//! (the process runs) and `/readyz` (the engine was found on Redis).
+//! (the process runs) and `/readyz` (the engine was found on Redis, and
+//! Redis answers now: a restart or a failover makes it not ready again).
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use flashsale::RedisConn;
 
 use crate::connect::Readiness;
 
@@ -25,22 +29,34 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-pub fn router(ready: Readiness) -> Router {
+pub fn router(ready: Readiness, redis: RedisConn) -> Router {
     let handle = metrics_handle();
     Router::new()
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(move || async move {
-                if ready.is_ready() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: waiting for Redis",
-                    )
-                }
+            get(move || {
+                let (ready, redis) = (ready.clone(), redis.clone());
+                async move { readiness(&ready, redis).await }
             }),
         )
+}
+
+async fn readiness(ready: &Readiness, mut redis: RedisConn) -> (StatusCode, &'static str) {
+    if !ready.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for the engine on Redis",
+        );
+    }
+    let ping = redis::cmd("PING");
+    match tokio::time::timeout(Duration::from_secs(1), ping.query_async::<()>(&mut redis)).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        // Loading, unreachable, between primaries: the loops wait it out.
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: Redis unavailable",
+        ),
+    }
 }

@@ -112,7 +112,7 @@ impl Worker {
 
         let server = {
             let mut stopping = stopping.clone();
-            let serve = axum::serve(self.listener, http::router(self.ready.clone()))
+            let serve = axum::serve(self.listener, http::router(self.ready.clone(), self.redis.clone()))
                 .with_graceful_shutdown(async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 });

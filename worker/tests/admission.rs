@@ -278,3 +278,49 @@ async fn a_sale_extended_after_its_end_is_admitted_again() {
     .await;
     worker.stop().await;
 }
+
+/// A worker on the Functions library whose Redis lost the library (a
+/// restart without data, a primary that joined the cluster since) loads it
+/// again and goes on admitting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_loads_the_library_again_when_redis_lost_it() {
+    let mut p = Platform::start().await;
+    p.sale("relib", 100, 600_000, 0).await;
+    let users: Vec<String> = (0..10).map(|i| format!("r{i}@example.com")).collect();
+    let mut config = p.config();
+    config.engine = flashsale::BackendChoice::Lua;
+    let worker = RunningWorker::spawn(config).await;
+    let client = p.client.clone();
+    let held = move |want: u64| {
+        let client = client.clone();
+        async move {
+            wait_for(&format!("{want} holds"), Duration::from_secs(15), || {
+                let mut client = client.clone();
+                async move {
+                    let status = client.status("relib", None).await.ok()?;
+                    (status.sale.held == want).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    p.queue("relib", &users[..5]).await;
+    held(5).await;
+
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut p.conn)
+        .await
+        .expect("FUNCTION FLUSH");
+    p.queue("relib", &users[5..]).await;
+    held(10).await;
+    let libraries: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg("flashsale")
+        .query_async(&mut p.conn)
+        .await
+        .expect("FUNCTION LIST");
+    assert_eq!(libraries.len(), 1, "the library is back");
+    worker.stop().await;
+}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use flashsale::{Backend, BackendChoice};
 use mongodb::Database;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -59,6 +60,18 @@ pub(crate) async fn run(
                 {
                     // Not set up in Redis (yet): the API configures it.
                     visits.not_before(&sale.id, now + config.sales_refresh());
+                }
+                Err(error) if error.is_missing_library() && engine.backend() == Backend::Lua => {
+                    // A primary without the library: Redis restarted
+                    // without its data, or the node joined the cluster
+                    // since the start. Load it where it is missing.
+                    tracing::warn!(sale = %sale.id, "the Functions library is missing; loading it");
+                    if let Err(error) =
+                        flashsale::nodes::prepare(engine.connection(), BackendChoice::Lua).await
+                    {
+                        tracing::warn!(%error, "cannot load the Functions library; retrying");
+                        visits.not_before(&sale.id, now + config.sales_refresh());
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(sale = %sale.id, %error, "GRANT failed; retrying");
