@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use flashsale::{keys, BackendChoice, EngineClient, OutboxEntry};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use records::{order, sale};
 
@@ -244,6 +244,17 @@ pub async fn verify(
         listed["total"].as_u64() == Some(sold),
         format!("total {}", listed["total"]),
     );
+    let mismatched = buyers_as_the_api_shows_them(run, sale, outcomes).await;
+    v.check(
+        "every buyer's state through the API matches what they were told",
+        mismatched.is_empty(),
+        format!(
+            "{} of {} differ {:?}",
+            mismatched.len(),
+            outcomes.len(),
+            mismatched.iter().take(3).collect::<Vec<_>>()
+        ),
+    );
     v.check(
         "no user got stuck",
         gave_up.is_empty(),
@@ -254,6 +265,46 @@ pub async fn verify(
         ),
     );
     Ok(v)
+}
+
+/// Each buyer's `GET /orders/position` after the run, against the outcome
+/// the buyer was told: a purchase shows as `purchased` with the same order
+/// id, anything else as not purchased. Returns the buyers that differ.
+async fn buyers_as_the_api_shows_them(
+    run: &Run,
+    sale: &str,
+    outcomes: &BTreeMap<String, Outcome>,
+) -> Vec<String> {
+    let (http, url, sale) = (run.http.clone(), run.url("/orders/position"), sale.to_string());
+    let owned: Vec<(String, Outcome)> = outcomes
+        .iter()
+        .map(|(email, outcome)| (email.clone(), outcome.clone()))
+        .collect();
+    let asks = owned.into_iter().map(move |(email, outcome)| {
+        let (http, url, sale) = (http.clone(), url.clone(), sale.clone());
+        async move {
+            let shown = http
+                .get(url)
+                .query(&[("flashSaleId", sale.as_str()), ("email", email.as_str())])
+                .send()
+                .await;
+            let shown: serde_json::Value = match shown {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(error) => return Some(format!("{email}: {error}")),
+            };
+            let purchased = shown["status"] == "purchased";
+            let agrees = match &outcome {
+                Outcome::Purchased(id) => purchased && shown["orderId"] == id.as_str(),
+                _ => !purchased,
+            };
+            (!agrees).then(|| format!("{email}: told {outcome:?}, shown {shown}"))
+        }
+    });
+    let differ: Vec<Option<String>> = futures::stream::iter(asks)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    differ.into_iter().flatten().collect()
 }
 
 /// `currentQuantity`, once it has caught up with `expected` (the worker syncs
