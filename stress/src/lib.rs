@@ -4,6 +4,7 @@
 //! purpose. Then everything is verified through the API, in Redis and in
 //! MongoDB, and the run's throughput and latencies are reported.
 
+pub mod engine_load;
 pub mod fifo;
 mod report;
 pub mod stats;
