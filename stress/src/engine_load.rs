@@ -583,19 +583,28 @@ async fn topology(
     match target {
         RedisTarget::Server(url) => Ok((vec![url.clone()], 1)),
         RedisTarget::Cluster(_) => {
-            let text: String = redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async(conn)
-                .await
-                .context("CLUSTER NODES")?;
-            let nodes = flashsale::nodes::parse_cluster_nodes(&text);
+            let nodes = cluster_nodes(conn).await?;
             let primaries = nodes.iter().filter(|n| n.primary).count();
-            if primaries == 0 {
-                bail!("CLUSTER NODES lists no primary that is up");
-            }
             Ok((nodes.into_iter().map(|n| n.address).collect(), primaries))
         }
     }
+}
+
+/// The nodes of the cluster `conn` talks to that are up, with at least one
+/// primary among them.
+pub(crate) async fn cluster_nodes(
+    conn: &mut RedisConn,
+) -> anyhow::Result<Vec<flashsale::nodes::Node>> {
+    let text: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(conn)
+        .await
+        .context("CLUSTER NODES")?;
+    let nodes = flashsale::nodes::parse_cluster_nodes(&text);
+    if !nodes.iter().any(|n| n.primary) {
+        bail!("CLUSTER NODES lists no primary that is up");
+    }
+    Ok(nodes)
 }
 
 /// Deals sale ids over the primaries as `config.placement` asks.

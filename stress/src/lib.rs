@@ -196,7 +196,8 @@ pub struct CreatedSale {
     pub starts_at: DateTime<Utc>,
 }
 
-/// `config.sales` sales; on a cluster spread evenly over the primaries.
+/// `config.sales` sales; on a cluster spread evenly over the primaries
+/// (dealt as `flashsale-engine-load --placement spread` deals its ids).
 async fn create_sales(
     http: &reqwest::Client,
     config: &StressConfig,
@@ -204,41 +205,40 @@ async fn create_sales(
 ) -> anyhow::Result<(Vec<CreatedSale>, BTreeMap<String, usize>)> {
     let wanted = config.sales.max(1);
     let mut conn = config.redis()?;
-    let mut placement: BTreeMap<String, usize> = BTreeMap::new();
     let primaries = if conn.is_cluster() {
-        let text: String = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut conn)
-            .await?;
-        flashsale::nodes::parse_cluster_nodes(&text)
+        engine_load::cluster_nodes(&mut conn)
+            .await?
             .iter()
             .filter(|node| node.primary)
             .count()
-            .max(1)
     } else {
         1
     };
-    let share = wanted.div_ceil(primaries);
+    let mut dealer = engine_load::Dealer::new(engine_load::Placement::Spread, wanted, primaries);
     let mut sales = Vec::with_capacity(wanted);
     let mut attempts = 0;
     while sales.len() < wanted {
         attempts += 1;
         if attempts > 20 * wanted + 20 {
-            bail!("could not spread {wanted} sales over {primaries} primaries: {placement:?}");
+            bail!(
+                "could not spread {wanted} sales over {primaries} primaries: {:?}",
+                dealer.per_node()
+            );
         }
         let (id, starts_at) = create_sale(http, config, token).await?;
-        if conn.is_cluster() {
-            // Each primary has its own replication id.
-            let node = conn.history_of(&keys::queue(&id)).await?;
-            let on_node = placement.entry(node).or_default();
-            if *on_node >= share {
-                delete_sale(http, config, token, &id).await?;
-                continue;
-            }
-            *on_node += 1;
+        // Each primary has its own replication id.
+        let node = conn.history_of(&keys::queue(&id)).await?;
+        if !dealer.offer(&id, &node) {
+            delete_sale(http, config, token, &id).await?;
+            continue;
         }
         sales.push(CreatedSale { id, starts_at });
     }
+    let placement = if conn.is_cluster() {
+        dealer.per_node().clone()
+    } else {
+        BTreeMap::new()
+    };
     Ok((sales, placement))
 }
 
