@@ -1,16 +1,29 @@
-//! Test harness: real `redis-server` processes on free loopback ports,
-//! stopped by PID when dropped, with the engine loaded as a module or as the
-//! functions library; a whole local Redis Cluster ([`RedisCluster`]).
+//! Test harness: real servers for the suites, with the engine loaded as a
+//! module or as the Functions library ([`EngineServer`]), a MongoDB-
+//! compatible server ([`MongoServer`]), plain `redis-server` processes
+//! ([`RedisServer::start`]) and a whole local Redis Cluster ([`RedisCluster`]).
 //!
-//! Docker-based runs (testcontainers) are not wired in yet: this machine has
-//! no Docker engine, so every suite runs against local processes.
+//! Two backends, the same test code ([`backend`]): `FLASHSALE_TEST_BACKEND=
+//! processes` runs `redis-server` and `mongo-sqlite` as child processes on
+//! free loopback ports, killed by PID when dropped (the fast default without
+//! Docker); `FLASHSALE_TEST_BACKEND=containers` runs [`EngineServer`] and
+//! [`MongoServer`] as Docker containers through testcontainers, from local
+//! images (`flashsale-redis:local` with the module, a plain Redis image for
+//! the Functions library, `flashsale-mongo-sqlite:local`), removed when
+//! dropped ([`containers`]); unset or `auto`: containers when a Docker
+//! daemon answers and the images are there, processes otherwise. Replicas
+//! ([`RedisServer::start`]) and clusters stay processes on both.
+//! Container-only fault tests ask [`backend::containers_or_skip`].
 
+pub mod backend;
 pub mod cluster;
+pub mod containers;
 pub mod fixtures;
 pub mod mongo_server;
 mod redis_server;
 pub mod state;
 
+pub use backend::{server_backend, ServerBackend};
 pub use cluster::{ClusterNode, ClusterOptions, RedisCluster, Role};
 pub use mongo_server::MongoServer;
 pub use redis_server::{RedisServer, ServerOptions};
@@ -72,15 +85,26 @@ impl EngineServer {
         Self::start_with(backend, test_clock, ServerOptions::default()).await
     }
 
+    /// A server on the harness's backend ([`backend::server_backend`]): a
+    /// `redis-server` process (module from [`module_path`]) or a container
+    /// (the module image, or a plain Redis image for the Functions library).
     pub async fn start_with(
         backend: Backend,
         test_clock: bool,
         mut options: ServerOptions,
     ) -> EngineServer {
-        if backend == Backend::Module {
-            options.module = Some((module_path(), test_clock));
-        }
-        let server = RedisServer::start(options);
+        let server = match backend::server_backend() {
+            ServerBackend::Processes => {
+                if backend == Backend::Module {
+                    options.module = Some((module_path(), test_clock));
+                }
+                RedisServer::start(options)
+            }
+            ServerBackend::Containers => {
+                let module = (backend == Backend::Module).then_some(test_clock);
+                RedisServer::start_container(options, module).await
+            }
+        };
         let engine = EngineServer {
             server,
             backend,

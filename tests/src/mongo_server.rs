@@ -9,6 +9,12 @@
 //! at a time (FerretDB v1 alone does not make `$inc`/findAndModify atomic
 //! against concurrent commands; see `tools/mongo-sqlite/serialize.go`), so
 //! single-document atomicity holds as on MongoDB.
+//!
+//! On the container backend ([`crate::backend`]), without `MONGO_URL`, the
+//! same program runs in a container of `flashsale-mongo-sqlite:local`
+//! ([`crate::containers`]) with its SQLite files in a temp dir mounted on
+//! `/data/db`; stop, kill and restart act on the container (`docker stop`,
+//! `docker kill`, `docker start`: same port, same files).
 
 use std::fs::{File, OpenOptions};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,6 +28,9 @@ use mongodb::bson::doc;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 use tempfile::TempDir;
+
+use crate::backend::{ServerBackend, BACKEND_ENV};
+use crate::containers::{self, Container, Service, Spec};
 
 /// How long a server may take to answer `ping` after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -102,17 +111,30 @@ pub struct MongoServer {
     url: String,
     database: String,
     local: Option<Local>,
+    container: Option<MongoContainer>,
+}
+
+/// The server in a container, and its files.
+struct MongoContainer {
+    container: Container,
+    _temp: TempDir,
 }
 
 impl MongoServer {
     /// `MONGO_URL` if set, else a fresh `mongo-sqlite` on a free port; returns
     /// once the server answers `ping`.
     pub async fn start() -> MongoServer {
+        if std::env::var("MONGO_URL").map_or(true, |u| u.is_empty())
+            && crate::backend::server_backend() == ServerBackend::Containers
+        {
+            return Self::start_container().await;
+        }
         if let Some(url) = std::env::var("MONGO_URL").ok().filter(|u| !u.is_empty()) {
             let server = MongoServer {
                 url,
                 database: unique_database_name(),
                 local: None,
+                container: None,
             };
             let client = server.client().await;
             ping_until_ready(&client, Instant::now() + START_TIMEOUT, || true)
@@ -146,6 +168,7 @@ impl MongoServer {
                         url: local_url(local.port),
                         database: unique_database_name(),
                         local: Some(local),
+                        container: None,
                     }
                 }
                 Err(e) => last_error = e,
@@ -157,7 +180,52 @@ impl MongoServer {
         );
     }
 
-    /// `mongodb://127.0.0.1:PORT/` (or `MONGO_URL`).
+    /// The program in a container of [`containers::mongo_image`], its files
+    /// in a fresh temp dir on `/data/db`; panics with the reason when it does
+    /// not start.
+    async fn start_container() -> MongoServer {
+        let temp = tempfile::Builder::new()
+            .prefix("flashsale-mongo-")
+            .tempdir()
+            .expect("temp dir");
+        let spec = Spec {
+            service: Service::Mongo,
+            image: containers::mongo_image(),
+            entrypoint: Some("mongo-sqlite".into()),
+            args: [
+                "--listen",
+                "0.0.0.0:27017",
+                "--dir",
+                "/data/db",
+                "--shutdown-timeout=1s",
+            ]
+            .map(String::from)
+            .to_vec(),
+            port: 27017,
+            data_dir: temp.path().to_path_buf(),
+            mount: "/data/db".into(),
+        };
+        let container = Container::start(spec).await.unwrap_or_else(|e| {
+            panic!("the MongoDB-compatible container did not start ({BACKEND_ENV}=containers): {e}")
+        });
+        MongoServer {
+            url: format!("mongodb://{}:{}/", container.host(), container.port()),
+            database: unique_database_name(),
+            local: None,
+            container: Some(MongoContainer {
+                container,
+                _temp: temp,
+            }),
+        }
+    }
+
+    /// The container, on the container backend (for fault tests: network
+    /// disconnect, ...).
+    pub fn container(&self) -> Option<&Container> {
+        self.container.as_ref().map(|c| &c.container)
+    }
+
+    /// `mongodb://127.0.0.1:PORT/` (or `MONGO_URL`, or the container's).
     pub fn url(&self) -> String {
         self.url.clone()
     }
@@ -182,19 +250,27 @@ impl MongoServer {
         self.client().await.database(&self.database)
     }
 
-    /// Whether this is a local process that [`Self::stop`], [`Self::kill`]
-    /// and [`Self::restart`] control (false with `MONGO_URL`).
+    /// Whether this is a local process or a container that [`Self::stop`],
+    /// [`Self::kill`] and [`Self::restart`] control (false with `MONGO_URL`).
     pub fn is_local(&self) -> bool {
-        self.local.is_some()
+        self.local.is_some() || self.container.is_some()
     }
 
-    /// The local server's port (`None` with `MONGO_URL`).
+    /// The local server's port (`None` with `MONGO_URL`); a container's
+    /// published port.
     pub fn port(&self) -> Option<u16> {
+        if let Some(c) = &self.container {
+            return Some(c.container.port());
+        }
         self.local.as_ref().map(|l| l.port)
     }
 
-    /// The local server's PID while it runs.
+    /// The local server's PID while it runs (a container's main process:
+    /// its host PID).
     pub fn pid(&self) -> Option<u32> {
+        if let Some(c) = &self.container {
+            return c.container.pid();
+        }
         self.local
             .as_ref()
             .and_then(|l| l.child.as_ref())
@@ -203,6 +279,9 @@ impl MongoServer {
 
     /// The local server's SQLite directory (kept across stop/restart).
     pub fn data_dir(&self) -> Option<&Path> {
+        if let Some(c) = &self.container {
+            return Some(c.container.data_dir());
+        }
         self.local.as_ref().map(|l| l.data_dir.as_path())
     }
 
@@ -213,19 +292,33 @@ impl MongoServer {
     /// Clients see their connections drop and reconnect by themselves after
     /// [`Self::restart`]. The port and the data dir stay for the restart.
     /// No-op when already stopped.
+    /// A container: `docker stop` (SIGTERM, the same graceful shutdown).
     pub fn stop(&mut self) {
+        if let Some(c) = &self.container {
+            return c.container.stop(STOP_TIMEOUT);
+        }
         self.local_mut("stop").stop(STOP_TIMEOUT);
     }
 
     /// Kills the local server with SIGKILL (a crash) and waits for it; the
     /// data dir stays.
+    /// A container: `docker kill`.
     pub fn kill(&mut self) {
+        if let Some(c) = &self.container {
+            return c.container.kill();
+        }
         self.local_mut("kill").kill();
     }
 
     /// Starts the local server again on the same port and the same data dir
     /// (stopping it first if it still runs); returns once it answers `ping`.
+    /// A container: stopped as by [`Self::stop`], then `docker start`.
     pub async fn restart(&mut self) {
+        if let Some(c) = &self.container {
+            c.container.stop(STOP_TIMEOUT);
+            c.container.start_again_async().await;
+            return;
+        }
         let local = self.local_mut("restart");
         local.stop(STOP_TIMEOUT);
         let deadline = Instant::now() + START_TIMEOUT;

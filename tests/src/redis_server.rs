@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use tempfile::TempDir;
 
+use crate::backend::BACKEND_ENV;
+use crate::containers::{self, Container, Service, Spec};
+
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// Load this module, with `TEST_CLOCK` when the flag is set.
@@ -16,13 +19,25 @@ pub struct ServerOptions {
     pub dir: Option<PathBuf>,
 }
 
-/// A `redis-server` child process on 127.0.0.1, killed (by PID) on drop.
+/// A `redis-server`: a child process on 127.0.0.1, killed (by PID) on drop
+/// ([`RedisServer::start`]); or, for [`crate::EngineServer`] on the
+/// container backend, a container with its port published and `dir`
+/// mounted on `/data`, removed on drop ([`RedisServer::start_container`]).
+/// The same methods work on both; `port` and `dir` stay across restarts.
 pub struct RedisServer {
-    child: Child,
+    runner: Runner,
+    /// The port to connect to on [`RedisServer::host`].
     pub port: u16,
+    /// The data dir (`--dir`; the host side of the container's `/data`).
     pub dir: PathBuf,
+    host: String,
     options: ServerOptions,
     _temp: Option<TempDir>,
+}
+
+enum Runner {
+    Process(Child),
+    Container(Container),
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -47,9 +62,10 @@ impl RedisServer {
             let mut child = spawn(port, &dir, &options);
             if wait_ready(port, &mut child) {
                 return RedisServer {
-                    child,
+                    runner: Runner::Process(child),
                     port,
                     dir,
+                    host: "127.0.0.1".into(),
                     options,
                     _temp: temp,
                 };
@@ -61,33 +77,135 @@ impl RedisServer {
         panic!("redis-server did not start; log:\n{log}");
     }
 
+    /// A `redis-server` container (see [`crate::containers`]): with
+    /// `module = Some(test_clock)` the module image with the engine loaded
+    /// (`TEST_CLOCK` when set), else a plain Redis image. The same settings
+    /// as [`RedisServer::start`] (no RDB saves, `redis.log` in `dir`,
+    /// `options.config`), listening on all of the container's addresses,
+    /// DEBUG allowed. `options.module` is ignored: the module is the image's.
+    /// Panics with the reason when the container does not start.
+    pub async fn start_container(options: ServerOptions, module: Option<bool>) -> RedisServer {
+        let (dir, temp) = match &options.dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let mut args: Vec<String> = [
+            "--port",
+            "6379",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--dir",
+            "/data",
+            "--enable-debug-command",
+            "yes",
+            "--logfile",
+            "/data/redis.log",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (name, value) in &options.config {
+            args.push(format!("--{name}"));
+            args.push(value.clone());
+        }
+        let image = match module {
+            Some(test_clock) => {
+                args.extend(["--loadmodule".into(), containers::MODULE_IN_IMAGE.into()]);
+                if test_clock {
+                    args.push("TEST_CLOCK".into());
+                }
+                containers::module_image()
+            }
+            None => containers::plain_redis_image(),
+        };
+        let spec = Spec {
+            service: Service::Redis,
+            image,
+            entrypoint: Some("redis-server".into()),
+            args,
+            port: 6379,
+            data_dir: dir.clone(),
+            mount: "/data".into(),
+        };
+        let container = Container::start(spec).await.unwrap_or_else(|e| {
+            panic!("the Redis container did not start ({BACKEND_ENV}=containers): {e}")
+        });
+        RedisServer {
+            port: container.port(),
+            host: container.host().to_string(),
+            runner: Runner::Container(container),
+            dir,
+            options,
+            _temp: temp,
+        }
+    }
+
     /// Kills the server (SIGKILL) and starts it again on the same port and
     /// data dir, with the same options (with AOF on, the data comes back).
+    /// A container is killed (`docker kill`) and started again (`docker
+    /// start`): same container, same volume.
     pub fn restart(&mut self) {
         self.kill();
-        let mut child = spawn(self.port, &self.dir, &self.options);
-        assert!(
-            wait_ready(self.port, &mut child),
-            "redis-server did not restart on port {}",
-            self.port
-        );
-        self.child = child;
+        match &mut self.runner {
+            Runner::Process(child) => {
+                let mut new = spawn(self.port, &self.dir, &self.options);
+                assert!(
+                    wait_ready(self.port, &mut new),
+                    "redis-server did not restart on port {}",
+                    self.port
+                );
+                *child = new;
+            }
+            Runner::Container(container) => container.start_again(true),
+        }
     }
 
     /// [`RedisServer::restart`] without waiting: returns as soon as the new
-    /// process is spawned, before it listens or while it still loads its
-    /// data (for tests of programs started against a loading Redis).
+    /// process is spawned (the container started), before it listens or
+    /// while it still loads its data (for tests of programs started against
+    /// a loading Redis).
     pub fn restart_no_wait(&mut self) {
         self.kill();
-        self.child = spawn(self.port, &self.dir, &self.options);
+        match &mut self.runner {
+            Runner::Process(child) => *child = spawn(self.port, &self.dir, &self.options),
+            Runner::Container(container) => container.start_again(false),
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis://{}:{}/", self.host, self.port)
     }
 
+    /// The host to connect to: 127.0.0.1 for a process; the container's
+    /// published address otherwise.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The server's PID: the child's; for a container, the host PID of its
+    /// main process (`docker inspect`; panics when it is not running).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.runner {
+            Runner::Process(child) => child.id(),
+            Runner::Container(container) => container
+                .pid()
+                .unwrap_or_else(|| panic!("container {} is not running", container.id())),
+        }
+    }
+
+    /// The container, on the container backend (for fault tests: kill,
+    /// network disconnect, ...).
+    pub fn container(&self) -> Option<&Container> {
+        match &self.runner {
+            Runner::Process(_) => None,
+            Runner::Container(container) => Some(container),
+        }
     }
 
     pub async fn connection(&self) -> MultiplexedConnection {
@@ -106,9 +224,15 @@ impl RedisServer {
     }
 
     /// Kills the process (SIGKILL) and waits for it; the data dir stays.
+    /// A container: `docker kill`, until Docker reports it stopped.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.runner {
+            Runner::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Runner::Container(container) => container.kill(),
+        }
     }
 }
 
@@ -170,6 +294,10 @@ fn server_pid(conn: &mut redis::Connection) -> Option<u32> {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        // A container removes itself (docker rm -f) when dropped.
+        if let Runner::Process(child) = &mut self.runner {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
