@@ -275,7 +275,11 @@ async fn buyers_as_the_api_shows_them(
     sale: &str,
     outcomes: &BTreeMap<String, Outcome>,
 ) -> Vec<String> {
-    let (http, url, sale) = (run.http.clone(), run.url("/orders/position"), sale.to_string());
+    let (http, url, sale) = (
+        run.http.clone(),
+        run.url("/orders/position"),
+        sale.to_string(),
+    );
     let owned: Vec<(String, Outcome)> = outcomes
         .iter()
         .map(|(email, outcome)| (email.clone(), outcome.clone()))
