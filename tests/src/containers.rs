@@ -118,7 +118,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("flashsale-docker")
+            .thread_name(RUNTIME_THREAD)
             .enable_all()
             .build()
             .expect("the harness's Docker runtime")
@@ -145,6 +145,10 @@ where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
+    assert!(
+        !on_docker_thread(),
+        "a blocking Docker call on the harness's Docker runtime itself"
+    );
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let task = runtime().spawn(fut);
     runtime().spawn(async move {
@@ -373,13 +377,26 @@ impl Drop for Container {
     fn drop(&mut self) {
         if let Some(container) = self.inner.take() {
             let id = self.id.clone();
-            on_docker_blocking(async move {
+            let remove = async move {
                 if let Err(e) = container.rm().await {
                     eprintln!("could not remove test container {id}: {e}");
                 }
-            });
+            };
+            if on_docker_thread() {
+                // Blocking a Docker runtime thread on its own runtime could
+                // starve it: let the removal run on its own.
+                runtime().spawn(remove);
+            } else {
+                on_docker_blocking(remove);
+            }
         }
     }
+}
+
+const RUNTIME_THREAD: &str = "flashsale-docker";
+
+fn on_docker_thread() -> bool {
+    std::thread::current().name() == Some(RUNTIME_THREAD)
 }
 
 /// The fields of `docker inspect .State` the harness uses.
@@ -632,8 +649,14 @@ async fn start(spec: Spec) -> Result<Container, String> {
             host_port,
             network,
         };
-        // On failure `container` is dropped here: removed.
-        wait_ready(&container.id, &container.spec, &container.host, host_port).await?;
+        if let Err(e) = wait_ready(&container.id, &container.spec, &container.host, host_port).await
+        {
+            let mut container = container;
+            if let Some(inner) = container.inner.take() {
+                let _ = inner.rm().await;
+            }
+            return Err(e);
+        }
         return Ok(container);
     }
     Err(format!(
