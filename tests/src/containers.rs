@@ -185,6 +185,18 @@ impl Service {
     }
 }
 
+/// How long [`Container::start_again`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Until the server answers normally (Redis: `PONG`, its data loaded).
+    Ready,
+    /// Until the server inside listens: Redis answers `PING` at all
+    /// (`-LOADING` counts). A published port accepts connections before
+    /// that (docker-proxy) and closes them, where a process's port refuses
+    /// them; this is the container's "spawned, maybe still loading".
+    Listening,
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -294,18 +306,18 @@ impl Container {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// `docker start` of the same container (same port, same volume), and,
-    /// with `wait`, until the server answers (after loading its data).
-    pub fn start_again(&self, wait: bool) {
+    /// `docker start` of the same container (same port, same volume), then
+    /// waits as `wait` says.
+    pub fn start_again(&self, wait: Wait) {
         let id = self.id.clone();
         let spec = self.spec.clone();
         let (host, port) = (self.host.clone(), self.host_port);
         on_docker_blocking(async move {
             start_existing(&id).await?;
-            if wait {
-                wait_ready(&id, &spec, &host, port).await?;
+            match wait {
+                Wait::Ready => wait_ready(&id, &spec, &host, port).await,
+                Wait::Listening => wait_listening(&id, &spec, &host, port).await,
             }
-            Ok::<(), String>(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -698,6 +710,40 @@ async fn wait_ready(id: &str, spec: &Spec, host: &str, port: u16) -> Result<(), 
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`Wait::Listening`]: for Redis, until a raw `PING` gets any reply line;
+/// for other services the same as [`wait_ready`].
+async fn wait_listening(id: &str, spec: &Spec, host: &str, port: u16) -> Result<(), String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    if spec.service != Service::Redis {
+        return wait_ready(id, spec, host, port).await;
+    }
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut polls = 0u64;
+    loop {
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+            stream.write_all(b"PING\r\n").await?;
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).await?;
+            Ok::<_, std::io::Error>(line)
+        };
+        if let Ok(Ok(line)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            if !line.trim().is_empty() {
+                return Ok(());
+            }
+        }
+        polls += 1;
+        if Instant::now() >= deadline || (polls % 20 == 0 && !state(id).await?.running) {
+            return Err(format!(
+                "redis in container {id} ({}) does not listen on {host}:{port}\n{}",
+                spec.image,
+                server_log(id, spec).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use tempfile::TempDir;
 
 use crate::backend::BACKEND_ENV;
-use crate::containers::{self, Container, Service, Spec};
+use crate::containers::{self, Container, Service, Spec, Wait};
 
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
@@ -162,19 +162,21 @@ impl RedisServer {
                 );
                 *child = new;
             }
-            Runner::Container(container) => container.start_again(true),
+            Runner::Container(container) => container.start_again(Wait::Ready),
         }
     }
 
     /// [`RedisServer::restart`] without waiting: returns as soon as the new
-    /// process is spawned (the container started), before it listens or
-    /// while it still loads its data (for tests of programs started against
-    /// a loading Redis).
+    /// process is spawned, before it listens or while it still loads its
+    /// data (for tests of programs started against a loading Redis). A
+    /// container returns once the server in it answers at all (`-LOADING`
+    /// counts): its published port accepts connections and closes them
+    /// until then, where a process's port refuses them.
     pub fn restart_no_wait(&mut self) {
         self.kill();
         match &mut self.runner {
             Runner::Process(child) => *child = spawn(self.port, &self.dir, &self.options),
-            Runner::Container(container) => container.start_again(false),
+            Runner::Container(container) => container.start_again(Wait::Listening),
         }
     }
 
