@@ -1,33 +1,123 @@
-# syntax=docker/dockerfile:1
 # Redis with the flashsale engine module built in.
 #
 # Build context: the repository root (see docker-compose.yml, service `redis`).
-#   docker build -f docker/redis.Dockerfile -t flashsale-redis .
+# With internet, the defaults (the official Redis 7.2 image):
+#   docker build -f docker/redis.Dockerfile -t flashsale-redis:local .
+# Offline: scripts/docker-images, which passes
+#   --build-arg RUST_IMAGE=local/rust:1.95-bookworm
+#   --build-arg REDIS_IMAGE=local/redis:7.0-bookworm --build-arg VENDOR_IMAGE=flashsale-vendor:local
+# (local/redis:7.0-bookworm: Debian bookworm's redis-server 7.0.15, made by
+# scripts/docker-up to run like the official image).
 #
-# Stage 1 builds target/release/libflashsale_module.so (crate `module`). The
-# redis-module crate generates its Redis bindings with bindgen, which needs
-# clang and libclang. The builder is Debian bookworm, like the runtime image,
-# so the .so links against the same glibc the server runs on.
-ARG RUST_VERSION=1.95
-ARG REDIS_VERSION=7.2
+# The builder compiles target/release/libflashsale_module.so (crate `module`;
+# bindgen needs clang/libclang) on Debian bookworm, like the Redis image, so
+# the .so links against the glibc the server runs on.
+#
+# No `# syntax=` line: it makes BuildKit pull its frontend image, which fails
+# offline; the built-in frontend is enough.
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG VENDOR_IMAGE=${RUST_IMAGE}
+ARG REDIS_IMAGE=redis:7.2-bookworm
 
-FROM rust:${RUST_VERSION}-bookworm AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends clang libclang-dev \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
+# ---- builder: begin (keep identical in docker/app.Dockerfile and
+# docker/redis.Dockerfile: one compile of the workspace then serves both
+# images, the second build reuses the first's layers; scripts/docker-images
+# checks it) ----
+#
+# Plain Dockerfile syntax (no RUN --mount), so the legacy builder (Docker
+# without buildx, docker-compose v1) builds it as well as BuildKit; the
+# cache is the layers: dependencies in one, the workspace's own crates in
+# the next.
+
+# Crates: VENDOR_IMAGE, when given, holds them vendored under /vendor (with
+# the marker file /vendor/.flashsale-vendor), for machines where a build
+# cannot download from the crate registry; scripts/docker-images makes one
+# (flashsale-vendor:local). The default, the toolchain image, holds none,
+# and cargo downloads them.
+FROM ${VENDOR_IMAGE} AS vendor
+RUN mkdir -p /vendor
+LABEL org.flashsale.build=vendor-stage
+
+# sources: /deps is only the manifests, with every target's root file
+# replaced by an empty stand-in: enough for cargo to compile all
+# dependencies, in a layer that a source change leaves valid. /src is what
+# `cargo build -p api -p worker -p module` reads: the workspace without its
+# integration tests, examples and benches, with stand-ins for the members
+# none of the three depends on (tests, stress), and without the files that
+# only drive the build (the Dockerfile being built and .dockerignore may be
+# in the context; dropping them keeps /src the same for both Dockerfiles).
+# So editing a test does not rebuild the images.
+FROM ${RUST_IMAGE} AS sources
+WORKDIR /ctx
 COPY . .
-RUN --mount=type=cache,id=flashsale-cargo-registry,target=/usr/local/cargo/registry \
-    --mount=type=cache,id=flashsale-redis-target,target=/src/target \
-    cargo build --release --locked -p module \
- && install -D -m 0644 target/release/libflashsale_module.so /out/libflashsale_module.so
+RUN set -eu; \
+    rm -rf docker .dockerignore; \
+    find . -name Cargo.toml -o -name Cargo.lock | while read -r f; do \
+      mkdir -p "/deps/$(dirname "$f")"; cp "$f" "/deps/$f"; \
+    done; \
+    { find . -path '*/src/lib.rs' -o -path '*/src/main.rs' -o -path '*/src/bin/*.rs' -o -name build.rs; \
+      find . -name Cargo.toml | while read -r m; do \
+        sed -n 's/^[[:space:]]*path[[:space:]]*=[[:space:]]*"\([^"]*\.rs\)".*/\1/p' "$m" \
+          | sed "s|^|$(dirname "$m")/|"; \
+      done; \
+    } | sort -u | while read -r f; do \
+      [ -f "$f" ] || continue; \
+      mkdir -p "/deps/$(dirname "$f")"; \
+      case "$f" in */lib.rs) : >"/deps/$f" ;; *) echo 'fn main() {}' >"/deps/$f" ;; esac; \
+    done; \
+    for m in $(find . -name Cargo.toml); do \
+      d="$(dirname "$m")"; rm -rf "$d/tests" "$d/examples" "$d/benches"; \
+    done; \
+    rm -rf tests stress; \
+    cp -Rn /deps/. .; \
+    cd / && mv /ctx /src
+LABEL org.flashsale.build=sources
 
-# Stage 2: the official Redis image (bookworm) plus the module.
-FROM redis:${REDIS_VERSION}-bookworm
-COPY --from=build /out/libflashsale_module.so /usr/local/lib/redis/modules/libflashsale_module.so
+FROM ${RUST_IMAGE} AS builder
+# bindgen (the module's Redis bindings) needs clang and libclang. The
+# official rust image lacks them; an offline toolchain image may have them.
+RUN if ! dpkg -s clang libclang-dev >/dev/null 2>&1; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends clang libclang-dev \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY --from=vendor /vendor /vendor
+RUN if [ -f /vendor/.flashsale-vendor ]; then \
+      printf '[source.crates-io]\nreplace-with = "vendored"\n\n[source.vendored]\ndirectory = "/vendor"\n' \
+        >>"${CARGO_HOME:-$HOME/.cargo}/config.toml"; \
+    fi
+WORKDIR /src
+COPY --from=sources /deps ./
+RUN cargo build --release --locked -p api -p worker -p module
+COPY --from=sources /src ./
+# touch: the stand-ins above were compiled after the real files' mtimes.
+# The module must be executable: Redis 7.0+ refuses to load it otherwise.
+# The release profile keeps debug info (debug = 1, ~250 MB for both
+# binaries); --strip-debug drops it but keeps the symbols, so backtraces
+# still name functions (~35 MB).
+RUN find . -path ./target -prune -o -type f -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p api -p worker -p module \
+ && install -D -m 0755 -t /out target/release/flashsale-api target/release/flashsale-worker \
+ && strip --strip-debug /out/flashsale-api /out/flashsale-worker \
+ && install -D -m 0755 target/release/libflashsale_module.so /out/libflashsale_module.so
+# The label (also at the end of every other stage, so it changes no cached
+# step) lets scripts/docker-images remove the superseded build layers:
+# `docker image prune --filter label=org.flashsale.build`.
+LABEL org.flashsale.build=builder
+# ---- builder: end ----
+
+# Redis (bookworm) plus the module. `redis-server` is on PATH in both the
+# official image (/usr/local/bin) and Debian's package (/usr/bin, behind the
+# offline image's wrapper); WORKDIR /data makes Redis's default `dir ./` the
+# volume, so the AOF lands there (the official image has it already).
+FROM ${REDIS_IMAGE}
+COPY --from=builder /out/libflashsale_module.so /usr/local/lib/redis/modules/libflashsale_module.so
+WORKDIR /data
+EXPOSE 6379
 # The same command docker-compose.yml gives: module loaded at start (module
 # commands are disabled at run time by default), AOF with an fsync per write —
 # the durability of an acknowledged purchase on a single node.
 CMD ["redis-server", \
      "--loadmodule", "/usr/local/lib/redis/modules/libflashsale_module.so", \
      "--appendonly", "yes", "--appendfsync", "always"]
+LABEL org.flashsale.build=redis
