@@ -691,9 +691,10 @@ async fn wait_ready(id: &str, spec: &Spec, host: &str, port: u16) -> Result<(), 
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        polls += 1;
+        // Every 20th poll, ask Docker whether the container still runs.
+        polls = (polls + 1) % 20;
         let timed_out = Instant::now() >= deadline;
-        if timed_out || polls % 20 == 0 {
+        if timed_out || polls == 0 {
             let state = state(id).await?;
             if timed_out || !state.running {
                 let why = if state.running {
@@ -735,8 +736,8 @@ async fn wait_listening(id: &str, spec: &Spec, host: &str, port: u16) -> Result<
                 return Ok(());
             }
         }
-        polls += 1;
-        if Instant::now() >= deadline || (polls % 20 == 0 && !state(id).await?.running) {
+        polls = (polls + 1) % 20;
+        if Instant::now() >= deadline || (polls == 0 && !state(id).await?.running) {
             return Err(format!(
                 "redis in container {id} ({}) does not listen on {host}:{port}\n{}",
                 spec.image,

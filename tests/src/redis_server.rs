@@ -37,7 +37,7 @@ pub struct RedisServer {
 
 enum Runner {
     Process(Child),
-    Container(Container),
+    Container(Box<Container>),
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -139,7 +139,7 @@ impl RedisServer {
         RedisServer {
             port: container.port(),
             host: container.host().to_string(),
-            runner: Runner::Container(container),
+            runner: Runner::Container(Box::new(container)),
             dir,
             options,
             _temp: temp,
