@@ -127,14 +127,21 @@ async fn start_replica(primary: &EngineServer) -> (RedisServer, MultiplexedConne
     (replica, replica_conn)
 }
 
-/// `WAIT 1 5000`: how many replicas have every write so far.
+/// How many replicas have every write so far, from any connection: a
+/// write on `conn` (WAIT counts only the writes of its own connection, and
+/// the replication stream is in order, so a replica that has this one has
+/// every earlier one), then `WAIT 1 5000`.
 async fn replicas_acked(conn: &mut MultiplexedConnection) -> i64 {
-    redis::cmd("WAIT")
+    let (_, acked): (i64, i64) = redis::pipe()
+        .cmd("INCR")
+        .arg("replication-test:barrier")
+        .cmd("WAIT")
         .arg(1)
         .arg(5000)
         .query_async(conn)
         .await
-        .expect("WAIT")
+        .expect("INCR + WAIT");
+    acked
 }
 
 async fn replica_matches_primary(backend: Backend) {
