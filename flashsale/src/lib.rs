@@ -20,7 +20,6 @@ pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
     GrantReply, MalformedEntry, Model, OutboxEntry, ReleaseReply, Reply, Resp, RestoreReply,
-    SaleState,
-    SaleStatus, SetupReply, StatusReply, UserStatus,
+    SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use error::ClientError;

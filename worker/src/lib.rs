@@ -112,10 +112,13 @@ impl Worker {
 
         let server = {
             let mut stopping = stopping.clone();
-            let serve = axum::serve(self.listener, http::router(self.ready.clone(), self.redis.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                });
+            let serve = axum::serve(
+                self.listener,
+                http::router(self.ready.clone(), self.redis.clone()),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            });
             tokio::spawn(async move {
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "metrics server failed");
