@@ -19,7 +19,6 @@ use common::{Platform, Redis};
 use flashsale::{BackendChoice, EngineClient, RedisConn, RedisTarget, Timeouts};
 use mongodb::bson::{doc, Document};
 use tests::mongo_server::MongoServer;
-use tests::{module_path, ClusterOptions, RedisCluster};
 
 fn drills() -> usize {
     std::env::var("FLASHSALE_FAILOVER_DRILLS")
@@ -63,15 +62,7 @@ async fn wait_until_sold(engine: &mut EngineClient<RedisConn>, sale: &str, sold:
 }
 
 async fn drill(lagging: bool) {
-    let mut cluster = tokio::task::spawn_blocking(|| {
-        RedisCluster::start(ClusterOptions {
-            module: Some((module_path(), false)),
-            aof: true,
-            ..ClusterOptions::default()
-        })
-    })
-    .await
-    .expect("cluster");
+    let mut cluster = common::durable_cluster().await;
     let seeds = cluster.seed_nodes().join(",");
     let mongo = MongoServer::start().await;
     let platform = Platform::start(Redis::Cluster(seeds), &mongo).await;

@@ -9,19 +9,10 @@ mod common;
 
 use common::{Platform, Redis};
 use tests::mongo_server::MongoServer;
-use tests::{module_path, ClusterOptions, RedisCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sales_spread_over_every_primary_pass_every_check() {
-    let cluster = tokio::task::spawn_blocking(|| {
-        RedisCluster::start(ClusterOptions {
-            module: Some((module_path(), false)),
-            aof: true,
-            ..ClusterOptions::default()
-        })
-    })
-    .await
-    .expect("cluster");
+    let cluster = common::durable_cluster().await;
     let mongo = MongoServer::start().await;
     let platform = Platform::start(Redis::Cluster(cluster.seed_nodes().join(",")), &mongo).await;
     let users = std::env::var("FLASHSALE_CLUSTER_STRESS_USERS")

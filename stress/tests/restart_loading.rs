@@ -32,7 +32,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use api::config::SeedAdminArgs;
+mod common;
+
 use api::{Application, Settings};
 use chrono::{SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
@@ -261,15 +262,7 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
     .await;
     let mongo = MongoServer::start().await;
     let settings = settings(&engine, &mongo);
-    api::seed_admin::seed_admin(
-        &settings,
-        &SeedAdminArgs {
-            email: None,
-            password: None,
-        },
-    )
-    .await
-    .expect("seed the dev admin");
+    common::seed_dev_admin(&settings).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

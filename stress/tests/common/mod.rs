@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use api::config::SeedAdminArgs;
 use api::{Application, Settings};
 use tests::mongo_server::MongoServer;
+use tests::{module_path, ClusterOptions, RedisCluster};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -45,15 +46,7 @@ impl Platform {
         // One address plays every buyer: the per-IP limits would stop a real one.
         settings.rate_limit_buy_per_second = 1_000_000;
         settings.rate_limit_buy_burst = 1_000_000;
-        api::seed_admin::seed_admin(
-            &settings,
-            &SeedAdminArgs {
-                email: None,
-                password: None,
-            },
-        )
-        .await
-        .expect("seed the dev admin");
+        seed_dev_admin(&settings).await;
         let app = Application::build(settings).await.expect("api builds");
         let api_url = format!("http://127.0.0.1:{}", app.port());
         let (stop_api, api_stopped) = oneshot::channel::<()>();
@@ -133,4 +126,31 @@ impl Platform {
             let _ = task.await;
         }
     }
+}
+
+/// The dev admin (admin@example.com), as `scripts/run` creates it.
+pub async fn seed_dev_admin(settings: &Settings) {
+    api::seed_admin::seed_admin(
+        settings,
+        &SeedAdminArgs {
+            email: None,
+            password: None,
+        },
+    )
+    .await
+    .expect("seed the dev admin");
+}
+
+/// A local Redis Cluster of 3 primaries + 3 replicas, the module on every
+/// node and AOF on, as `CLUSTER=3 scripts/run` runs it.
+pub async fn durable_cluster() -> RedisCluster {
+    tokio::task::spawn_blocking(|| {
+        RedisCluster::start(ClusterOptions {
+            module: Some((module_path(), false)),
+            aof: true,
+            ..ClusterOptions::default()
+        })
+    })
+    .await
+    .expect("cluster")
 }
