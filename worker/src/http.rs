@@ -24,9 +24,28 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Fails only if another recorder was installed first; then this
             // handle simply renders nothing, which is visible, not fatal.
             let _ = metrics::set_global_recorder(recorder);
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Without upkeep the recorder keeps every histogram sample until a scrape:
+/// a worker nobody scrapes would grow for ever. A plain thread, because the
+/// handle outlives any one runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread");
+    }
 }
 
 pub fn router(ready: Readiness, redis: RedisConn) -> Router {
