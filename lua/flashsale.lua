@@ -47,9 +47,11 @@ local MAX_ORDER_CLOCK_MS = 9999999999999 -- MAX_ORDER_NUMBER / ORDERS_PER_MS
 local MAX_RESTORE_ORDERS = 10000
 
 -- The sale record's fields, in their order in the record (store.rs).
-local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq' }
+local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq', 'price' }
 -- A record written before order_seq existed ends after this many (order_seq = sold).
 local LEGACY_FIELDS = 9
+-- Fields from this one on are left out when the sale has none (price).
+local OPTIONAL_FIELDS_FROM = 11
 
 -- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.
 local KEY_OPEN = 'fs:{'
@@ -92,6 +94,8 @@ local CODE_ERR = 'ERR'
 local CODE_NOSALE = 'NOSALE'
 local CODE_CONFLICT = 'CONFLICT'
 local CODE_WRONGTYPE = 'WRONGTYPE'
+local CODE_LOCKED = 'LOCKED'
+local CODE_NOPRICE = 'NOPRICE'
 local MSG_SYNTAX = 'syntax error'
 local MSG_INVALID_SALE_ID = 'invalid sale id'
 local MSG_INVALID_USER_ID = 'invalid user id'
@@ -104,6 +108,7 @@ local MSG_INVALID_ORDER_ID = 'invalid order id'
 local MSG_USER_TWICE = 'a user is given twice'
 local MSG_ORDER_ID_TWICE = 'an order id is given twice'
 local MSG_ORDER_NUMBERS_EXHAUSTED = 'order numbers exhausted'
+local MSG_NO_PRICE = 'the sale has no price; give the amount'
 local function msg_wrong_arity(command)
     return 'wrong number of arguments for \'' .. command .. '\''
 end
@@ -112,6 +117,9 @@ local function msg_out_of_range(name, min, max)
 end
 local function msg_stock_below_committed(committed)
     return 'stock cannot go below sold plus held (' .. committed .. ')'
+end
+local function msg_price_locked(held)
+    return 'the price cannot change while ' .. held .. ' units are held'
 end
 local function msg_too_many_orders(max)
     return 'at most ' .. max .. ' orders per call'
@@ -316,22 +324,25 @@ local function parse(name, args)
         params.starts_at = parse_int(args[3], 'starts_at', 0, MAX_TIME_MS)
         params.ends_at = parse_int(args[4], 'ends_at', 0, MAX_TIME_MS)
         params.hold_ttl_ms = parse_int(args[5], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
-        local rate, max_queue = nil, nil
+        local rate, max_queue, price = nil, nil, nil
         local i = 6
         while i <= n do
             local option = ascii_upper(args[i])
-            if option ~= 'RATE' and option ~= 'MAXQUEUE' then
+            if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE' then
                 err(MSG_SYNTAX)
             end
             local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
+                or (option == 'PRICE' and price)
             -- A repeated option or one without a value.
             if already or i + 1 > n then
                 err(MSG_SYNTAX)
             end
             if option == 'RATE' then
                 rate = parse_int(args[i + 1], 'RATE', 1, MAX_RATE)
-            else
+            elseif option == 'MAXQUEUE' then
                 max_queue = parse_int(args[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
+            else
+                price = parse_int(args[i + 1], 'PRICE', 0, MAX_AMOUNT)
             end
             i = i + 2
         end
@@ -341,6 +352,8 @@ local function parse(name, args)
         end
         params.rate = rate or 0
         params.max_queue = max_queue or 0
+        -- nil keeps the sale's price.
+        params.price = price
         cmd.params = params
     elseif name == 'enqueue' or name == 'release' then
         cmd.user = user_id(args[2])
@@ -348,10 +361,9 @@ local function parse(name, args)
         cmd.max = parse_int(args[2], 'max', 1, MAX_GRANT)
     elseif name == 'confirm' then
         cmd.user = user_id(args[2])
+        -- nil: the sale's price.
         if args[3] ~= nil then
             cmd.amount = parse_int(args[3], 'amount', 0, MAX_AMOUNT)
-        else
-            cmd.amount = 0
         end
     elseif name == 'restore' then
         if (n - 1) / 2 > MAX_RESTORE_ORDERS then
@@ -390,14 +402,17 @@ end
 ---------------------------------------------------------------------------
 
 -- SaleRecord::decode: exactly `name=<1..15 digits>` for every field, in
--- order, single spaces between, or a legacy record that ends after the
--- first LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
+-- order, single spaces between; the record may end before an optional
+-- field (price: none), and a legacy record ends after the first
+-- LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
 local function decode_sale(raw)
     local record = {}
     local pos = 1
     for i, field in ipairs(FIELDS) do
-        if i == LEGACY_FIELDS + 1 and pos == #raw + 1 then
-            record[field] = record.sold
+        if (i == LEGACY_FIELDS + 1 or i >= OPTIONAL_FIELDS_FROM) and pos == #raw + 1 then
+            if i == LEGACY_FIELDS + 1 then
+                record.order_seq = record.sold
+            end
             break
         end
         local prefix = field .. '='
@@ -425,8 +440,11 @@ end
 -- SaleRecord::encode
 local function encode_sale(record)
     local parts = {}
-    for i, field in ipairs(FIELDS) do
-        parts[i] = field .. '=' .. int_str(record[field])
+    for _, field in ipairs(FIELDS) do
+        -- Only an optional field (price) can be nil.
+        if record[field] ~= nil then
+            parts[#parts + 1] = field .. '=' .. int_str(record[field])
+        end
     end
     return table.concat(parts, ' ')
 end
@@ -657,6 +675,14 @@ local function setup(store, now, sale_id_, params)
     if params.stock < committed then
         conflict(msg_stock_below_committed(int_str(committed)))
     end
+    -- A holder pays the price they were admitted at (rules.rs).
+    local price = params.price
+    if price == nil then
+        price = kept.price
+    end
+    if kept.price ~= nil and price ~= kept.price and held > 0 then
+        fail(CODE_LOCKED .. ' ' .. msg_price_locked(int_str(held)))
+    end
     store.write_sale({
         stock = params.stock,
         sold = kept.sold,
@@ -668,6 +694,7 @@ local function setup(store, now, sale_id_, params)
         rate_credit = kept.rate_credit,
         rate_at = kept.rate_at,
         order_seq = kept.order_seq,
+        price = price,
     })
     if existing then
         return { 'updated' }
@@ -821,6 +848,15 @@ local function confirm(store, now, sale_id_, user, amount)
     if sale.sold >= sale.stock then
         return { 'sold_out' }
     end
+    if amount ~= nil and sale.price ~= nil and amount ~= sale.price then
+        return { 'amount_mismatch', sale.price }
+    end
+    if amount == nil then
+        if sale.price == nil then
+            fail(CODE_NOPRICE .. ' ' .. MSG_NO_PRICE)
+        end
+        amount = sale.price
+    end
     local n = next_order_number(sale.order_seq, now)
     if n == nil then
         err(MSG_ORDER_NUMBERS_EXHAUSTED)
@@ -842,7 +878,7 @@ local function confirm(store, now, sale_id_, user, amount)
     store.write_sale(sale)
     store.record_order(user, id)
     store.remove_hold(user)
-    return { 'confirmed', id }
+    return { 'confirmed', id, amount }
 end
 
 -- Records orders the durable record has, for a sale Redis lost or rolled

@@ -100,7 +100,10 @@ impl<'a> SaleCatalogue<'a> {
         if !matches!(stored, Ok(true)) {
             // Put the engine back as it was, so the two agree again.
             let previous = match &before {
-                Some(status) => params_of(&status.sale),
+                Some(status) => SetupParams {
+                    price: self.live.setup_params(&current).price,
+                    ..params_of(&status.sale)
+                },
                 None => self.live.setup_params(&current),
             };
             if let Err(e) = self.live.setup(sale_id, previous).await {
@@ -196,7 +199,8 @@ impl<'a> SaleCatalogue<'a> {
     }
 }
 
-/// The engine's current figures as SETUP arguments (to put them back).
+/// The engine's current figures as SETUP arguments (to put them back; the
+/// price stays as the engine has it).
 fn params_of(status: &SaleStatus) -> SetupParams {
     SetupParams {
         stock: status.stock,
@@ -205,5 +209,6 @@ fn params_of(status: &SaleStatus) -> SetupParams {
         hold_ttl_ms: status.hold_ttl_ms,
         rate: status.rate,
         max_queue: status.max_queue,
+        price: None,
     }
 }

@@ -128,6 +128,7 @@ pub fn setup_params(sale: &SaleDoc, default_hold_secs: u64) -> SetupParams {
         hold_ttl_ms: hold_secs * 1000,
         rate: sale.rate.map(non_negative).unwrap_or(0),
         max_queue: sale.max_queue.map(non_negative).unwrap_or(0),
+        price: Some(non_negative(sale.price_per_unit)),
     }
 }
 
@@ -137,11 +138,21 @@ fn is_no_sale(error: &ClientError) -> bool {
         .is_some_and(|e| e.code == ErrorCode::NoSale)
 }
 
+/// The engine has the sale but not its price: set up before the engine
+/// kept prices. Set up again from MongoDB, like a lost sale.
+fn is_no_price(error: &ClientError) -> bool {
+    error
+        .engine_error()
+        .is_some_and(|e| e.code == ErrorCode::NoPrice)
+}
+
 /// Why SETUP was refused.
 #[derive(Debug)]
 pub enum SetupError {
     /// CONFLICT: the stock would fall below sold + held (the engine's text).
     Conflict(String),
+    /// LOCKED: a new price while units are held (the engine's text).
+    PriceLocked(String),
     Other(ApiError),
 }
 
@@ -149,6 +160,11 @@ impl From<SetupError> for ApiError {
     fn from(error: SetupError) -> Self {
         match error {
             SetupError::Conflict(message) => ApiError::conflict("stock_below_committed", message),
+            SetupError::PriceLocked(message) => ApiError::conflict("price_locked", message)
+                .with_details(serde_json::json!({
+                    "hint": "a buyer pays the price they were admitted at; change the price \
+                             when no unit is held (confirmed or expired)"
+                })),
             SetupError::Other(e) => e,
         }
     }
@@ -197,9 +213,10 @@ impl LiveSales {
         Ok(EngineClient::attach(self.conn.clone(), backend))
     }
 
-    /// Runs `op`; on NOSALE restores the sale from MongoDB, on a missing
-    /// Functions library reloads it, and runs `op` again (each recovery at
-    /// most once: a Redis that lost everything needs both).
+    /// Runs `op`; on NOSALE (or NOPRICE) sets the sale up again from
+    /// MongoDB, on a missing Functions library reloads it, and runs `op`
+    /// again (each recovery at most once: a Redis that lost everything
+    /// needs both). Only these recoveries read MongoDB.
     async fn run<T, F, Fut>(&self, sale: &SaleId, op: F) -> Result<T, ApiError>
     where
         F: Fn(Client) -> Fut,
@@ -209,7 +226,7 @@ impl LiveSales {
         loop {
             match op(self.client().await?).await {
                 Ok(value) => return Ok(value),
-                Err(e) if is_no_sale(&e) && !restored => {
+                Err(e) if (is_no_sale(&e) || is_no_price(&e)) && !restored => {
                     self.restore(sale).await?;
                     restored = true;
                 }
@@ -355,6 +372,9 @@ impl LiveSales {
                 Some(engine) if engine.code == ErrorCode::Conflict => {
                     Err(SetupError::Conflict(engine.message))
                 }
+                Some(engine) if engine.code == ErrorCode::Locked => {
+                    Err(SetupError::PriceLocked(engine.message))
+                }
                 _ => Err(SetupError::Other(e.into())),
             },
         }
@@ -367,35 +387,30 @@ impl LiveSales {
         .await
     }
 
-    /// CONFIRM; when the sale's primary has replicas (or
+    /// CONFIRM at the sale's price as the engine has it (`amount`, when
+    /// given, must equal it); when the sale's primary has replicas (or
     /// CONFIRM_MIN_REPLICAS says so), the order must reach them within
     /// CONFIRM_WAIT_MS, or the buyer gets 503 `not_durable` and retries.
     pub async fn confirm(
         &self,
         sale: &SaleId,
         user: &Email,
-        amount: Money,
+        amount: Option<Money>,
     ) -> Result<ConfirmReply, ApiError> {
+        let amount = amount.map(Money::minor_units);
         let replicas = self.replicas_required(sale).await?;
         if replicas == 0 {
             return self
                 .run(sale, |mut c| async move {
-                    c.confirm(sale.as_str(), user.as_str(), amount.minor_units())
-                        .await
+                    c.confirm(sale.as_str(), user.as_str(), amount).await
                 })
                 .await;
         }
         let wait_ms = self.durability.wait_ms;
         let (reply, durable) = self
             .run(sale, |mut c| async move {
-                c.confirm_replicated(
-                    sale.as_str(),
-                    user.as_str(),
-                    amount.minor_units(),
-                    replicas,
-                    wait_ms,
-                )
-                .await
+                c.confirm_replicated(sale.as_str(), user.as_str(), amount, replicas, wait_ms)
+                    .await
             })
             .await?;
         if !durable {

@@ -189,6 +189,10 @@ pub struct SetupParams {
     pub rate: u64,
     /// Longest queue; 0 = unlimited.
     pub max_queue: u64,
+    /// The price of a unit in minor units, which CONFIRM charges. `None`
+    /// keeps the sale's price (a new sale then has none, and CONFIRM
+    /// records the amount it is given).
+    pub price: Option<u64>,
 }
 
 /// One order RESTORE records: `order_id` is `<sale>-<number>`.
@@ -217,7 +221,9 @@ pub enum Command {
     Confirm {
         sale: String,
         user: String,
-        amount: u64,
+        /// What the buyer expects to pay: must be the sale's price when it
+        /// has one. `None`: the sale's price.
+        amount: Option<u64>,
     },
     Release {
         sale: String,
@@ -276,6 +282,9 @@ impl Command {
                 if params.max_queue > 0 {
                     args.extend(["MAXQUEUE".to_string(), params.max_queue.to_string()]);
                 }
+                if let Some(price) = params.price {
+                    args.extend(["PRICE".to_string(), price.to_string()]);
+                }
                 args
             }
             Command::Enqueue { sale, user } | Command::Release { sale, user } => {
@@ -283,7 +292,9 @@ impl Command {
             }
             Command::Grant { sale, max } => vec![sale.clone(), max.to_string()],
             Command::Confirm { sale, user, amount } => {
-                vec![sale.clone(), user.clone(), amount.to_string()]
+                let mut args = vec![sale.clone(), user.clone()];
+                args.extend(amount.map(|a| a.to_string()));
+                args
             }
             Command::Status { sale, user } => {
                 let mut args = vec![sale.clone()];
@@ -349,23 +360,20 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
             let starts_at = parse_int(arg(2), "starts_at", 0, MAX_TIME_MS)?;
             let ends_at = parse_int(arg(3), "ends_at", 0, MAX_TIME_MS)?;
             let hold_ttl_ms = parse_int(arg(4), "hold_ttl_ms", 1, MAX_HOLD_TTL_MS)?;
-            let (mut rate, mut max_queue) = (None, None);
+            let (mut rate, mut max_queue, mut price) = (None, None, None);
             let mut i = 5;
             while i < args.len() {
                 let option = arg(i).to_ascii_uppercase();
-                let slot = match option.as_slice() {
-                    b"RATE" => &mut rate,
-                    b"MAXQUEUE" => &mut max_queue,
+                let (slot, name, min, max) = match option.as_slice() {
+                    b"RATE" => (&mut rate, "RATE", 1, MAX_RATE),
+                    b"MAXQUEUE" => (&mut max_queue, "MAXQUEUE", 1, MAX_QUEUE),
+                    b"PRICE" => (&mut price, "PRICE", 0, MAX_AMOUNT),
                     _ => return Err(EngineError::err(message::SYNTAX)),
                 };
                 if slot.is_some() || i + 1 >= args.len() {
                     return Err(EngineError::err(message::SYNTAX));
                 }
-                *slot = Some(if option == b"RATE" {
-                    parse_int(arg(i + 1), "RATE", 1, MAX_RATE)?
-                } else {
-                    parse_int(arg(i + 1), "MAXQUEUE", 1, MAX_QUEUE)?
-                });
+                *slot = Some(parse_int(arg(i + 1), name, min, max)?);
                 i += 2;
             }
             if ends_at <= starts_at {
@@ -380,6 +388,7 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                     hold_ttl_ms,
                     rate: rate.unwrap_or(0),
                     max_queue: max_queue.unwrap_or(0),
+                    price,
                 },
             }
         }
@@ -394,8 +403,8 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
         CommandName::Confirm => {
             let user = user_id(arg(1))?;
             let amount = match args.get(2) {
-                Some(raw) => parse_int(raw.as_ref(), "amount", 0, MAX_AMOUNT)?,
-                None => 0,
+                Some(raw) => Some(parse_int(raw.as_ref(), "amount", 0, MAX_AMOUNT)?),
+                None => None,
             };
             Command::Confirm { sale, user, amount }
         }
@@ -454,7 +463,7 @@ mod tests {
         let cmd = p(
             CommandName::Setup,
             &[
-                "s", "10", "100", "200", "5000", "maxqueue", "7", "Rate", "3",
+                "s", "10", "100", "200", "5000", "maxqueue", "7", "Rate", "3", "price", "0",
             ],
         );
         assert_eq!(
@@ -467,7 +476,8 @@ mod tests {
                     ends_at: 200,
                     hold_ttl_ms: 5000,
                     rate: 3,
-                    max_queue: 7
+                    max_queue: 7,
+                    price: Some(0),
                 }
             })
         );
@@ -507,6 +517,14 @@ mod tests {
             err(&["s", "1", "1", "5", "4", "RATE", "0"]),
             "ERR RATE must be an integer from 1 to 1000000"
         );
+        assert_eq!(
+            err(&["s", "1", "1", "5", "4", "PRICE", "-1"]),
+            "ERR PRICE must be an integer from 0 to 999999999999999"
+        );
+        assert_eq!(
+            err(&["s", "1", "1", "5", "4", "PRICE", "1", "PRICE", "1"]),
+            "ERR syntax error"
+        );
         // Options are checked before the window.
         assert_eq!(
             err(&["s", "1", "9", "5", "4", "X", "1"]),
@@ -521,7 +539,7 @@ mod tests {
             Ok(Command::Confirm {
                 sale: "s".into(),
                 user: "u@x.io".into(),
-                amount: 0
+                amount: None
             })
         );
         assert_eq!(
@@ -595,12 +613,18 @@ mod tests {
                     hold_ttl_ms: 4,
                     rate: 5,
                     max_queue: 6,
+                    price: Some(8),
                 },
             },
             Command::Confirm {
                 sale: "s".into(),
                 user: "u".into(),
-                amount: 7,
+                amount: Some(7),
+            },
+            Command::Confirm {
+                sale: "s".into(),
+                user: "u".into(),
+                amount: None,
             },
             Command::Status {
                 sale: "s".into(),

@@ -18,14 +18,20 @@ pub enum ErrorCode {
     Conflict,
     /// A key of the sale holds another type (someone wrote it by hand).
     WrongType,
+    /// The price cannot change now: buyers hold units at the current price.
+    Locked,
+    /// CONFIRM without an amount, of a sale set up without a PRICE.
+    NoPrice,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 4] = [
+    pub const ALL: [ErrorCode; 6] = [
         ErrorCode::Err,
         ErrorCode::NoSale,
         ErrorCode::Conflict,
         ErrorCode::WrongType,
+        ErrorCode::Locked,
+        ErrorCode::NoPrice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,8 @@ impl ErrorCode {
             ErrorCode::NoSale => "NOSALE",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::WrongType => "WRONGTYPE",
+            ErrorCode::Locked => "LOCKED",
+            ErrorCode::NoPrice => "NOPRICE",
         }
     }
 }
@@ -60,6 +68,7 @@ pub mod message {
     /// The clock is past `MAX_ORDER_NUMBER / ORDERS_PER_MS` (the year 2286),
     /// or the sale's last order number is `MAX_ORDER_NUMBER`.
     pub const ORDER_NUMBERS_EXHAUSTED: &str = "order numbers exhausted";
+    pub const NO_PRICE: &str = "the sale has no price; give the amount";
 
     pub fn wrong_arity(command: impl Display) -> String {
         format!("wrong number of arguments for '{command}'")
@@ -71,6 +80,11 @@ pub mod message {
 
     pub fn stock_below_committed(committed: impl Display) -> String {
         format!("stock cannot go below sold plus held ({committed})")
+    }
+
+    /// SETUP: a new PRICE while units are held at the current one.
+    pub fn price_locked(held: impl Display) -> String {
+        format!("the price cannot change while {held} units are held")
     }
 
     pub fn too_many_orders(max: impl Display) -> String {
@@ -120,12 +134,10 @@ impl EngineError {
     /// Parses a rendered error (`CODE message`) back, as a client receives it.
     pub fn from_reply(text: &str) -> Self {
         let (code, message) = text.split_once(' ').unwrap_or((text, ""));
-        let code = match code {
-            "NOSALE" => ErrorCode::NoSale,
-            "CONFLICT" => ErrorCode::Conflict,
-            "WRONGTYPE" => ErrorCode::WrongType,
-            _ => ErrorCode::Err,
-        };
+        let code = ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(ErrorCode::Err);
         let message = if code == ErrorCode::Err && !text.starts_with("ERR") {
             text.to_string()
         } else {

@@ -140,6 +140,11 @@ fn constants() -> String {
             .into(),
     );
     line(format!("local LEGACY_FIELDS = {}", field::LEGACY_COUNT));
+    line("-- Fields from this one on are left out when the sale has none (price).".into());
+    line(format!(
+        "local OPTIONAL_FIELDS_FROM = {}",
+        field::OPTIONAL_FROM + 1
+    ));
     line(String::new());
     line("-- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.".into());
     for (name, value) in [
@@ -202,6 +207,7 @@ fn constants() -> String {
         ("USER_TWICE", message::USER_TWICE),
         ("ORDER_ID_TWICE", message::ORDER_ID_TWICE),
         ("ORDER_NUMBERS_EXHAUSTED", message::ORDER_NUMBERS_EXHAUSTED),
+        ("NO_PRICE", message::NO_PRICE),
     ] {
         line(format!("local MSG_{name} = {}", lua_str(text)));
     }
@@ -218,6 +224,9 @@ fn constants() -> String {
         &["committed"],
         |p| message::stock_below_committed(p[0]),
     ));
+    out.push_str(&lua_template("msg_price_locked", &["held"], |p| {
+        message::price_locked(p[0])
+    }));
     out.push_str(&lua_template("msg_too_many_orders", &["max"], |p| {
         message::too_many_orders(p[0])
     }));

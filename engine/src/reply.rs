@@ -151,13 +151,17 @@ macro_rules! with_reply_shapes {
                     Ended { cleared: u64 } = "ended",
                 }
                 Confirm => ConfirmReply {
-                    Confirmed { order_id: String } = "confirmed",
+                    /// A new order, charged `amount` (the sale's price).
+                    Confirmed { order_id: String, amount: u64 } = "confirmed",
                     /// Confirmed earlier: the same order id again.
                     Purchased { order_id: String } = "purchased",
                     Ended = "ended",
                     Expired = "expired",
                     NoHold = "no_hold",
                     SoldOut = "sold_out",
+                    /// The amount given is not the sale's `price`; nothing
+                    /// was bought.
+                    AmountMismatch { price: u64 } = "amount_mismatch",
                 }
                 Release => ReleaseReply {
                     LeftQueue = "left_queue",

@@ -99,6 +99,16 @@ pub fn setup<S: Store>(
             message::stock_below_committed(committed),
         ));
     }
+    // A holder pays the price they were admitted at: it may change only
+    // while nobody holds a unit (giving an unpriced sale a price changes
+    // nothing anyone was shown by the engine).
+    let price = params.price.or(kept.price);
+    if kept.price.is_some() && price != kept.price && held > 0 {
+        return Err(EngineError::new(
+            ErrorCode::Locked,
+            message::price_locked(held),
+        ));
+    }
     store.write_sale(&SaleRecord {
         stock: params.stock,
         starts_at: params.starts_at,
@@ -106,6 +116,7 @@ pub fn setup<S: Store>(
         hold_ttl_ms: params.hold_ttl_ms,
         rate: params.rate,
         max_queue: params.max_queue,
+        price,
         ..kept
     })?;
     Ok(if existing.is_some() {
@@ -248,7 +259,7 @@ pub fn confirm<S: Store>(
     now: u64,
     sale_id: &str,
     user: &str,
-    amount: u64,
+    amount: Option<u64>,
 ) -> Result<ConfirmReply, EngineError> {
     let sale = existing_sale(store)?;
     if let Some(order_id) = store.order_of(user)? {
@@ -266,6 +277,14 @@ pub fn confirm<S: Store>(
     if sale.sold >= sale.stock {
         return Ok(ConfirmReply::SoldOut);
     }
+    let amount = match (amount, sale.price) {
+        (Some(amount), Some(price)) if amount != price => {
+            return Ok(ConfirmReply::AmountMismatch { price })
+        }
+        (Some(amount), _) => amount,
+        (None, Some(price)) => price,
+        (None, None) => return Err(EngineError::new(ErrorCode::NoPrice, message::NO_PRICE)),
+    };
     let n = next_order_number(sale.order_seq, now)
         .ok_or_else(|| EngineError::err(message::ORDER_NUMBERS_EXHAUSTED))?;
     store.check_key_types()?;
@@ -290,7 +309,7 @@ pub fn confirm<S: Store>(
     })?;
     store.record_order(user, &order_id)?;
     store.remove_hold(user)?;
-    Ok(ConfirmReply::Confirmed { order_id })
+    Ok(ConfirmReply::Confirmed { order_id, amount })
 }
 
 /// Records orders the durable record has (an order id per user), for a

@@ -10,7 +10,7 @@ use crate::{ids, keys, number, EngineError};
 
 /// The names of the sale record's fields, in their stored order.
 pub mod field {
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         "stock",
         "sold",
         "starts_at",
@@ -21,19 +21,23 @@ pub mod field {
         "rate_credit",
         "rate_at",
         "order_seq",
+        "price",
     ];
     /// A record written before `order_seq` existed has only the fields
     /// before it; it reads as `order_seq = sold` (order numbers were then
     /// 1, 2, … `sold`) and is written back whole by the next command that
     /// writes the record.
     pub const LEGACY_COUNT: usize = 9;
+    /// Fields from here on are left out when the sale has none: a record
+    /// without `price` is a sale without a price.
+    pub const OPTIONAL_FROM: usize = 10;
 }
 
 /// The sale's figures, stored as one string under `fs:{sale}:sale`:
 /// `stock=10 sold=2 starts_at=… ends_at=… hold_ttl_ms=… rate=0 max_queue=0
-/// rate_credit=0 rate_at=… order_seq=…`. One string rather than a hash
-/// because the hot path reads all of it on every command, and a string is
-/// one lookup with no per-field allocations; it still reads plainly with
+/// rate_credit=0 rate_at=… order_seq=… price=…`. One string rather than a
+/// hash because the hot path reads all of it on every command, and a string
+/// is one lookup with no per-field allocations; it still reads plainly with
 /// `GET` from redis-cli.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleRecord {
@@ -52,27 +56,32 @@ pub struct SaleRecord {
     /// The highest order number the sale has issued or restored; the next
     /// CONFIRM takes a higher one (`rules::next_order_number`).
     pub order_seq: u64,
+    /// What CONFIRM charges, in minor units; `None` for a sale set up
+    /// without a PRICE (CONFIRM then records the amount it is given).
+    pub price: Option<u64>,
 }
 
 impl SaleRecord {
-    fn values(&self) -> [u64; 10] {
+    fn values(&self) -> [Option<u64>; 11] {
         [
-            self.stock,
-            self.sold,
-            self.starts_at,
-            self.ends_at,
-            self.hold_ttl_ms,
-            self.rate,
-            self.max_queue,
-            self.rate_credit,
-            self.rate_at,
-            self.order_seq,
+            Some(self.stock),
+            Some(self.sold),
+            Some(self.starts_at),
+            Some(self.ends_at),
+            Some(self.hold_ttl_ms),
+            Some(self.rate),
+            Some(self.max_queue),
+            Some(self.rate_credit),
+            Some(self.rate_at),
+            Some(self.order_seq),
+            self.price,
         ]
     }
 
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(180);
+        let mut out = String::with_capacity(200);
         for (i, (name, value)) in field::ALL.iter().zip(self.values()).enumerate() {
+            let Some(value) = value else { continue };
             if i > 0 {
                 out.push(' ');
             }
@@ -83,19 +92,18 @@ impl SaleRecord {
         out
     }
 
-    /// The exact inverse of [`SaleRecord::encode`]: every field, in order,
-    /// `name=` then 1 to 15 digits, single spaces between — or a legacy
-    /// record, which ends after the first [`field::LEGACY_COUNT`] fields.
-    /// Anything else (a hand edit gone wrong) is refused rather than guessed
-    /// at.
+    /// The exact inverse of [`SaleRecord::encode`]: the fields in order,
+    /// `name=` then 1 to 15 digits, single spaces between; the record may
+    /// end before an optional field ([`field::OPTIONAL_FROM`]), and a legacy
+    /// record ends after the first [`field::LEGACY_COUNT`] fields. Anything
+    /// else (a hand edit gone wrong) is refused rather than guessed at.
     pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
         // A plain byte scanner: this runs on every command, in the hot path.
         let corrupt = EngineError::corrupt_sale;
-        let mut numbers = [0u64; 10];
+        let mut numbers: [Option<u64>; 11] = [None; 11];
         let mut pos = 0;
         for (i, name) in field::ALL.iter().enumerate() {
-            if i == field::LEGACY_COUNT && pos == raw.len() {
-                numbers[i] = numbers[1];
+            if (i == field::LEGACY_COUNT || i >= field::OPTIONAL_FROM) && pos == raw.len() {
                 break;
             }
             if i > 0 {
@@ -122,24 +130,27 @@ impl SaleRecord {
             if pos == start {
                 return Err(corrupt());
             }
-            numbers[i] = value;
+            numbers[i] = Some(value);
         }
         if pos != raw.len() {
             return Err(corrupt());
         }
-        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq] =
+        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq, price] =
             numbers;
+        let required = |n: Option<u64>| n.ok_or_else(corrupt);
+        let sold = required(sold)?;
         Ok(SaleRecord {
-            stock,
+            stock: required(stock)?,
             sold,
-            starts_at,
-            ends_at,
-            hold_ttl_ms,
-            rate,
-            max_queue,
-            rate_credit,
-            rate_at,
-            order_seq,
+            starts_at: required(starts_at)?,
+            ends_at: required(ends_at)?,
+            hold_ttl_ms: required(hold_ttl_ms)?,
+            rate: required(rate)?,
+            max_queue: required(max_queue)?,
+            rate_credit: required(rate_credit)?,
+            rate_at: required(rate_at)?,
+            order_seq: order_seq.unwrap_or(sold),
+            price,
         })
     }
 }
@@ -319,10 +330,19 @@ mod tests {
             rate_credit: 8,
             rate_at: 9,
             order_seq: 180_000_000_000_000,
+            price: Some(1999),
         };
         let text = record.encode();
-        assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9 order_seq=180000000000000");
-        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(record));
+        assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9 order_seq=180000000000000 price=1999");
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(record.clone()));
+        // A sale without a price leaves the field out.
+        let unpriced = SaleRecord {
+            price: None,
+            ..record
+        };
+        let text = unpriced.encode();
+        assert!(text.ends_with(" order_seq=180000000000000"), "{text}");
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(unpriced));
     }
 
     /// A record from before `order_seq` (nine fields) reads with
@@ -332,6 +352,7 @@ mod tests {
         let legacy = "stock=10 sold=4 starts_at=3 ends_at=6 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9";
         let record = SaleRecord::decode(legacy.as_bytes()).expect("a legacy record decodes");
         assert_eq!((record.sold, record.order_seq, record.rate_at), (4, 4, 9));
+        assert_eq!(record.price, None);
         assert_eq!(record.encode(), format!("{legacy} order_seq=4"));
     }
 
@@ -435,6 +456,12 @@ mod tests {
             // A legacy record is the first nine fields exactly.
             good.replacen(" rate_at=0 order_seq=0", "", 1),
             good.replacen(" order_seq=0", "", 1) + " ",
+            // The price comes last, only after order_seq, with digits.
+            format!("{good} price="),
+            format!("{good} price=1 price=1"),
+            format!("{good} price=-1"),
+            good.replacen(" order_seq=0", " price=1", 1),
+            good.replacen(" order_seq=0", " price=1 order_seq=0", 1),
         ];
         for raw in bad {
             assert_eq!(

@@ -99,14 +99,14 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         &mut self,
         sale: &str,
         user: &str,
-        amount: u64,
+        amount: impl Into<Option<u64>>,
         replicas: u64,
         timeout_ms: u64,
     ) -> Result<(ConfirmReply, bool), ClientError> {
         let confirm = Command::Confirm {
             sale: sale.into(),
             user: user.into(),
-            amount,
+            amount: amount.into(),
         };
         let mut pipe = redis::pipe();
         pipe.cmd("ROLE")
@@ -188,13 +188,13 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         &mut self,
         sale: &str,
         user: &str,
-        amount: u64,
+        amount: impl Into<Option<u64>>,
     ) -> Result<ConfirmReply, ClientError> {
         match self
             .execute(&Command::Confirm {
                 sale: sale.into(),
                 user: user.into(),
-                amount,
+                amount: amount.into(),
             })
             .await?
         {

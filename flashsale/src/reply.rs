@@ -247,7 +247,12 @@ mod tests {
                 CommandName::Confirm,
                 Reply::Confirm(ConfirmReply::Confirmed {
                     order_id: "s-1".into(),
+                    amount: 1999,
                 }),
+            ),
+            (
+                CommandName::Confirm,
+                Reply::Confirm(ConfirmReply::AmountMismatch { price: 1999 }),
             ),
             (
                 CommandName::Confirm,
@@ -346,6 +351,10 @@ mod tests {
                 Resp::Array(vec![bulk("granted"), Resp::Int(0), Resp::Int(0)]),
             ),
             (CommandName::Confirm, Resp::Array(vec![bulk("confirmed")])),
+            (
+                CommandName::Confirm,
+                Resp::Array(vec![bulk("confirmed"), bulk("s-1")]),
+            ),
             (CommandName::Status, Resp::Array(vec![bulk("state")])),
             // One value too many, an unknown word, a word another command has.
             (

@@ -676,6 +676,7 @@ async fn setup_sale(client: &mut Client, sale: &str) -> anyhow::Result<()> {
         hold_ttl_ms: 600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client
         .setup(sale, params)

@@ -66,6 +66,7 @@ fn params(now: u64) -> SetupParams {
         hold_ttl_ms: 60_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     }
 }
 
@@ -96,7 +97,7 @@ async fn sell(engine: &mut EngineClient<RedisConn>, sale: &str) -> String {
         .await
         .expect("CONFIRM")
     {
-        ConfirmReply::Confirmed { order_id } => order_id,
+        ConfirmReply::Confirmed { order_id, .. } => order_id,
         other => panic!("{sale}: {other:?}"),
     }
 }

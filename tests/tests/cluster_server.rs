@@ -336,7 +336,7 @@ fn a_failover_keeps_every_write_the_replica_acknowledged() {
         Backend::Module,
         CommandName::Confirm,
         sale,
-        &[ann],
+        &[ann, "4999"],
     );
     assert_eq!(confirmed, "confirmed");
 

@@ -52,6 +52,7 @@ async fn racing_clients_keep_every_invariant(backend: Backend) {
         hold_ttl_ms: 250,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     admin.setup("race", params).await.expect("setup");
     let stop = Arc::new(AtomicBool::new(false));
@@ -115,7 +116,7 @@ async fn racing_clients_keep_every_invariant(backend: Backend) {
                         Some(UserStatus::Holding { .. }) => match intent(*i) {
                             Intent::Buy => {
                                 match client.confirm("race", user, 100).await.expect("confirm") {
-                                    ConfirmReply::Confirmed { order_id } => {
+                                    ConfirmReply::Confirmed { order_id, .. } => {
                                         confirmed.insert(user.clone(), order_id);
                                     }
                                     ConfirmReply::Expired => {}

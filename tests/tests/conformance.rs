@@ -42,6 +42,7 @@ async fn sale(backend: Backend, stock: u64, rate: u64, max_queue: u64) -> Sale {
         hold_ttl_ms: 1000,
         rate,
         max_queue,
+        price: None,
     };
     assert_eq!(
         client.setup("s", params).await.expect("setup"),
@@ -166,7 +167,7 @@ impl Sale {
 
     async fn confirmed(&mut self, user: &str) -> String {
         match self.client.confirm("s", user, 0).await.unwrap() {
-            ConfirmReply::Confirmed { order_id } => order_id,
+            ConfirmReply::Confirmed { order_id, .. } => order_id,
             other => panic!("{user}: {other:?}"),
         }
     }
@@ -231,7 +232,8 @@ async fn every_outcome_of_a_purchase(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "ann", 1999).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: ann.clone()
+            order_id: ann.clone(),
+            amount: 1999,
         }
     );
     assert_eq!(
@@ -265,7 +267,8 @@ async fn every_outcome_of_a_purchase(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "bob", 5).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: bob.clone()
+            order_id: bob.clone(),
+            amount: 5,
         }
     );
     assert_eq!(
@@ -397,7 +400,8 @@ async fn every_command_is_idempotent(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "a", 1).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: order_at(T0, 0)
+            order_id: order_at(T0, 0),
+            amount: 1,
         }
     );
     let before = s.snapshot().await;
@@ -442,6 +446,7 @@ async fn every_command_is_idempotent(backend: Backend) {
         hold_ttl_ms: 1000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     assert_eq!(
         s.client.setup("s", params.clone()).await.unwrap(),
@@ -506,7 +511,8 @@ async fn expired_holds_free_their_units(backend: Backend) {
     assert_eq!(
         s.client.confirm("s", "b", 0).await.unwrap(),
         ConfirmReply::Confirmed {
-            order_id: order_at(T0 + 1000, 0)
+            order_id: order_at(T0 + 1000, 0),
+            amount: 0,
         }
     );
 }
@@ -781,6 +787,16 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
             "ERR MAXQUEUE must be an integer from 1 to 1000000000",
         ),
         (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "PRICE", "9.99"],
+            "ERR PRICE must be an integer from 0 to 999999999999999",
+        ),
+        (
+            Setup,
+            vec!["s", "1", &start, &end, "10", "PRICE", "1", "price", "1"],
+            "ERR syntax error",
+        ),
+        (
             Grant,
             vec!["s", "0"],
             "ERR max must be an integer from 1 to 10000",
@@ -881,7 +897,7 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
     let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
     for (key, command, args) in [
         (keys::queue("s"), CommandName::Enqueue, vec!["s", "b"]),
-        (keys::outbox("s"), CommandName::Confirm, vec!["s", "a"]),
+        (keys::outbox("s"), CommandName::Confirm, vec!["s", "a", "5"]),
         (keys::lapsed("s"), CommandName::Confirm, vec!["s", "b"]),
         // RESTORE writes the queue, holds and lapsed of the users it
         // restores: every key's type is checked first.
@@ -955,7 +971,7 @@ async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
         .unwrap();
     let before = s.snapshot().await;
     assert_eq!(
-        s.raw(CommandName::Confirm, &["s", "b"]).await,
+        s.raw(CommandName::Confirm, &["s", "b", "5"]).await,
         Err(
             "ERR The ID specified in XADD is equal or smaller than the target stream top item"
                 .to_string()
@@ -989,6 +1005,7 @@ async fn real_clock_hold_expiry(backend: Backend) {
         hold_ttl_ms: 300,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client.setup("live", params).await.unwrap();
     client.enqueue("live", "a").await.unwrap();
@@ -1042,6 +1059,7 @@ async fn real_clock_window_opens(backend: Backend) {
         hold_ttl_ms: 1000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client.setup("soon", params).await.unwrap();
     match client.enqueue("soon", "a").await.unwrap() {
@@ -1242,7 +1260,7 @@ async fn order_numbers_run_out_in_the_year_2286(backend: Backend) {
     s.at(last_ms + 1).await;
     let before = s.snapshot().await;
     assert_eq!(
-        s.raw(CommandName::Confirm, &["s", "b"]).await,
+        s.raw(CommandName::Confirm, &["s", "b", "5"]).await,
         Err("ERR order numbers exhausted".into())
     );
     assert_eq!(s.snapshot().await, before);
@@ -1428,7 +1446,120 @@ async fn restore_into_a_live_sale(backend: Backend) {
     );
 }
 
+fn raw_setup(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The sale's price lives in the engine: CONFIRM charges it (an amount
+/// given must equal it, or nothing is bought), and it cannot change while a
+/// unit is held, so a holder pays what they were admitted at. A sale set up
+/// without a PRICE needs the amount.
+async fn the_price_is_kept_and_locked_while_units_are_held(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let setup = |price: &'static str| {
+        let mut args = vec![
+            "s".to_string(),
+            "3".into(),
+            start.clone(),
+            end.clone(),
+            "1000".into(),
+        ];
+        if !price.is_empty() {
+            args.extend(["PRICE".to_string(), price.to_string()]);
+        }
+        args
+    };
+    for u in ["a", "b"] {
+        s.client.enqueue("s", u).await.unwrap();
+    }
+    s.granted(2).await;
+    // Unpriced: CONFIRM needs the amount, and refusing changes nothing.
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "a"]).await,
+        Err("NOPRICE the sale has no price; give the amount".into())
+    );
+    assert_eq!(s.snapshot().await, before);
+    // An unpriced sale may get a price while units are held.
+    let args = setup("1999");
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&args)).await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    let record: String = redis::cmd("GET")
+        .arg(keys::sale("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert!(record.ends_with(" price=1999"), "{record}");
+    // Now it is locked: a new price is refused and changes nothing.
+    let before = s.snapshot().await;
+    let args = setup("2999");
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&args)).await,
+        Err("LOCKED the price cannot change while 2 units are held".into())
+    );
+    assert_eq!(s.snapshot().await, before);
+    // The wrong amount buys nothing and names the price.
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "a", "1000"]).await,
+        Ok(Resp::Array(vec![bulk("amount_mismatch"), Resp::Int(1999)]))
+    );
+    assert_eq!(s.snapshot().await, before);
+    // Without an amount, or with the right one: the price.
+    assert_eq!(
+        s.client.confirm("s", "a", None).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: order_at(T0, 0),
+            amount: 1999,
+        }
+    );
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "b", "1999"]).await,
+        Ok(Resp::Array(vec![
+            bulk("confirmed"),
+            bulk(&order_at(T0, 1)),
+            Resp::Int(1999)
+        ]))
+    );
+    // Nobody holds a unit: the price may change; SETUP without PRICE keeps it.
+    let args = setup("2999");
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&args)).await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    let args = setup("");
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&args)).await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    s.client.enqueue("s", "c").await.unwrap();
+    s.granted(1).await;
+    assert_eq!(
+        s.client.confirm("s", "c", None).await.unwrap(),
+        ConfirmReply::Confirmed {
+            order_id: order_at(T0, 2),
+            amount: 2999,
+        }
+    );
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys::outbox("s"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let amounts: Vec<u64> = entries
+        .ids
+        .iter()
+        .map(|e| e.get::<String>("amount").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(amounts, vec![1999, 1999, 2999]);
+}
+
 tests::on_both_backends!(
+    the_price_is_kept_and_locked_while_units_are_held,
     every_outcome_of_a_purchase,
     fifo_over_many_users,
     every_command_is_idempotent,

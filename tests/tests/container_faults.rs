@@ -50,6 +50,7 @@ async fn setup_sale(
         hold_ttl_ms: 3_600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     engine
         .client()
@@ -150,7 +151,7 @@ async fn acknowledged_confirms_survive_a_sigkilled_redis_container() {
                 )
                 .await;
                 let outcome = match reply {
-                    Ok(Ok(ConfirmReply::Confirmed { order_id })) => Outcome::Acked(order_id),
+                    Ok(Ok(ConfirmReply::Confirmed { order_id, .. })) => Outcome::Acked(order_id),
                     Ok(Ok(other)) => Outcome::Other(format!("{other:?}")),
                     Ok(Err(e)) => Outcome::Unknown(e.to_string()),
                     Err(_) => Outcome::Unknown("no reply in 5 s".into()),
@@ -256,7 +257,7 @@ async fn acknowledged_confirms_survive_a_sigkilled_redis_container() {
             .await
             .expect("CONFIRM again")
         {
-            ConfirmReply::Confirmed { order_id } => {
+            ConfirmReply::Confirmed { order_id, .. } => {
                 assert!(!orders.contains_key(*user), "{user} sold twice: {order_id}");
             }
             ConfirmReply::Purchased { order_id } => {

@@ -56,8 +56,10 @@ fn setup_args() -> impl Strategy<Value = Vec<String>> {
         number_arg(prop::sample::select(vec![1u64, 300, 1000])),
         prop::option::of(1..30u64),
         prop::option::of(1..4u64),
+        // Prices CONFIRM's amounts below hit and miss.
+        prop::option::of(number_arg(prop::sample::select(vec![0u64, 5, 7]))),
     )
-        .prop_map(|(sale, stock, start, len, ttl, rate, max_queue)| {
+        .prop_map(|(sale, stock, start, len, ttl, rate, max_queue, price)| {
             let starts_at = (T0 as i64 + start) as u64;
             let mut args = vec![
                 sale,
@@ -71,6 +73,9 @@ fn setup_args() -> impl Strategy<Value = Vec<String>> {
             }
             if let Some(max_queue) = max_queue {
                 args.extend(["maxqueue".to_string(), max_queue.to_string()]);
+            }
+            if let Some(price) = price {
+                args.extend(["PRICE".to_string(), price]);
             }
             args
         })
@@ -125,7 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => setup_args().prop_map(|a| Op::Call(Setup, a)),
         6 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Enqueue, vec![s, u])),
         5 => (sale_arg(), number_arg(1..4u64)).prop_map(|(s, n)| Op::Call(Grant, vec![s, n])),
-        5 => (sale_arg(), user_arg(), prop::option::of(number_arg(0..1000u64))).prop_map(|(s, u, a)| {
+        5 => (sale_arg(), user_arg(), prop::option::of(number_arg(prop::sample::select(vec![0u64, 5, 7, 999])))).prop_map(|(s, u, a)| {
             let mut args = vec![s, u];
             args.extend(a);
             Op::Call(Confirm, args)

@@ -57,6 +57,7 @@ async fn workload(
         hold_ttl_ms: 150,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client.setup("rep", short.clone()).await.expect("setup");
     for i in 0..30 {
@@ -219,6 +220,7 @@ async fn a_promoted_replica_never_reissues_a_lost_order_id(backend: Backend) {
         hold_ttl_ms: 600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client.setup("fo3", params).await.expect("setup");
     let users = ["ann", "bob", "cat", "dan", "eve"];
@@ -231,7 +233,7 @@ async fn a_promoted_replica_never_reissues_a_lost_order_id(backend: Backend) {
     };
     assert_eq!(holders, users);
     let confirmed = |reply: ConfirmReply| match reply {
-        ConfirmReply::Confirmed { order_id } => order_id,
+        ConfirmReply::Confirmed { order_id, .. } => order_id,
         other => panic!("{other:?}"),
     };
     let ann = confirmed(client.confirm("fo3", "ann", 1).await.expect("confirm"));

@@ -57,6 +57,7 @@ async fn drain(
         hold_ttl_ms: 3_600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     client.setup(&sale, params).await.expect("setup");
     let users: Vec<String> = (0..n).map(|i| format!("buyer{i}@example.com")).collect();

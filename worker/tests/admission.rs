@@ -199,6 +199,7 @@ async fn when_the_sale_ends_the_queue_is_cleared_and_waiting_users_are_told() {
         hold_ttl_ms: 600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     p.client
         .setup("closing", params)
@@ -249,6 +250,7 @@ async fn a_sale_extended_after_its_end_is_admitted_again() {
         hold_ttl_ms: 600_000,
         rate: 0,
         max_queue: 0,
+        price: None,
     };
     p.client
         .setup("encore", ended.clone())

@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{Email, Money, SaleId};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::extract::{Json, Query};
-use crate::routes::sales::{price_of, SaleState};
+use crate::routes::sales::SaleState;
 use crate::routes::{ceil_secs, time_from_ms};
 use crate::state::AppState;
-use crate::store::{orders, orders::OrderRecord, sales};
+use crate::store::{orders, orders::OrderRecord};
 
 /// Routes that are rate-limited per client IP (buy and confirm).
 pub fn limited_router() -> Router<AppState> {
@@ -256,8 +256,9 @@ pub async fn position(
 pub struct ConfirmRequest {
     pub email: String,
     pub flash_sale_id: String,
-    /// Optional; must equal the sale's price (one unit per customer). The
-    /// client cannot choose what it pays.
+    /// Optional; must equal the sale's price (one unit per customer), which
+    /// cannot change while the buyer holds a unit. The client cannot choose
+    /// what it pays.
     #[schema(value_type = Option<String>, example = "49.99")]
     pub total_amount: Option<Money>,
 }
@@ -270,9 +271,11 @@ pub struct ConfirmResponse {
     pub created: bool,
     pub flash_sale_id: String,
     pub email: String,
-    /// What the order was confirmed at (now, or already).
-    #[schema(value_type = String, example = "49.99")]
-    pub total_amount: Money,
+    /// What the order was confirmed at: the sale's price when the buyer
+    /// was admitted. Null only on a repeat whose order has already left the
+    /// engine's outbox (see `GET /orders/by-email`).
+    #[schema(value_type = Option<String>, example = "49.99")]
+    pub total_amount: Option<Money>,
 }
 
 /// Buy the held unit.
@@ -283,7 +286,7 @@ pub struct ConfirmResponse {
     request_body = ConfirmRequest,
     responses(
         (status = 200, body = ConfirmResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "amount_mismatch: totalAmount is not the sale's price, or invalid input", body = ErrorBody),
         (status = 403, description = "no_hold: not admitted (yet)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "sold_out or sale_ended", body = ErrorBody),
@@ -297,22 +300,34 @@ pub async fn confirm(
 ) -> Result<Json<ConfirmResponse>, ApiError> {
     let email = Email::parse(&body.email)?;
     let sale_id = SaleId::parse(&body.flash_sale_id)?;
-    let sale = sales::find(&state.db.sales, &sale_id)
-        .await?
-        .ok_or_else(ApiError::sale_not_found)?;
-    let price = price_of(&sale)?;
-    if let Some(amount) = body.total_amount {
-        if amount != price {
+    // Redis only: the engine charges the price it keeps for the sale.
+    let reply = state
+        .live
+        .confirm(&sale_id, &email, body.total_amount)
+        .await?;
+    let (order_id, created, total_amount) = match reply {
+        ConfirmReply::Confirmed { order_id, amount } => {
+            (order_id, true, Money::from_minor_units(amount).ok())
+        }
+        ConfirmReply::Purchased { order_id } => {
+            let mut redis = state.redis.clone();
+            let earlier =
+                flashsale::outbox::order_entry(&mut redis, sale_id.as_str(), &order_id).await?;
+            let amount = earlier.and_then(|e| Money::from_minor_units(e.amount).ok());
+            (order_id, false, amount)
+        }
+        ConfirmReply::AmountMismatch { price } => {
+            let price = Money::from_minor_units(price).map_err(|_| {
+                ApiError::internal(anyhow::anyhow!(
+                    "sale {sale_id} has an invalid price {price}"
+                ))
+            })?;
             return Err(ApiError::bad_request(
                 "amount_mismatch",
                 format!("totalAmount must be the sale's price, {price}"),
             )
             .with_details(json!({ "expected": price })));
         }
-    }
-    let (order_id, created) = match state.live.confirm(&sale_id, &email, price).await? {
-        ConfirmReply::Confirmed { order_id } => (order_id, true),
-        ConfirmReply::Purchased { order_id } => (order_id, false),
         ConfirmReply::Expired => {
             return Err(ApiError::client(
                 StatusCode::GONE,
@@ -337,7 +352,7 @@ pub async fn confirm(
         created,
         flash_sale_id: sale_id.to_string(),
         email: email.to_string(),
-        total_amount: price,
+        total_amount,
     }))
 }
 

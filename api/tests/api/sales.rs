@@ -115,7 +115,7 @@ async fn update_goes_to_the_engine_first() {
         &app.create_sale(&token, json!({ "initialQuantity": 3, "rate": 5 }))
             .await,
     );
-    for user in ["a@x.io", "b@x.io"] {
+    for user in ["a@x.io", "b@x.io", "c@x.io"] {
         app.buy(&id, user).await.assert_ok();
     }
     app.admit(&id, 1).await;
@@ -135,40 +135,78 @@ async fn update_goes_to_the_engine_first() {
     assert_eq!(stored(&app, &id).await, before);
     assert_eq!(app.status(&id, None).await.sale.stock, 3);
 
-    // Down to exactly sold + held, rate removed, new name and price.
+    // A new price while b holds a unit: refused (b pays what b was
+    // admitted at), and neither side changed.
+    let locked = put(
+        &app,
+        &id,
+        json!({ "pricePerUnit": "10.5", "name": "Cheaper" }),
+        &token,
+    )
+    .await;
+    locked.assert_error(409, "price_locked");
+    assert_eq!(stored(&app, &id).await, before);
+
+    // Down to exactly sold + held, rate removed, new name.
     let updated = put(
         &app,
         &id,
-        json!({ "initialQuantity": 2, "rate": null, "name": "Renamed", "pricePerUnit": "10.5", "holdTtlSeconds": 45 }),
+        json!({ "initialQuantity": 3, "rate": null, "name": "Renamed", "pricePerUnit": "49.99", "holdTtlSeconds": 45 }),
         &token,
     )
     .await;
     let body = updated.assert_ok();
     assert_eq!(body["name"], "Renamed");
-    assert_eq!(body["initialQuantity"], 2);
-    assert_eq!(body["currentQuantity"], 1);
+    assert_eq!(body["initialQuantity"], 3);
+    assert_eq!(body["currentQuantity"], 2);
     // Read back at once (no worker runs here): the engine's figure, not the
     // document's last synced one.
     let read = app.get_as(&format!("/flash-sales/{id}"), &token).await;
-    assert_eq!(read.assert_ok()["currentQuantity"], 1);
+    assert_eq!(read.assert_ok()["currentQuantity"], 2);
     assert_eq!(body["rate"], Value::Null);
     assert_eq!(body["maxQueue"], Value::Null);
-    assert_eq!(body["pricePerUnit"], "10.50");
+    assert_eq!(body["pricePerUnit"], "49.99");
     assert_eq!(body["live"]["sold"], 1);
     assert_eq!(body["live"]["held"], 1);
     let status = app.status(&id, None).await.sale;
     assert_eq!(
         (status.stock, status.rate, status.hold_ttl_ms),
-        (2, 0, 45_000)
+        (3, 0, 45_000)
     );
     let doc = stored(&app, &id).await.expect("stored");
     assert_eq!(doc.get_str("name").ok(), Some("Renamed"));
-    assert_eq!(doc.get_i64("pricePerUnit").ok(), Some(1050));
     assert_eq!(doc.get("rate"), Some(&mongodb::bson::Bson::Null));
 
-    // The new price is what b pays.
+    // b pays the price b was admitted at; nobody holds a unit now, so the
+    // price may change, and c, admitted after, pays the new one.
     let confirmed = app.confirm(&id, "b@x.io").await;
-    assert_eq!(confirmed.assert_ok()["totalAmount"], "10.50");
+    assert_eq!(confirmed.assert_ok()["totalAmount"], "49.99");
+    let repriced = put(&app, &id, json!({ "pricePerUnit": "10.5" }), &token).await;
+    assert_eq!(repriced.assert_ok()["pricePerUnit"], "10.50");
+    let doc = stored(&app, &id).await.expect("stored");
+    assert_eq!(doc.get_i64("pricePerUnit").ok(), Some(1050));
+    app.admit(&id, 1).await;
+    let stale = app
+        .post(
+            "/orders/confirm",
+            &json!({ "email": "c@x.io", "flashSaleId": id, "totalAmount": "49.99" }),
+        )
+        .await;
+    stale.assert_error(400, "amount_mismatch");
+    assert_eq!(stale.json["error"]["details"]["expected"], "10.50");
+    let confirmed = app.confirm(&id, "c@x.io").await;
+    let body = confirmed.assert_ok();
+    assert_eq!(body["totalAmount"], "10.50");
+    assert_eq!(body["created"], true);
+    // A repeat tells the same amount (from the engine's outbox).
+    let again = app.confirm(&id, "c@x.io").await;
+    assert_eq!(
+        again.assert_ok()["totalAmount"],
+        "10.50",
+        "{:?}",
+        again.json
+    );
+    assert_eq!(again.json["created"], false);
 
     // Absent fields keep their values.
     let same = put(&app, &id, json!({}), &token).await;

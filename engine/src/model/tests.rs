@@ -24,8 +24,20 @@ fn ok(m: &mut Model, now: u64, name: CommandName, args: &[&str]) -> Reply {
     }
 }
 
-/// Sale "s": `stock` units, open from T0 for 60 s, holds of 1 s.
+/// The price of sale "s" unless a test gives its own.
+const PRICE: u64 = 1999;
+
+/// Sale "s": `stock` units at [`PRICE`], open from T0 for 60 s, holds of
+/// 1 s.
 fn sale(stock: u64, extra: &[&str]) -> Model {
+    let price = PRICE.to_string();
+    let mut with_price = vec!["PRICE", price.as_str()];
+    with_price.extend_from_slice(extra);
+    unpriced_sale(stock, &with_price)
+}
+
+/// [`sale`] without a PRICE (unless `extra` has one).
+fn unpriced_sale(stock: u64, extra: &[&str]) -> Model {
     let mut m = Model::new();
     let stock = stock.to_string();
     let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
@@ -72,7 +84,8 @@ fn a_whole_purchase() {
     assert_eq!(
         ok(&mut m, T0 + 2, Confirm, &["s", "ann", "1999"]),
         Reply::Confirm(ConfirmReply::Confirmed {
-            order_id: order_id.clone()
+            order_id: order_id.clone(),
+            amount: PRICE,
         })
     );
     assert_eq!(
@@ -157,7 +170,8 @@ fn an_expired_hold_frees_its_unit_and_cannot_be_confirmed() {
     assert_eq!(
         ok(&mut m, at_expiry + 1, Confirm, &["s", "b"]),
         Reply::Confirm(ConfirmReply::Confirmed {
-            order_id: first_order_at(at_expiry + 1)
+            order_id: first_order_at(at_expiry + 1),
+            amount: PRICE,
         })
     );
     // Sold out now; the lapsed user learns it when trying again.
@@ -360,7 +374,7 @@ fn unknown_sale_and_bad_input_change_nothing() {
 
 fn confirmed(m: &mut Model, now: u64, user: &str) -> String {
     match ok(m, now, Confirm, &["s", user]) {
-        Reply::Confirm(ConfirmReply::Confirmed { order_id }) => order_id,
+        Reply::Confirm(ConfirmReply::Confirmed { order_id, .. }) => order_id,
         other => panic!("{user}: unexpected {other:?}"),
     }
 }
@@ -448,7 +462,7 @@ fn order_numbers_run_out_in_the_year_2286() {
         &mut m,
         T0,
         Setup,
-        &["s", "5", &T0.to_string(), &end, "1000"],
+        &["s", "5", &T0.to_string(), &end, "1000", "PRICE", "1"],
     );
     holding(&mut m, MAX_ORDER_CLOCK_MS, &["a", "b"]);
     assert_eq!(
@@ -518,7 +532,12 @@ fn restore_then_setup_brings_back_a_lost_sale() {
         Err("CONFLICT stock cannot go below sold plus held (2)".into())
     );
     assert_eq!(
-        ok(&mut m, T0, Setup, &["s", "3", &start, &end, "1000"]),
+        ok(
+            &mut m,
+            T0,
+            Setup,
+            &["s", "3", &start, &end, "1000", "PRICE", "1"]
+        ),
         Reply::Setup(SetupReply::Created)
     );
     let record = m.sale("s").and_then(|d| d.sale.clone()).expect("record");
@@ -671,7 +690,7 @@ proptest! {
                     }
                     reply
                 }
-                Op::Confirm(i) => call(&mut m, now, Confirm, &["s", &user(*i), "5"]),
+                Op::Confirm(i) => call(&mut m, now, Confirm, &["s", &user(*i), "1999"]),
                 Op::Release(i) => call(&mut m, now, Release, &["s", &user(*i)]),
                 Op::Setup(stock) => call(&mut m, now, Setup, &["s", &stock.to_string(), &start, &end, "1000", "RATE", "5"]),
                 Op::Restore(i, n) => {
@@ -706,4 +725,115 @@ proptest! {
             }
         }
     }
+}
+
+fn setup_at(m: &mut Model, now: u64, extra: &[&str]) -> Result<Reply, String> {
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let mut args = vec!["s", "5", &start, &end, "1000"];
+    args.extend_from_slice(extra);
+    call(m, now, Setup, &args)
+}
+
+/// A holder pays the price they were admitted at: while a unit is held the
+/// price cannot change (and the refusal changes nothing); once nobody
+/// holds one it can. A SETUP without PRICE keeps the price.
+#[test]
+fn the_price_is_locked_while_units_are_held() {
+    let mut m = sale(5, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    assert_eq!(granted(&mut m, T0, 1), vec!["a"]);
+    let before = m.sales.clone();
+    assert_eq!(
+        setup_at(&mut m, T0 + 1, &["PRICE", "2999"]),
+        Err("LOCKED the price cannot change while 1 units are held".into())
+    );
+    assert_eq!(m.sales, before);
+    // The same price, or none given, is not a change.
+    assert_eq!(
+        setup_at(&mut m, T0 + 1, &["PRICE", "1999"]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    assert_eq!(
+        setup_at(&mut m, T0 + 1, &[]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 2, Confirm, &["s", "a"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: first_order_at(T0 + 2),
+            amount: PRICE,
+        })
+    );
+    // Nobody holds a unit now.
+    assert_eq!(
+        setup_at(&mut m, T0 + 3, &["PRICE", "2999"]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    ok(&mut m, T0 + 4, Enqueue, &["s", "b"]);
+    assert_eq!(granted(&mut m, T0 + 4, 1), vec!["b"]);
+    assert_eq!(
+        ok(&mut m, T0 + 5, Confirm, &["s", "b"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: first_order_at(T0 + 5),
+            amount: 2999,
+        })
+    );
+    let outbox = &m.sale("s").expect("sale").outbox;
+    let amounts: Vec<u64> = outbox.values().map(|e| e.amount).collect();
+    assert_eq!(amounts, vec![PRICE, 2999]);
+}
+
+/// An amount that is not the price buys nothing: the hold stays, and the
+/// reply says the price.
+#[test]
+fn a_wrong_amount_buys_nothing() {
+    let mut m = sale(5, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "a"]);
+    granted(&mut m, T0, 1);
+    let before = m.sales.clone();
+    assert_eq!(
+        ok(&mut m, T0 + 1, Confirm, &["s", "a", "1000"]),
+        Reply::Confirm(ConfirmReply::AmountMismatch { price: PRICE })
+    );
+    assert_eq!(m.sales, before);
+    assert_eq!(
+        user_status(&mut m, T0 + 1, "a"),
+        UserStatus::Holding { ms_left: 999 }
+    );
+}
+
+/// A sale set up without a PRICE records what CONFIRM is given, and
+/// refuses a CONFIRM without an amount; it may be given a price while units
+/// are held.
+#[test]
+fn an_unpriced_sale_needs_the_amount() {
+    let mut m = unpriced_sale(5, &[]);
+    for user in ["a", "b"] {
+        ok(&mut m, T0, Enqueue, &["s", user]);
+    }
+    granted(&mut m, T0, 2);
+    let before = m.sales.clone();
+    assert_eq!(
+        call(&mut m, T0 + 1, Confirm, &["s", "a"]),
+        Err("NOPRICE the sale has no price; give the amount".into())
+    );
+    assert_eq!(m.sales, before);
+    assert_eq!(
+        ok(&mut m, T0 + 1, Confirm, &["s", "a", "700"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: first_order_at(T0 + 1),
+            amount: 700,
+        })
+    );
+    assert_eq!(
+        setup_at(&mut m, T0 + 2, &["PRICE", "800"]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 3, Confirm, &["s", "b"]),
+        Reply::Confirm(ConfirmReply::Confirmed {
+            order_id: first_order_at(T0 + 3),
+            amount: 800,
+        })
+    );
 }

@@ -87,6 +87,7 @@ impl Platform {
             hold_ttl_ms,
             rate,
             max_queue: 0,
+            price: None,
         };
         self.client.setup(id, params).await.expect("setup");
     }
