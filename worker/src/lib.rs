@@ -153,8 +153,16 @@ impl Worker {
                             known.clone(),
                             stopping.clone(),
                         ));
-                        loops::admission::run(engine, db, config, known, stopping).await;
+                        let quantity = tokio::spawn(loops::quantity::run(
+                            engine.clone(),
+                            db,
+                            config.clone(),
+                            known.clone(),
+                            stopping.clone(),
+                        ));
+                        loops::admission::run(engine, config, known, stopping).await;
                         let _ = reconcile.await;
+                        let _ = quantity.await;
                     }
                 }
             }),

@@ -1,6 +1,7 @@
 //! The worker's loops, one task each: [`sales_refresh`] keeps the list of
-//! known sales that the others go over — [`admission`], [`outbox_copy`] and
-//! [`reconcile`]. Each returns when the worker is stopping.
+//! known sales that the others go over — [`admission`], [`quantity`],
+//! [`outbox_copy`] and [`reconcile`]. Each returns when the worker is
+//! stopping.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::sales::KnownSale;
 
 pub(crate) mod admission;
 pub(crate) mod outbox_copy;
+pub(crate) mod quantity;
 pub(crate) mod reconcile;
 pub(crate) mod sales_refresh;
 
