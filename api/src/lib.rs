@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod live_sales;
 pub mod openapi;
+pub mod queue_drain;
 pub mod routes;
 pub mod sale_lock;
 pub mod seed_admin;

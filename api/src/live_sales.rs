@@ -31,6 +31,7 @@ use tokio::sync::OnceCell;
 
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
+use crate::queue_drain::QueueDrain;
 use crate::store::{sales, sales::SaleDoc, Db};
 
 pub type Client = EngineClient<RedisConn>;
@@ -49,6 +50,8 @@ pub struct LiveSales {
     db: Db,
     default_hold_secs: u64,
     params: ParamsCache,
+    /// How fast each sale's queue moves, for estimated waits.
+    pub drain: QueueDrain,
 }
 
 /// How many replicas must have an order before its buyer is told, and how
@@ -187,6 +190,7 @@ impl LiveSales {
             db,
             default_hold_secs,
             params: ParamsCache::default(),
+            drain: QueueDrain::default(),
         }
     }
 

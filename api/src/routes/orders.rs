@@ -72,14 +72,26 @@ pub struct BuyResponse {
     pub hold_ttl_sec: Option<u64>,
     /// How long a hold lasts once admitted (seconds).
     pub hold_duration_sec: u64,
-    /// position / rate, when the sale admits at a set rate.
+    /// Seconds until admission: the place over how fast the queue moved
+    /// lately (or, before it has moved, the sale's RATE); null when unknown.
     pub estimated_wait_sec: Option<u64>,
     /// When purchased.
     pub order_id: Option<String>,
 }
 
-fn estimated_wait(position: u64, rate: u64) -> Option<u64> {
-    (rate > 0).then(|| position.div_ceil(rate))
+/// Notes where `email` stands (the queue's speed is measured from these)
+/// and estimates the wait.
+fn estimated_wait(
+    state: &AppState,
+    sale: &SaleId,
+    email: &Email,
+    position: u64,
+    rate: u64,
+) -> Option<u64> {
+    let now = std::time::Instant::now();
+    let drain = &state.live.drain;
+    drain.observe(sale.as_str(), email.as_str(), position, now);
+    drain.estimated_wait(sale.as_str(), position, rate, now)
 }
 
 /// Join the queue (repeating it never creates a second place).
@@ -115,7 +127,7 @@ pub async fn buy(
                 has_active_hold: false,
                 hold_ttl_sec: None,
                 hold_duration_sec: ceil_secs(params.hold_ttl_ms),
-                estimated_wait_sec: estimated_wait(position, params.rate),
+                estimated_wait_sec: estimated_wait(&state, &sale, &email, position, params.rate),
                 order_id: None,
             }
         }
@@ -192,7 +204,8 @@ pub struct PositionResponse {
     pub size: u64,
     /// Seconds left on the hold, when ready.
     pub hold_ttl_sec: Option<u64>,
-    /// When queued and the sale admits at a set rate.
+    /// When queued: seconds until admission, from how fast the queue moved
+    /// lately (or, before it has moved, the sale's RATE); null when unknown.
     pub estimated_wait_sec: Option<u64>,
     /// When purchased.
     pub order_id: Option<String>,
@@ -235,7 +248,8 @@ pub async fn position(
         UserStatus::Queued { position } => {
             response.status = CustomerStatus::Queued;
             response.position = Some(position);
-            response.estimated_wait_sec = estimated_wait(position, live.rate);
+            response.estimated_wait_sec =
+                estimated_wait(&state, &sale, &email, position, live.rate);
         }
         UserStatus::Holding { ms_left } => {
             response.status = CustomerStatus::Ready;

@@ -290,3 +290,42 @@ async fn not_started_and_queue_full() {
     // Ann's place is still hers.
     assert_eq!(app.buy(&small, "ann@example.com").await.json["position"], 1);
 }
+
+/// A sale without a RATE: no estimate until the queue has moved; then every
+/// queued buyer gets one from how fast it moved.
+#[tokio::test]
+async fn the_wait_is_estimated_from_how_fast_the_queue_moves() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&token, json!({ "initialQuantity": 50 }))
+            .await,
+    );
+    let buyers: Vec<String> = (0..20).map(|i| format!("q{i}@x.io")).collect();
+    for buyer in &buyers {
+        app.buy(&id, buyer).await.assert_ok();
+    }
+    let last = &buyers[19];
+    let before = app.position(&id, last).await;
+    assert_eq!(before.assert_ok()["position"], 20);
+    assert_eq!(before.json["estimatedWaitSec"], serde_json::Value::Null);
+
+    app.admit(&id, 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let after = app.position(&id, last).await;
+    assert_eq!(after.assert_ok()["position"], 15);
+    // 5 places in at least 0.6 s: at most 8.4 per second, so 15 places
+    // take at least 2 s.
+    let wait = after.json["estimatedWaitSec"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("an estimate: {}", after.json));
+    assert!(wait >= 2, "{wait}");
+    // A buyer who never asked before gets the sale's measured speed too.
+    let other = app.position(&id, &buyers[9]).await;
+    assert_eq!(other.assert_ok()["position"], 5);
+    assert!(
+        other.json["estimatedWaitSec"].as_u64().is_some(),
+        "{}",
+        other.json
+    );
+}

@@ -1,0 +1,182 @@
+//! How fast each sale's queue moves, measured from the places buyers are
+//! told. When a buyer asks again, the places they moved up per second is
+//! the rate at which the queue ahead of them drains (admissions, and people
+//! leaving); a moving average of those rates per sale gives every queued
+//! buyer an estimated wait — in sales without a RATE too, and closer to the
+//! truth than RATE in sales with one (holds that are never confirmed come
+//! back, buyers leave). No Redis call: the positions come from the replies
+//! the API gives anyway. Each API instance measures on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Two observations of one buyer closer than this are too noisy to use;
+/// the older one is kept as the baseline.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// Weight of each new sample in the sale's moving average.
+const SMOOTHING: f64 = 0.2;
+/// A rate not updated for this long is stale (the queue stopped, or nobody
+/// asks any more): no estimate from it.
+const RATE_FRESH_FOR: Duration = Duration::from_secs(30);
+/// A buyer's last observation is forgotten after this long.
+const BUYER_FORGOTTEN_AFTER: Duration = Duration::from_secs(60);
+/// Buyers remembered per sale at most (a sweep forgets the old ones first).
+const MAX_BUYERS_PER_SALE: usize = 500_000;
+/// How often a sale's old observations are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Sales remembered at most; beyond it, sales not seen for a while go.
+const MAX_SALES: usize = 10_000;
+
+#[derive(Clone, Default)]
+pub struct QueueDrain(Arc<Mutex<HashMap<String, SaleDrain>>>);
+
+struct SaleDrain {
+    /// Per buyer: when they were last told a place, and which.
+    seen: HashMap<String, (Instant, u64)>,
+    /// Places per second, and when it was last updated.
+    rate: Option<(f64, Instant)>,
+    swept_at: Instant,
+    used_at: Instant,
+}
+
+impl SaleDrain {
+    fn new(now: Instant) -> Self {
+        SaleDrain {
+            seen: HashMap::new(),
+            rate: None,
+            swept_at: now,
+            used_at: now,
+        }
+    }
+
+    fn observe(&mut self, buyer: &str, position: u64, now: Instant) {
+        self.used_at = now;
+        if let Some(&(at, before)) = self.seen.get(buyer) {
+            let elapsed = now.saturating_duration_since(at);
+            if elapsed < MIN_INTERVAL {
+                return;
+            }
+            // A place further back means the buyer queued again: no sample.
+            if position <= before {
+                let sample = (before - position) as f64 / elapsed.as_secs_f64();
+                let rate = match self.rate {
+                    Some((rate, _)) => rate + SMOOTHING * (sample - rate),
+                    None => sample,
+                };
+                self.rate = Some((rate, now));
+            }
+        }
+        if self.seen.len() >= MAX_BUYERS_PER_SALE || now.duration_since(self.swept_at) > SWEEP_EVERY
+        {
+            self.seen
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < BUYER_FORGOTTEN_AFTER);
+            self.swept_at = now;
+        }
+        if self.seen.len() < MAX_BUYERS_PER_SALE {
+            self.seen.insert(buyer.to_string(), (now, position));
+        }
+    }
+
+    fn rate(&self, now: Instant) -> Option<f64> {
+        let (rate, at) = self.rate?;
+        (now.saturating_duration_since(at) < RATE_FRESH_FOR && rate > 0.0).then_some(rate)
+    }
+}
+
+impl QueueDrain {
+    /// Records that `buyer` was told `position` in `sale`'s queue at `now`.
+    pub fn observe(&self, sale: &str, buyer: &str, position: u64, now: Instant) {
+        let Ok(mut sales) = self.0.lock() else { return };
+        if !sales.contains_key(sale) && sales.len() >= MAX_SALES {
+            sales.retain(|_, drain| now.saturating_duration_since(drain.used_at) < RATE_FRESH_FOR);
+            if sales.len() >= MAX_SALES {
+                return;
+            }
+        }
+        sales
+            .entry(sale.to_string())
+            .or_insert_with(|| SaleDrain::new(now))
+            .observe(buyer, position, now);
+    }
+
+    /// The places per second `sale`'s queue moved lately; `None` when it is
+    /// not known or the queue has not moved.
+    pub fn rate(&self, sale: &str, now: Instant) -> Option<f64> {
+        self.0.lock().ok()?.get(sale)?.rate(now)
+    }
+
+    /// Seconds until a buyer at `position` is admitted, at the measured
+    /// rate, or else at the sale's RATE (`rate`, 0 = none).
+    pub fn estimated_wait(
+        &self,
+        sale: &str,
+        position: u64,
+        rate: u64,
+        now: Instant,
+    ) -> Option<u64> {
+        match self.rate(sale, now) {
+            Some(measured) => Some((position as f64 / measured).ceil() as u64),
+            None => (rate > 0).then(|| position.div_ceil(rate)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: Instant, ms: u64) -> Instant {
+        start + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_rate_is_how_fast_buyers_move_up() {
+        let drain = QueueDrain::default();
+        let t0 = Instant::now();
+        assert_eq!(drain.rate("s", t0), None);
+        // No measurement yet: the sale's RATE, if any.
+        assert_eq!(drain.estimated_wait("s", 30, 0, t0), None);
+        assert_eq!(drain.estimated_wait("s", 30, 4, t0), Some(8));
+        drain.observe("s", "a", 30, t0);
+        drain.observe("s", "b", 40, t0);
+        // Too soon to measure.
+        drain.observe("s", "a", 29, at(t0, 100));
+        assert_eq!(drain.rate("s", at(t0, 100)), None);
+        // a moved 10 places in 2 s: 5 per second.
+        drain.observe("s", "a", 20, at(t0, 2000));
+        assert_eq!(drain.rate("s", at(t0, 2000)), Some(5.0));
+        assert_eq!(drain.estimated_wait("s", 20, 0, at(t0, 2000)), Some(4));
+        // b moved 20 in 2 s (10/s): the average moves a fifth of the way.
+        drain.observe("s", "b", 20, at(t0, 2000));
+        assert_eq!(drain.rate("s", at(t0, 2000)), Some(6.0));
+        // Another sale is measured on its own.
+        assert_eq!(drain.rate("t", at(t0, 2000)), None);
+    }
+
+    #[test]
+    fn a_stopped_or_stale_queue_gives_no_estimate() {
+        let drain = QueueDrain::default();
+        let t0 = Instant::now();
+        drain.observe("s", "a", 10, t0);
+        drain.observe("s", "a", 10, at(t0, 1000));
+        assert_eq!(drain.rate("s", at(t0, 1000)), None, "not moving");
+        drain.observe("s", "a", 5, at(t0, 2000));
+        assert_eq!(drain.rate("s", at(t0, 2000)), Some(1.0));
+        assert_eq!(drain.rate("s", at(t0, 40_000)), None, "stale");
+        // Queued again further back: not a sample.
+        drain.observe("s", "a", 50, at(t0, 3000));
+        assert_eq!(drain.rate("s", at(t0, 3000)), Some(1.0));
+    }
+
+    #[test]
+    fn old_buyers_are_forgotten() {
+        let drain = QueueDrain::default();
+        let t0 = Instant::now();
+        drain.observe("s", "a", 10, t0);
+        drain.observe("s", "b", 10, at(t0, 70_000));
+        let sales = drain.0.lock().expect("lock");
+        let seen = &sales["s"].seen;
+        assert!(!seen.contains_key("a") && seen.contains_key("b"));
+    }
+}
