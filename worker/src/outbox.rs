@@ -113,12 +113,12 @@ pub async fn ack<C: ConnectionLike + Send>(
     Ok(())
 }
 
-/// Entries not yet delivered to any worker, and delivered but unacknowledged
-/// (`XINFO GROUPS`: lag, pending); `None` while the group does not exist.
-pub async fn backlog<C: ConnectionLike + Send>(
+/// The consumer group's `XINFO GROUPS` fields; `None` while the stream or
+/// the group does not exist.
+async fn group_info<C: ConnectionLike + Send>(
     conn: &mut C,
     sale: &str,
-) -> RedisResult<Option<(u64, u64)>> {
+) -> RedisResult<Option<HashMap<String, Value>>> {
     let reply: RedisResult<Value> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(keys::outbox(sale))
@@ -141,14 +141,70 @@ pub async fn backlog<C: ConnectionLike + Send>(
             }
         }
         if info.get("name").and_then(text).as_deref() == Some(GROUP) {
-            let number = |name: &str| match info.get(name) {
-                Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-                _ => 0,
-            };
-            return Ok(Some((number("lag"), number("pending"))));
+            return Ok(Some(info));
         }
     }
     Ok(None)
+}
+
+/// Entries not yet delivered to any worker, and delivered but unacknowledged
+/// (`XINFO GROUPS`: lag, pending); `None` while the group does not exist.
+pub async fn backlog<C: ConnectionLike + Send>(
+    conn: &mut C,
+    sale: &str,
+) -> RedisResult<Option<(u64, u64)>> {
+    let Some(info) = group_info(conn, sale).await? else {
+        return Ok(None);
+    };
+    let number = |name: &str| match info.get(name) {
+        Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    Ok(Some((number("lag"), number("pending"))))
+}
+
+/// A stream entry id `ms-seq` as a pair that orders as Redis orders ids.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Removes the entries MongoDB has: those before the oldest entry still
+/// pending (its write failed, its worker died, or it is parked for an
+/// operator) and before the last one delivered, which stays so the stream
+/// still shows the newest order. Everything removed was acknowledged, that
+/// is written to MongoDB; `XINFO STREAM` still counts every entry ever
+/// added (`entries-added`). Returns how many entries went.
+pub async fn trim_copied<C: ConnectionLike + Send>(conn: &mut C, sale: &str) -> RedisResult<u64> {
+    let Some(info) = group_info(conn, sale).await? else {
+        return Ok(0);
+    };
+    let Some(last_delivered) = info.get("last-delivered-id").and_then(text) else {
+        return Ok(0);
+    };
+    // [count, oldest id, newest id, [[consumer, count], ...]]
+    let pending: Value = redis::cmd("XPENDING")
+        .arg(keys::outbox(sale))
+        .arg(GROUP)
+        .query_async(conn)
+        .await?;
+    let oldest_pending = match &pending {
+        Value::Array(parts) => parts.get(1).and_then(text),
+        _ => None,
+    };
+    let keep_from = match oldest_pending {
+        Some(oldest) if stream_id(&oldest) < stream_id(&last_delivered) => oldest,
+        _ => last_delivered,
+    };
+    if stream_id(&keep_from).is_none_or(|id| id == (0, 0)) {
+        return Ok(0);
+    }
+    redis::cmd("XTRIM")
+        .arg(keys::outbox(sale))
+        .arg("MINID")
+        .arg(&keep_from)
+        .query_async(conn)
+        .await
 }
 
 fn text(value: &Value) -> Option<String> {

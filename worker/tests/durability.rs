@@ -427,3 +427,77 @@ async fn an_order_that_collides_with_a_different_one_is_not_acknowledged() {
         "the earlier order is untouched"
     );
 }
+
+/// (entries in the outbox now, entries ever added to it).
+async fn outbox_sizes(p: &mut Platform, sale: &str) -> (u64, u64) {
+    let outbox = keys::outbox(sale);
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&outbox)
+        .query_async(&mut p.conn)
+        .await
+        .expect("XLEN");
+    let info: BTreeMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(&outbox)
+        .query_async(&mut p.conn)
+        .await
+        .expect("XINFO STREAM");
+    let added = match info.get("entries-added") {
+        Some(redis::Value::Int(n)) => *n as u64,
+        other => panic!("entries-added: {other:?}"),
+    };
+    (len, added)
+}
+
+/// Redis does not grow with a sale's history: entries MongoDB has leave the
+/// outbox (the last one copied stays, to show the newest order), and an
+/// entry still pending holds back everything from it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copied_entries_leave_the_outbox_and_a_pending_one_holds_them_back() {
+    let mut p = Platform::start().await;
+    p.sale("trim", 50, 3_600_000, 0).await;
+    p.confirmed_orders("trim", 0, 20).await;
+    let worker = RunningWorker::spawn(p.config()).await;
+    p.wait_for_orders("trim", 20, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox_sizes(&mut p, "trim").await.0 > 1 {
+        assert!(Instant::now() < deadline, "the outbox was not trimmed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outbox_sizes(&mut p, "trim").await, (1, 20));
+
+    // An entry no order can be read from stays pending (for an operator):
+    // it and everything after it stay in the outbox.
+    let last = orders_in_redis(&mut p, "trim")
+        .await
+        .values()
+        .filter_map(|id| keys::order_number("trim", id))
+        .max()
+        .expect("orders");
+    let junk = keys::outbox_entry_id(last + 1);
+    let _: String = redis::cmd("XADD")
+        .arg(keys::outbox("trim"))
+        .arg(&junk)
+        .arg("garbage")
+        .arg("1")
+        .query_async(&mut p.conn)
+        .await
+        .expect("XADD junk");
+    p.confirmed_orders("trim", 20, 5).await;
+    p.wait_for_orders("trim", 25, Duration::from_secs(20)).await;
+    // Past a few trims.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    worker.stop().await;
+    assert_eq!(outbox_sizes(&mut p, "trim").await, (6, 26));
+    let first: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(keys::outbox("trim"))
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut p.conn)
+        .await
+        .expect("XRANGE");
+    assert_eq!(first[0].0, junk);
+    assert_eq!(p.outbox_backlog("trim").await, (0, 1));
+}

@@ -1,5 +1,5 @@
 //! The outbox copy loop: [`Copier::copy_once`] for every sale that is due,
-//! and the outbox backlog gauges.
+//! trimming what MongoDB has from the outbox, and the outbox backlog gauges.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ use crate::WorkerError;
 const IDLE_PAUSE_CAP: Duration = Duration::from_secs(1);
 /// How often each sale's backlog gauges are read.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
+/// How often a sale whose entries were copied has its outbox trimmed.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Copies every sale's outbox. A failure (MongoDB or Redis away) backs off
 /// exponentially up to two seconds; entries stay pending in Redis meanwhile,
@@ -39,6 +41,9 @@ pub(crate) async fn run(
     // (up to a second), so old sales cost almost nothing; any copy resets it.
     let mut idle = SaleSchedule::default();
     let mut gauged = SaleSchedule::default();
+    // Sales with entries copied since their outbox was last trimmed.
+    let mut untrimmed: HashSet<String> = HashSet::new();
+    let mut trimmed = SaleSchedule::default();
     loop {
         let sales = known.read().await.clone();
         let mut copied = 0;
@@ -79,6 +84,7 @@ pub(crate) async fn run(
                 Ok(n) => {
                     copied += n;
                     idle.reset(&sale.id);
+                    untrimmed.insert(sale.id.clone());
                 }
                 Err(error) => {
                     metrics::counter!("flashsale_worker_copy_errors_total").increment(1);
@@ -86,6 +92,21 @@ pub(crate) async fn run(
                     failed = true;
                     if matches!(error, WorkerError::Redis(ref e) if e.code() == Some("NOGROUP")) {
                         grouped.remove(&sale.id);
+                    }
+                }
+            }
+            // Redis must not grow with a sale's history: once MongoDB has
+            // the orders, their entries go (a second's worth at a time).
+            if untrimmed.contains(&sale.id)
+                && trimmed.once_per(&sale.id, Instant::now(), TRIM_EVERY)
+            {
+                match outbox::trim_copied(&mut redis, &sale.id).await {
+                    Ok(n) => {
+                        untrimmed.remove(&sale.id);
+                        metrics::counter!("flashsale_worker_outbox_trimmed_total").increment(n);
+                    }
+                    Err(error) => {
+                        tracing::warn!(sale = %sale.id, %error, "cannot trim the outbox; will retry");
                     }
                 }
             }
