@@ -6,6 +6,7 @@
 //! [`startup::Application`] builds and serves it; `main.rs` only parses the
 //! command line.
 
+pub mod archived_sale;
 pub mod auth;
 pub mod catalogue;
 pub mod config;

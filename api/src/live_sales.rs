@@ -5,7 +5,9 @@
 //!   failover to a replica that missed them, an old snapshot): the sale's
 //!   recorded orders are given back to the engine ([`LiveSales::restore_orders`]),
 //!   the sale is set up again from its MongoDB document, and the command
-//!   retried once.
+//!   retried once — unless the sale has ended: then it is answered from
+//!   MongoDB ([`ArchivedSale`]; the worker's retention removes an ended
+//!   sale's keys once MongoDB has every order).
 //! - **The Functions library vanished** (Redis restarted without
 //!   persistence, backend `lua`): it is loaded again and the command retried.
 //!
@@ -29,6 +31,7 @@ use flashsale::{
 };
 use tokio::sync::OnceCell;
 
+use crate::archived_sale::ArchivedSale;
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
 use crate::queue_drain::QueueDrain;
@@ -77,6 +80,13 @@ impl Durability {
 
 /// How long a primary's replica count is trusted.
 const REPLICAS_TTL: Duration = Duration::from_secs(5);
+
+/// What a command on a sale came to: the engine's reply, or the sale is
+/// archived and answered from MongoDB.
+enum Outcome<T> {
+    Live(T),
+    Archived(ArchivedSale),
+}
 
 /// A sale's admission rate and hold length, as last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,10 +228,11 @@ impl LiveSales {
     }
 
     /// Runs `op`; on NOSALE (or NOPRICE) sets the sale up again from
-    /// MongoDB, on a missing Functions library reloads it, and runs `op`
-    /// again (each recovery at most once: a Redis that lost everything
+    /// MongoDB — or, for an ended sale, hands back the [`ArchivedSale`] to
+    /// answer from —, on a missing Functions library reloads it, and runs
+    /// `op` again (each recovery at most once: a Redis that lost everything
     /// needs both). Only these recoveries read MongoDB.
-    async fn run<T, F, Fut>(&self, sale: &SaleId, op: F) -> Result<T, ApiError>
+    async fn run<T, F, Fut>(&self, sale: &SaleId, op: F) -> Result<Outcome<T>, ApiError>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
@@ -229,9 +240,16 @@ impl LiveSales {
         let (mut restored, mut reloaded) = (false, false);
         loop {
             match op(self.client().await?).await {
-                Ok(value) => return Ok(value),
-                Err(e) if (is_no_sale(&e) || is_no_price(&e)) && !restored => {
-                    self.restore(sale).await?;
+                Ok(value) => return Ok(Outcome::Live(value)),
+                Err(e) if is_no_sale(&e) && !restored => {
+                    if let Some(archived) = self.restore(sale).await? {
+                        return Ok(Outcome::Archived(archived));
+                    }
+                    restored = true;
+                }
+                // A sale set up before the engine kept prices.
+                Err(e) if is_no_price(&e) && !restored => {
+                    self.set_up_again(sale).await?;
                     restored = true;
                 }
                 // Deleted between the restore and the retry.
@@ -330,18 +348,41 @@ impl LiveSales {
         self.client().await?.purge(sale.as_str()).await
     }
 
-    /// Sets up `sale` again from MongoDB after the engine lost it: its
-    /// recorded orders first, then the sale itself.
-    async fn restore(&self, sale: &SaleId) -> Result<(), ApiError> {
+    /// After NOSALE: an ended sale is archived (answered from MongoDB);
+    /// any other is set up again from MongoDB, its recorded orders first.
+    async fn restore(&self, sale: &SaleId) -> Result<Option<ArchivedSale>, ApiError> {
         let Some(doc) = sales::find(&self.db.sales, sale).await? else {
             return Err(ApiError::sale_not_found());
         };
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let archived =
+            ArchivedSale::of(&self.db, sale, &doc, self.default_hold_secs, now_ms).await?;
+        if archived.is_some() {
+            return Ok(archived);
+        }
         self.restore_orders(sale).await?;
         tracing::warn!(
             sale = sale.as_str(),
             "the engine lost this sale; restoring it from MongoDB"
         );
-        let params = self.setup_params(&doc);
+        self.setup_from(sale, &doc).await?;
+        Ok(None)
+    }
+
+    /// SETUP from the MongoDB document as it is now.
+    async fn set_up_again(&self, sale: &SaleId) -> Result<(), ApiError> {
+        let Some(doc) = sales::find(&self.db.sales, sale).await? else {
+            return Err(ApiError::sale_not_found());
+        };
+        tracing::warn!(
+            sale = sale.as_str(),
+            "the engine has no price for this sale; setting it up again from MongoDB"
+        );
+        self.setup_from(sale, &doc).await
+    }
+
+    async fn setup_from(&self, sale: &SaleId, doc: &SaleDoc) -> Result<(), ApiError> {
+        let params = self.setup_params(doc);
         match self.client().await?.setup(sale.as_str(), params).await {
             Ok(_) => Ok(()),
             // Someone else restored it meanwhile with different figures.
@@ -385,10 +426,15 @@ impl LiveSales {
     }
 
     pub async fn enqueue(&self, sale: &SaleId, user: &Email) -> Result<EnqueueReply, ApiError> {
-        self.run(sale, |mut c| async move {
-            c.enqueue(sale.as_str(), user.as_str()).await
-        })
-        .await
+        let outcome = self
+            .run(sale, |mut c| async move {
+                c.enqueue(sale.as_str(), user.as_str()).await
+            })
+            .await?;
+        match outcome {
+            Outcome::Live(reply) => Ok(reply),
+            Outcome::Archived(archived) => archived.enqueue(&self.db, user).await,
+        }
     }
 
     /// CONFIRM at the sale's price as the engine has it (`amount`, when
@@ -404,19 +450,27 @@ impl LiveSales {
         let amount = amount.map(Money::minor_units);
         let replicas = self.replicas_required(sale).await?;
         if replicas == 0 {
-            return self
+            let outcome = self
                 .run(sale, |mut c| async move {
                     c.confirm(sale.as_str(), user.as_str(), amount).await
                 })
-                .await;
+                .await?;
+            return match outcome {
+                Outcome::Live(reply) => Ok(reply),
+                Outcome::Archived(archived) => archived.confirm(&self.db, user).await,
+            };
         }
         let wait_ms = self.durability.wait_ms;
-        let (reply, durable) = self
+        let outcome = self
             .run(sale, |mut c| async move {
                 c.confirm_replicated(sale.as_str(), user.as_str(), amount, replicas, wait_ms)
                     .await
             })
             .await?;
+        let (reply, durable) = match outcome {
+            Outcome::Live(replied) => replied,
+            Outcome::Archived(archived) => return archived.confirm(&self.db, user).await,
+        };
         if !durable {
             tracing::warn!(sale = %sale, replicas, wait_ms, "confirm not acknowledged by the replicas in time");
             return Err(ApiError::client(
@@ -459,11 +513,15 @@ impl LiveSales {
         sale: &SaleId,
         user: Option<&Email>,
     ) -> Result<StatusReply, ApiError> {
-        let reply = self
+        let outcome = self
             .run(sale, |mut c| async move {
                 c.status(sale.as_str(), user.map(Email::as_str)).await
             })
             .await?;
+        let reply = match outcome {
+            Outcome::Live(reply) => reply,
+            Outcome::Archived(archived) => return archived.status(&self.db, user).await,
+        };
         self.params.put(
             sale,
             SaleParams {

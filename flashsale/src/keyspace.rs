@@ -1,5 +1,6 @@
 //! What a client reads or writes on a sale's keys directly, outside the
-//! engine's commands: an admin's page of the queue, and removing a sale.
+//! engine's commands: an admin's page of the queue, and removing a sale
+//! (at once, or once it is archived).
 //! The API goes through these rather than the key layout; the worker's
 //! outbox stream reads (`worker/src/outbox.rs`) build on `keys` directly.
 
@@ -45,5 +46,49 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             .query_async::<()>(conn)
             .await?;
         Ok(())
+    }
+
+    /// The sale record as stored (`GET fs:{sale}:sale`); `None` when the
+    /// engine has no such sale.
+    pub async fn raw_record(&mut self, sale: &str) -> Result<Option<String>, ClientError> {
+        Ok(redis::cmd("GET")
+            .arg(keys::sale(sale))
+            .query_async(self.connection())
+            .await?)
+    }
+
+    /// Unlinks every key of `sale` if its record still reads `record`, in
+    /// one script (atomic): any command that changed the sale since the
+    /// caller looked (a CONFIRM, an admin's SETUP) changed the record, and
+    /// then nothing is removed. Whether the keys went.
+    pub async fn purge_if_unchanged(
+        &mut self,
+        sale: &str,
+        record: &str,
+    ) -> Result<bool, ClientError> {
+        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+                              redis.call('UNLINK', unpack(KEYS)) return 1";
+        let conn = self.connection();
+        let holders: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys::holds(sale))
+            .arg(0)
+            .arg(-1)
+            .query_async(conn)
+            .await?;
+        // The record first: the script compares KEYS[1].
+        let record_key = keys::sale(sale);
+        let mut doomed = vec![record_key.clone()];
+        doomed.extend(
+            keys::all_but_holds(sale)
+                .into_iter()
+                .filter(|key| *key != record_key),
+        );
+        doomed.extend(holders.iter().map(|user| keys::hold(sale, user)));
+        let removed: i64 = redis::Script::new(SCRIPT)
+            .key(doomed)
+            .arg(record)
+            .invoke_async(conn)
+            .await?;
+        Ok(removed == 1)
     }
 }

@@ -9,74 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Platform, Redis};
+use common::{Buyers, Platform, Redis};
 use mongodb::bson::{doc, Document};
-use serde_json::{json, Value};
+use serde_json::json;
 use tests::mongo_server::MongoServer;
 use tests::{Backend, EngineServer};
 
 const BUYERS: usize = 12;
-
-struct Buyers {
-    http: reqwest::Client,
-    api: String,
-    sale: String,
-}
-
-impl Buyers {
-    /// POST or GET on the buyer's path; the status must be 2xx.
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.api));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        // Far below MongoDB's own server-selection wait (30 s): an answer
-        // that had waited for MongoDB would not come back in time.
-        let response = request
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-
-    async fn buy(&self, email: &str) -> Value {
-        let body = json!({ "email": email, "flashSaleId": self.sale });
-        self.call(reqwest::Method::POST, "/orders/buy", Some(body))
-            .await
-    }
-
-    async fn position(&self, email: &str) -> Value {
-        let path = format!(
-            "/orders/position?flashSaleId={}&email={}",
-            self.sale,
-            email.replace('@', "%40")
-        );
-        self.call(reqwest::Method::GET, &path, None).await
-    }
-
-    async fn confirm(&self, email: &str) -> Value {
-        let body = json!({ "email": email, "flashSaleId": self.sale });
-        self.call(reqwest::Method::POST, "/orders/confirm", Some(body))
-            .await
-    }
-
-    /// Polls the position until the worker admits `email`.
-    async fn until_ready(&self, email: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let place = self.position(email).await;
-            if place["status"] == "ready" {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{email} never admitted: {place}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buyers_buy_while_mongodb_is_down_and_the_orders_arrive_later() {
@@ -87,44 +26,18 @@ async fn buyers_buy_while_mongodb_is_down_and_the_orders_arrive_later() {
         return;
     }
     let platform = Platform::start(Redis::Server(engine.server.url()), &mongo).await;
-    let http = reqwest::Client::new();
-    let signed_in: Value = http
-        .post(format!("{}/auth/signin", platform.api_url))
-        .json(&json!({
-            "email": api::seed_admin::DEV_ADMIN_EMAIL,
-            "password": api::seed_admin::DEV_ADMIN_PASSWORD,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed_in["accessToken"].as_str().unwrap().to_string();
-    let now = chrono::Utc::now();
-    let created: Value = http
-        .post(format!("{}/flash-sales", platform.api_url))
-        .bearer_auth(&token)
-        .json(&json!({
+    let buyers = Buyers::with_new_sale(
+        &platform,
+        json!({
             "name": "outage",
-            "description": "sold while MongoDB is down",
             "initialQuantity": BUYERS + 1,
             "pricePerUnit": "10.00",
-            "startsAt": now - chrono::Duration::seconds(1),
-            "endsAt": now + chrono::Duration::seconds(600),
+            "startsAt": chrono::Utc::now() - chrono::Duration::seconds(1),
+            "endsAt": chrono::Utc::now() + chrono::Duration::seconds(600),
             "holdTtlSeconds": 60,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let buyers = Buyers {
-        http,
-        api: platform.api_url.clone(),
-        sale: created["id"].as_str().unwrap().to_string(),
-    };
+        }),
+    )
+    .await;
 
     // One purchase with MongoDB up: the worker knows the sale and copies.
     buyers.buy("first@x.io").await;

@@ -71,6 +71,15 @@ pub struct Config {
     /// How often the reconciliation job runs (0 = never).
     #[arg(long, env = "WORKER_RECONCILE_INTERVAL_S", default_value_t = 300)]
     pub reconcile_interval_s: u64,
+    /// How long an ended sale keeps its engine keys in Redis; after that,
+    /// once MongoDB has every order, they are removed and the API answers
+    /// for the sale from MongoDB.
+    #[arg(long, env = "SALE_RETENTION_SECONDS", default_value_t = 86_400)]
+    pub sale_retention_s: u64,
+    /// How long an order stays in the outbox after MongoDB has it, so that
+    /// reconciliation can still copy it again if MongoDB loses it.
+    #[arg(long, env = "WORKER_OUTBOX_KEEP_S", default_value_t = 300)]
+    pub outbox_keep_s: u64,
     /// Where /metrics and /healthz are served.
     #[arg(long, env = "WORKER_METRICS_ADDR", default_value = "127.0.0.1:9187")]
     pub metrics_addr: SocketAddr,
@@ -117,6 +126,8 @@ impl Config {
             outbox_batch: 200,
             claim_idle_ms: 1000,
             reconcile_interval_s: 0,
+            sale_retention_s: 86_400,
+            outbox_keep_s: 300,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: "text".into(),
         }

@@ -153,6 +153,13 @@ impl Worker {
                             known.clone(),
                             stopping.clone(),
                         ));
+                        let retention = tokio::spawn(loops::retention::run(
+                            engine.clone(),
+                            db.clone(),
+                            config.clone(),
+                            known.clone(),
+                            stopping.clone(),
+                        ));
                         let quantity = tokio::spawn(loops::quantity::run(
                             engine.clone(),
                             db,
@@ -163,6 +170,7 @@ impl Worker {
                         loops::admission::run(engine, config, known, stopping).await;
                         let _ = reconcile.await;
                         let _ = quantity.await;
+                        let _ = retention.await;
                     }
                 }
             }),

@@ -171,16 +171,23 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
 
 /// Removes the entries MongoDB has: those before the oldest entry still
 /// pending (its write failed, its worker died, or it is parked for an
-/// operator) and before the last one delivered, which stays so the stream
-/// still shows the newest order. Everything removed was acknowledged, that
-/// is written to MongoDB; `XINFO STREAM` still counts every entry ever
-/// added (`entries-added`). Returns how many entries went.
-pub async fn trim_copied<C: ConnectionLike + Send>(conn: &mut C, sale: &str) -> RedisResult<u64> {
+/// operator), before the last one delivered (which stays so the stream
+/// still shows the newest order), and confirmed more than `keep_ms` before
+/// `now_ms` (an entry's number is at least its confirmation ms ×
+/// `ORDERS_PER_MS`). Everything removed was acknowledged, that is written
+/// to MongoDB; `XINFO STREAM` still counts every entry ever added
+/// (`entries-added`). Returns how many entries went and how many are left.
+pub async fn trim_copied<C: ConnectionLike + Send>(
+    conn: &mut C,
+    sale: &str,
+    now_ms: u64,
+    keep_ms: u64,
+) -> RedisResult<(u64, u64)> {
     let Some(info) = group_info(conn, sale).await? else {
-        return Ok(0);
+        return Ok((0, 0));
     };
     let Some(last_delivered) = info.get("last-delivered-id").and_then(text) else {
-        return Ok(0);
+        return Ok((0, 0));
     };
     // [count, oldest id, newest id, [[consumer, count], ...]]
     let pending: Value = redis::cmd("XPENDING")
@@ -192,17 +199,30 @@ pub async fn trim_copied<C: ConnectionLike + Send>(conn: &mut C, sale: &str) -> 
         Value::Array(parts) => parts.get(1).and_then(text),
         _ => None,
     };
-    let keep_from = match oldest_pending {
+    let mut keep_from = match oldest_pending {
         Some(oldest) if stream_id(&oldest) < stream_id(&last_delivered) => oldest,
         _ => last_delivered,
     };
-    if stream_id(&keep_from).is_none_or(|id| id == (0, 0)) {
-        return Ok(0);
+    let recent = keys::outbox_entry_id(
+        now_ms
+            .saturating_sub(keep_ms)
+            .saturating_mul(engine::rules::ORDERS_PER_MS),
+    );
+    if stream_id(&recent) < stream_id(&keep_from) {
+        keep_from = recent;
     }
-    redis::cmd("XTRIM")
-        .arg(keys::outbox(sale))
+    let outbox = keys::outbox(sale);
+    if stream_id(&keep_from).is_none_or(|id| id == (0, 0)) {
+        let left = redis::cmd("XLEN").arg(&outbox).query_async(conn).await?;
+        return Ok((0, left));
+    }
+    redis::pipe()
+        .cmd("XTRIM")
+        .arg(&outbox)
         .arg("MINID")
         .arg(&keep_from)
+        .cmd("XLEN")
+        .arg(&outbox)
         .query_async(conn)
         .await
 }

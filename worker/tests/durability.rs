@@ -457,7 +457,9 @@ async fn copied_entries_leave_the_outbox_and_a_pending_one_holds_them_back() {
     let mut p = Platform::start().await;
     p.sale("trim", 50, 3_600_000, 0).await;
     p.confirmed_orders("trim", 0, 20).await;
-    let worker = RunningWorker::spawn(p.config()).await;
+    let mut config = p.config();
+    config.outbox_keep_s = 0;
+    let worker = RunningWorker::spawn(config).await;
     p.wait_for_orders("trim", 20, Duration::from_secs(20)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while outbox_sizes(&mut p, "trim").await.0 > 1 {

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
 use api::config::SeedAdminArgs;
 use api::{Application, Settings};
+use serde_json::{json, Value};
 use tests::mongo_server::MongoServer;
 use tests::{module_path, ClusterOptions, RedisCluster};
 use tokio::sync::oneshot;
@@ -32,6 +34,16 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start(redis: Redis, mongo: &MongoServer) -> Platform {
+        Self::start_with(redis, mongo, |_| {}).await
+    }
+
+    /// [`Platform::start`], with `configure` applied to each worker's
+    /// settings.
+    pub async fn start_with(
+        redis: Redis,
+        mongo: &MongoServer,
+        configure: impl Fn(&mut worker::config::Config),
+    ) -> Platform {
         let mut settings = Settings::defaults().expect("default settings");
         settings.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
         settings.port = 0;
@@ -70,6 +82,7 @@ impl Platform {
                 Redis::Cluster(seeds) => config.redis_cluster_nodes = Some(seeds.clone()),
             }
             config.poll_interval_ms = 20;
+            configure(&mut config);
             let worker = worker::Worker::build(config).await.expect("worker builds");
             let (stop, stopped) = oneshot::channel::<()>();
             workers.push((
@@ -153,4 +166,124 @@ pub async fn durable_cluster() -> RedisCluster {
     })
     .await
     .expect("cluster")
+}
+
+/// Buyers of one sale on the platform's API, and the admin who made it.
+pub struct Buyers {
+    pub http: reqwest::Client,
+    pub api: String,
+    pub sale: String,
+    /// The dev admin's access token.
+    pub token: String,
+}
+
+impl Buyers {
+    /// Signs the dev admin in and creates a sale from `sale` (a
+    /// `POST /flash-sales` body).
+    pub async fn with_new_sale(platform: &Platform, sale: Value) -> Buyers {
+        let http = reqwest::Client::new();
+        let signed_in: Value = http
+            .post(format!("{}/auth/signin", platform.api_url))
+            .json(&json!({
+                "email": api::seed_admin::DEV_ADMIN_EMAIL,
+                "password": api::seed_admin::DEV_ADMIN_PASSWORD,
+            }))
+            .send()
+            .await
+            .expect("sign in")
+            .json()
+            .await
+            .expect("sign-in reply");
+        let token = signed_in["accessToken"]
+            .as_str()
+            .expect("an access token")
+            .to_string();
+        let mut body = json!({ "description": "made by a test" });
+        if let (Some(body), Some(sale)) = (body.as_object_mut(), sale.as_object()) {
+            body.extend(sale.clone());
+        }
+        let created: Value = http
+            .post(format!("{}/flash-sales", platform.api_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("create the sale")
+            .json()
+            .await
+            .expect("created sale");
+        let sale = created["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a sale id: {created}"))
+            .to_string();
+        Buyers {
+            http,
+            api: platform.api_url.clone(),
+            sale,
+            token,
+        }
+    }
+
+    /// Any request; its status and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        // Far below MongoDB's own server-selection wait (30 s): an answer
+        // that had waited for MongoDB would not come back in time.
+        let response = request
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Any request, which must answer 2xx; its JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.send(method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    pub async fn buy(&self, email: &str) -> Value {
+        let body = json!({ "email": email, "flashSaleId": self.sale });
+        self.call(reqwest::Method::POST, "/orders/buy", Some(body))
+            .await
+    }
+
+    pub async fn position(&self, email: &str) -> Value {
+        let path = format!(
+            "/orders/position?flashSaleId={}&email={}",
+            self.sale,
+            email.replace('@', "%40")
+        );
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    pub async fn confirm(&self, email: &str) -> Value {
+        let body = json!({ "email": email, "flashSaleId": self.sale });
+        self.call(reqwest::Method::POST, "/orders/confirm", Some(body))
+            .await
+    }
+
+    /// Polls the position until the worker admits `email`.
+    pub async fn until_ready(&self, email: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let place = self.position(email).await;
+            if place["status"] == "ready" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{email} never admitted: {place}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

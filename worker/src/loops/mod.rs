@@ -1,6 +1,6 @@
 //! The worker's loops, one task each: [`sales_refresh`] keeps the list of
 //! known sales that the others go over — [`admission`], [`quantity`],
-//! [`outbox_copy`] and [`reconcile`]. Each returns when the worker is
+//! [`outbox_copy`], [`reconcile`] and [`retention`]. Each returns when the worker is
 //! stopping.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ pub(crate) mod admission;
 pub(crate) mod outbox_copy;
 pub(crate) mod quantity;
 pub(crate) mod reconcile;
+pub(crate) mod retention;
 pub(crate) mod sales_refresh;
 
 /// The sales in MongoDB, as last read by [`sales_refresh`].

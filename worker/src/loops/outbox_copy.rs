@@ -41,7 +41,8 @@ pub(crate) async fn run(
     // (up to a second), so old sales cost almost nothing; any copy resets it.
     let mut idle = SaleSchedule::default();
     let mut gauged = SaleSchedule::default();
-    // Sales with entries copied since their outbox was last trimmed.
+    // Sales whose outbox may hold entries to trim (copied, or kept for
+    // WORKER_OUTBOX_KEEP_S).
     let mut untrimmed: HashSet<String> = HashSet::new();
     let mut trimmed = SaleSchedule::default();
     loop {
@@ -56,6 +57,21 @@ pub(crate) async fn run(
                 continue;
             }
             if !grouped.contains(&sale.id) {
+                // A sale the engine does not have (archived, or not set up
+                // yet) has nothing to copy: do not create its stream.
+                let exists: Result<bool, _> = redis::cmd("EXISTS")
+                    .arg(flashsale::keys::sale(&sale.id))
+                    .query_async(&mut redis)
+                    .await;
+                if !matches!(exists, Ok(true)) {
+                    idle.back_off(
+                        &sale.id,
+                        Instant::now(),
+                        config.poll_interval(),
+                        IDLE_PAUSE_CAP,
+                    );
+                    continue;
+                }
                 match outbox::ensure_group(&mut redis, &sale.id).await {
                     Ok(()) => {
                         grouped.insert(sale.id.clone());
@@ -100,10 +116,15 @@ pub(crate) async fn run(
             if untrimmed.contains(&sale.id)
                 && trimmed.once_per(&sale.id, Instant::now(), TRIM_EVERY)
             {
-                match outbox::trim_copied(&mut redis, &sale.id).await {
-                    Ok(n) => {
-                        untrimmed.remove(&sale.id);
-                        metrics::counter!("flashsale_worker_outbox_trimmed_total").increment(n);
+                let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                let keep_ms = config.outbox_keep_s.saturating_mul(1000);
+                match outbox::trim_copied(&mut redis, &sale.id, now_ms, keep_ms).await {
+                    Ok((removed, left)) => {
+                        if left <= 1 {
+                            untrimmed.remove(&sale.id);
+                        }
+                        metrics::counter!("flashsale_worker_outbox_trimmed_total")
+                            .increment(removed);
                     }
                     Err(error) => {
                         tracing::warn!(sale = %sale.id, %error, "cannot trim the outbox; will retry");

@@ -28,6 +28,11 @@ pub(crate) async fn run(
     while !pause(&mut stopping, every).await {
         let sales = known.read().await.clone();
         for sale in sales {
+            // No record: archived by retention (MongoDB has it all), or lost
+            // (the API sets it up again, orders first, when it is used).
+            if let Ok(None) = engine.raw_record(&sale.id).await {
+                continue;
+            }
             let span = tracing::info_span!("reconcile", sale = %sale.id);
             if let Err(error) = reconcile::reconcile_sale(&mut engine, &db, &sale.id)
                 .instrument(span)
