@@ -161,8 +161,8 @@ pub async fn create_sale(
         .into_response())
 }
 
-/// Change a sale (admin). Stock below what is sold or held is refused (409)
-/// and changes nothing.
+/// Change a sale (admin). Stock below what is sold or held, or a new price
+/// while buyers hold units, is refused (409) and changes nothing.
 #[utoipa::path(
     put,
     path = "/flash-sales/{saleId}",
@@ -175,7 +175,7 @@ pub async fn create_sale(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Stock below sold + held, or another change in progress", body = ErrorBody),
+        (status = 409, description = "stock_below_committed: stock below sold + held; price_locked: a new price while units are held (a buyer pays the price they were admitted at); or another change in progress", body = ErrorBody),
     )
 )]
 pub async fn update_sale(
