@@ -17,6 +17,7 @@ pub mod live_sales;
 pub mod openapi;
 pub mod queue_drain;
 pub mod routes;
+pub mod sale_feed;
 pub mod sale_lock;
 pub mod seed_admin;
 pub mod startup;

@@ -35,6 +35,7 @@ use crate::archived_sale::ArchivedSale;
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
 use crate::queue_drain::QueueDrain;
+use crate::sale_feed::SaleFeeds;
 use crate::store::{sales, sales::SaleDoc, Db};
 
 pub type Client = EngineClient<RedisConn>;
@@ -55,6 +56,8 @@ pub struct LiveSales {
     params: ParamsCache,
     /// How fast each sale's queue moves, for estimated waits.
     pub drain: QueueDrain,
+    /// The sales followed over Server-Sent Events.
+    pub feeds: SaleFeeds,
 }
 
 /// How many replicas must have an order before its buyer is told, and how
@@ -201,6 +204,7 @@ impl LiveSales {
             default_hold_secs,
             params: ParamsCache::default(),
             drain: QueueDrain::default(),
+            feeds: SaleFeeds::default(),
         }
     }
 

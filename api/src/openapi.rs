@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{admin, auth, ops, orders, sales};
+use crate::routes::{admin, auth, ops, order_events, orders, sales};
 use crate::web;
 
 #[derive(OpenApi)]
@@ -29,6 +29,7 @@ use crate::web;
         orders::position,
         orders::confirm,
         orders::by_email,
+        order_events::events,
         admin::list_orders,
         admin::queue_overview,
         admin::queue_members,

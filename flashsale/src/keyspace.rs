@@ -91,4 +91,45 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             .await?;
         Ok(removed == 1)
     }
+
+    /// The user's arrival ticket in the queue; `None` when not queued.
+    pub async fn queue_ticket(
+        &mut self,
+        sale: &str,
+        user: &str,
+    ) -> Result<Option<u64>, ClientError> {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(keys::queue(sale))
+            .arg(user)
+            .query_async(self.connection())
+            .await?;
+        // Tickets are integers below 2^53, exact in a double.
+        Ok(score.map(|t| t as u64))
+    }
+
+    /// The tickets at the head and the tail of the queue, in one round
+    /// trip; `None` when it is empty. Tickets are handed out one after the
+    /// other, so when `tail - head + 1` equals the queue's length a queued
+    /// user's place is `ticket - head + 1`, without asking per user.
+    pub async fn queue_ends(&mut self, sale: &str) -> Result<Option<(u64, u64)>, ClientError> {
+        let queue = keys::queue(sale);
+        type Ends = Vec<(String, f64)>;
+        let (head, tail): (Ends, Ends) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(&queue)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(&queue)
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(self.connection())
+            .await?;
+        Ok(match (head.first(), tail.first()) {
+            (Some((_, head)), Some((_, tail))) => Some((*head as u64, *tail as u64)),
+            _ => None,
+        })
+    }
 }

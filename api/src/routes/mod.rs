@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod ops;
+pub mod order_events;
 pub mod orders;
 pub mod sales;
 

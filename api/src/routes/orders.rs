@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use flashsale::{ConfirmReply, EnqueueReply, UserStatus};
+use flashsale::{ConfirmReply, EnqueueReply, StatusReply, UserStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders/position", get(position))
         .route("/orders/by-email", get(by_email))
+        .merge(super::order_events::router())
 }
 
 /// Where the customer stands.
@@ -81,7 +82,7 @@ pub struct BuyResponse {
 
 /// Notes where `email` stands (the queue's speed is measured from these)
 /// and estimates the wait.
-fn estimated_wait(
+pub(crate) fn estimated_wait(
     state: &AppState,
     sale: &SaleId,
     email: &Email,
@@ -194,7 +195,7 @@ pub struct CustomerQuery {
     pub email: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PositionResponse {
     pub status: CustomerStatus,
@@ -233,6 +234,16 @@ pub async fn position(
     let email = Email::parse(&query.email)?;
     let sale = SaleId::parse(&query.flash_sale_id)?;
     let reply = state.live.status(&sale, Some(&email)).await?;
+    Ok(Json(position_view(&state, &sale, &email, reply)))
+}
+
+/// Where the customer stands, from the engine's STATUS of them.
+pub(crate) fn position_view(
+    state: &AppState,
+    sale: &SaleId,
+    email: &Email,
+    reply: StatusReply,
+) -> PositionResponse {
     let live = reply.sale;
     let mut response = PositionResponse {
         status: CustomerStatus::None,
@@ -248,8 +259,7 @@ pub async fn position(
         UserStatus::Queued { position } => {
             response.status = CustomerStatus::Queued;
             response.position = Some(position);
-            response.estimated_wait_sec =
-                estimated_wait(&state, &sale, &email, position, live.rate);
+            response.estimated_wait_sec = estimated_wait(state, sale, email, position, live.rate);
         }
         UserStatus::Holding { ms_left } => {
             response.status = CustomerStatus::Ready;
@@ -262,7 +272,7 @@ pub async fn position(
         UserStatus::Expired => response.status = CustomerStatus::Expired,
         UserStatus::None => {}
     }
-    Ok(Json(response))
+    response
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

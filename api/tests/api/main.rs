@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod events;
 mod journey;
 mod ops;
 mod pages;

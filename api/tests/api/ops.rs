@@ -221,6 +221,7 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
         "GET /orders/position",
         "POST /orders/confirm",
         "GET /orders/by-email",
+        "GET /orders/events",
         "GET /orders/admin/list",
         "GET /orders/admin/queue/{saleId}/overview",
         "GET /orders/admin/queue/{saleId}/members",

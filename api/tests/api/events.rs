@@ -1,0 +1,140 @@
+//! A buyer's state pushed over Server-Sent Events: the first state at once,
+//! each new place as the queue moves, the hold when admitted, and the end
+//! (expired, purchased) after which the stream closes.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{encode, sale_id, TestApp};
+
+/// The `status` events of one buyer's stream.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, sale: &str, email: &str) -> Events {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/orders/events?flashSaleId={sale}&email={}",
+                app.url,
+                encode(email)
+            ))
+            .send()
+            .await
+            .expect("GET /orders/events");
+        assert_eq!(response.status(), 200);
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next `status` event's data; `None` when the stream ended.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(k) = line.strip_prefix("event:") {
+                        kind = Some(k.trim().to_string());
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim());
+                    }
+                }
+                // Keep-alive comments have neither.
+                if kind.as_deref() == Some("status") {
+                    return Some(serde_json::from_str(&data).expect("JSON data"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
+                .await
+                .expect("an event within 15 s")
+                .expect("the stream reads");
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return None,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_buyer_follows_their_place_then_their_hold_until_it_expires() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&token, json!({ "initialQuantity": 5, "holdTtlSeconds": 1 }))
+            .await,
+    );
+    for buyer in ["a@x.io", "b@x.io", "c@x.io"] {
+        app.buy(&id, buyer).await.assert_ok();
+    }
+    let mut events = Events::open(&app, &id, "c@x.io").await;
+    let first = events.next().await.expect("the first state");
+    assert_eq!(
+        (first["status"].as_str(), first["position"].as_u64()),
+        (Some("queued"), Some(3))
+    );
+
+    app.admit(&id, 1).await;
+    let moved = events.next().await.expect("a new place");
+    assert_eq!(
+        (moved["status"].as_str(), moved["position"].as_u64()),
+        (Some("queued"), Some(2))
+    );
+    // Someone joining behind is no news for c.
+    app.buy(&id, "d@x.io").await.assert_ok();
+    app.admit(&id, 2).await;
+    let admitted = events.next().await.expect("admitted");
+    assert_eq!(admitted["status"], "ready", "{admitted}");
+    assert_eq!(admitted["holdTtlSec"], 1);
+
+    // The hold runs out unconfirmed: expired, and the stream ends.
+    let expired = events.next().await.expect("expired");
+    assert_eq!(expired["status"], "expired", "{expired}");
+    assert_eq!(events.next().await, None);
+}
+
+#[tokio::test]
+async fn the_stream_ends_with_the_purchase_and_an_outsider_gets_one_event() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&token, json!({ "initialQuantity": 5 }))
+            .await,
+    );
+    app.buy(&id, "a@x.io").await.assert_ok();
+    let mut events = Events::open(&app, &id, "a@x.io").await;
+    assert_eq!(events.next().await.expect("first")["status"], "queued");
+    app.admit(&id, 1).await;
+    assert_eq!(events.next().await.expect("ready")["status"], "ready");
+    app.confirm(&id, "a@x.io").await.assert_ok();
+    // The purchase itself is the buyer's own request; the stream learns it
+    // by the hold's end at the latest, or when the buyer reconnects.
+    let mut again = Events::open(&app, &id, "a@x.io").await;
+    let bought = again.next().await.expect("purchased");
+    assert_eq!(bought["status"], "purchased");
+    assert!(bought["orderId"].is_string());
+    assert_eq!(again.next().await, None);
+
+    let mut outsider = Events::open(&app, &id, "z@x.io").await;
+    assert_eq!(outsider.next().await.expect("one event")["status"], "none");
+    assert_eq!(outsider.next().await, None);
+    // An unknown sale is refused before any stream starts.
+    app.get("/orders/events?flashSaleId=000000000000000000000000&email=a%40x.io")
+        .await
+        .assert_error(404, "sale_not_found");
+}
