@@ -45,9 +45,11 @@ impl Snapshot {
     }
 
     /// Whether the buyer holding `ticket` has left the queue (admitted,
-    /// or gone): tickets only grow, so one below the head is not queued.
+    /// or gone): tickets only grow, so one outside head..=tail is not
+    /// queued.
     pub fn has_left(&self, ticket: u64) -> bool {
-        self.queue_ends.is_none_or(|(head, _)| ticket < head)
+        self.queue_ends
+            .is_none_or(|(head, tail)| ticket < head || ticket > tail)
     }
 
     /// Equal for followers: the clock alone moving is no news.
@@ -181,7 +183,7 @@ mod tests {
         // Someone left from the middle: only the engine knows.
         assert_eq!(snapshot(4, Some((11, 15))).place_of(12), None);
         assert_eq!(snapshot(0, None).place_of(1), None);
-        assert!(s.has_left(10) && !s.has_left(11) && !s.has_left(16));
+        assert!(s.has_left(10) && !s.has_left(11) && !s.has_left(15) && s.has_left(16));
         assert!(snapshot(0, None).has_left(1));
     }
 

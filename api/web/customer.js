@@ -309,14 +309,58 @@
     return Math.max(500, Math.min(5000, base));
   }
 
+  // Pushed first: one Server-Sent Events stream follows the buyer's state.
+  // If it cannot be opened or breaks, polling (with its back-off) takes
+  // over, and the stream is tried again a while later.
+  const STREAM_RETRY_MS = 30000;
+  let stream = null;
+  let streamBrokenAt = -Infinity;
+
+  function follow() {
+    if (stream) return true;
+    if (typeof EventSource !== 'function' || Date.now() - streamBrokenAt < STREAM_RETRY_MS) return false;
+    stream = new EventSource(
+      '/orders/events?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email),
+    );
+    stream.addEventListener('status', (event) => {
+      let reply;
+      try {
+        reply = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      failures = 0;
+      if (reply.saleStatus && sale && reply.saleStatus !== sale.status) loadSale().catch(() => {});
+      if (state === 'confirming') return;
+      handleStatus(reply);
+    });
+    stream.onerror = () => {
+      // A break, or the end of the stream: polling takes over.
+      unfollow();
+      streamBrokenAt = Date.now();
+      if (state === 'queued' || state === 'ready') schedulePoll(1000);
+    };
+    return true;
+  }
+
+  function unfollow() {
+    if (stream) {
+      stream.close();
+      stream = null;
+    }
+  }
+
   function schedulePoll(delay) {
     clearTimeout(pollTimer);
+    pollTimer = null;
+    if (follow()) return;
     pollTimer = setTimeout(poll, delay);
   }
 
   function stopPolling() {
     clearTimeout(pollTimer);
     pollTimer = null;
+    unfollow();
   }
 
   async function poll() {

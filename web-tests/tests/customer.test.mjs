@@ -48,6 +48,12 @@ describe('customer page', () => {
       rate: 1,
     });
     const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`);
+    // How the page learns its place: pushed, not polled.
+    const watching = { events: 0, polls: 0 };
+    page.on('request', (request) => {
+      if (request.url().includes('/orders/events?')) watching.events += 1;
+      if (request.url().includes('/orders/position?')) watching.polls += 1;
+    });
 
     await page.getByRole('heading', { name: 'Trail running shoes' }).waitFor();
     assert.equal(await page.locator('#sale-price').textContent(), '$89.90');
@@ -81,6 +87,7 @@ describe('customer page', () => {
 
     // Admitted: reserved, with the hold countdown; Confirm has the focus.
     await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
+    assert.deepEqual(watching, { events: 1, polls: 0 }, 'one event stream, no polling');
     assert.match(await page.locator('#hold-left').textContent(), /^[01]:\d\d$/);
     assert.match(await page.locator('#message').textContent(), /reserved/);
     await waitFor('Confirm to have the focus', () => page.evaluate(() => document.activeElement?.id === 'confirm'), {
@@ -119,15 +126,17 @@ describe('customer page', () => {
     for (const buyer of ['n1@example.com', 'n2@example.com', 'n3@example.com']) {
       assert.equal((await platform.buy(sale.id, buyer)).status, 200);
     }
-    // The connection drops right after joining the queue.
-    await page.route('**/orders/position*', (route) => route.abort('failed'));
+    // The connection drops right after joining the queue (the pushed
+    // stream and the polls alike).
+    const dropped = /\/orders\/(position|events)\?/;
+    await page.route(dropped, (route) => route.abort('failed'));
     await page.locator('#email').fill('net@example.com');
     await page.locator('#buy').click();
     await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
     await page.locator('#progress[data-state="network"]').waitFor({ timeout: 5000 });
     assert.match(await page.locator('#message').textContent(), /Connection trouble — retrying in \d+ s\. Don’t worry, you keep your place\./);
     // Back online: the retries pick up the same place, then the hold.
-    await page.unroute('**/orders/position*');
+    await page.unroute(dropped);
     await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
     await page.locator('#confirm').click();
     await page.locator('#progress[data-state="purchased"]').waitFor({ timeout: 10000 });
