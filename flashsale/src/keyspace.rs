@@ -28,22 +28,34 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             .await?)
     }
 
-    /// Unlinks every key of `sale`. Meant for a sale that has ended (no
-    /// hold can be added while the holders are listed); hold keys would
-    /// expire on their own anyway.
-    pub async fn purge(&mut self, sale: &str) -> Result<(), ClientError> {
-        let conn = self.connection();
+    /// Every key of `sale`, its record first, then the other fixed keys and
+    /// the hold key of each holder.
+    async fn every_key(&mut self, sale: &str) -> Result<Vec<String>, ClientError> {
         let holders: Vec<String> = redis::cmd("ZRANGE")
             .arg(keys::holds(sale))
             .arg(0)
             .arg(-1)
-            .query_async(conn)
+            .query_async(self.connection())
             .await?;
-        let mut doomed = keys::all_but_holds(sale);
-        doomed.extend(holders.iter().map(|user| keys::hold(sale, user)));
+        let record = keys::sale(sale);
+        let mut every = vec![record.clone()];
+        every.extend(
+            keys::all_but_holds(sale)
+                .into_iter()
+                .filter(|key| *key != record),
+        );
+        every.extend(holders.iter().map(|user| keys::hold(sale, user)));
+        Ok(every)
+    }
+
+    /// Unlinks every key of `sale`. Meant for a sale that has ended (no
+    /// hold can be added while the holders are listed); hold keys would
+    /// expire on their own anyway.
+    pub async fn purge(&mut self, sale: &str) -> Result<(), ClientError> {
+        let doomed = self.every_key(sale).await?;
         redis::cmd("UNLINK")
             .arg(&doomed)
-            .query_async::<()>(conn)
+            .query_async::<()>(self.connection())
             .await?;
         Ok(())
     }
@@ -68,26 +80,12 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
     ) -> Result<bool, ClientError> {
         const SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
                               redis.call('UNLINK', unpack(KEYS)) return 1";
-        let conn = self.connection();
-        let holders: Vec<String> = redis::cmd("ZRANGE")
-            .arg(keys::holds(sale))
-            .arg(0)
-            .arg(-1)
-            .query_async(conn)
-            .await?;
         // The record first: the script compares KEYS[1].
-        let record_key = keys::sale(sale);
-        let mut doomed = vec![record_key.clone()];
-        doomed.extend(
-            keys::all_but_holds(sale)
-                .into_iter()
-                .filter(|key| *key != record_key),
-        );
-        doomed.extend(holders.iter().map(|user| keys::hold(sale, user)));
+        let doomed = self.every_key(sale).await?;
         let removed: i64 = redis::Script::new(SCRIPT)
             .key(doomed)
             .arg(record)
-            .invoke_async(conn)
+            .invoke_async(self.connection())
             .await?;
         Ok(removed == 1)
     }
