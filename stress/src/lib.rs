@@ -1,17 +1,21 @@
 //! The flashsale stress test, modelled on a k6 flash-sale plan: an admin
-//! creates a sale through the API; virtual users each buy, poll their place
-//! with backoff until admitted, and confirm — some abandon their hold on
-//! purpose. Then everything is verified through the API, in Redis and in
-//! MongoDB, and the run's throughput and latencies are reported.
+//! creates a sale through the API; virtual users each buy, follow their
+//! place until admitted — polling `GET /orders/position` with backoff, or
+//! over Server-Sent Events (`GET /orders/events`, [`Watch::Sse`]) — and
+//! confirm; some abandon their hold on purpose. Then everything is verified
+//! through the API, in Redis and in MongoDB, and the run's throughput and
+//! latencies are reported.
 
 pub mod engine_load;
 pub mod fifo;
 mod report;
+pub mod sse;
 pub mod stats;
 mod verify;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -21,8 +25,37 @@ use flashsale::{keys, RedisConn, RedisTarget, Timeouts};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
-pub use report::Report;
+pub use report::{Report, Watching};
+use sse::{EventParser, SseEvent};
 use stats::Stats;
+
+/// How a virtual buyer follows its place while queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Watch {
+    /// `GET /orders/position`, with backoff from 100 ms to 2 s.
+    #[default]
+    Poll,
+    /// `GET /orders/events` (Server-Sent Events); opened again when it
+    /// breaks.
+    Sse,
+}
+
+/// The stress program's command line: the run's settings and how buyers
+/// follow their place. (`watch` is not a [`StressConfig`] field: the test
+/// harness builds that struct field by field.)
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "flashsale-stress",
+    about = "Virtual buyers against a running flashsale, then a verdict"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: StressConfig,
+    /// How each buyer follows its place until admitted: `poll` asks
+    /// GET /orders/position with backoff, `sse` follows GET /orders/events.
+    #[arg(long, env = "STRESS_WATCH", value_enum, default_value_t = Watch::Poll)]
+    pub watch: Watch,
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -109,6 +142,16 @@ pub struct Run {
     pub placement: BTreeMap<String, usize>,
     pub started: Instant,
     pub deadline: Instant,
+    pub watch: Watch,
+    /// The platform's Redis: reads each admitted buyer's hold (PTTL) to
+    /// time admission → the buyer seeing `ready`.
+    redis: RedisConn,
+    /// Admission → `ready` seen, per admitted buyer (µs).
+    admitted_to_ready_us: Mutex<Vec<u64>>,
+    /// Server-Sent Events: `status` events received, streams opened again
+    /// after a break.
+    sse_events: AtomicU64,
+    sse_reopened: AtomicU64,
 }
 
 impl Run {
@@ -300,8 +343,8 @@ async fn create_sale(
     Ok((id.to_string(), starts_at))
 }
 
-/// One virtual user: buy, poll with backoff until admitted, confirm (or
-/// abandon on purpose).
+/// One virtual user: buy, follow its place until admitted (polling or
+/// over Server-Sent Events), confirm (or abandon on purpose).
 async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (usize, String, Outcome) {
     let email = format!("vu{index:06}@stress.test");
     let sale = index % run.sales.len();
@@ -345,48 +388,28 @@ async fn attempt(
     if let Some(outcome) = settled(status, &reply) {
         return Ok(Some(outcome));
     }
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if Instant::now() >= run.deadline {
-            return Ok(Some(Outcome::GaveUp("deadline".into())));
-        }
-        let request = run
-            .http
-            .get(run.url("/orders/position"))
-            .query(&[("flashSaleId", sale), ("email", email)]);
-        let (status, position) = run.send("GET /orders/position", request).await?;
-        if status != 200 {
-            bail!("position: {status} {position}");
-        }
-        match position["status"].as_str() {
-            Some("ready") => break,
-            Some("purchased") => {
-                return Ok(Some(Outcome::Purchased(
-                    position["orderId"].as_str().unwrap_or("").to_string(),
-                )))
-            }
-            Some("expired") => return Ok(Some(Outcome::Lapsed)),
-            Some("none") => return Ok(None),
-            _ => {}
-        }
-        match position["saleStatus"].as_str() {
-            Some("sold_out") => return Ok(Some(Outcome::SoldOut)),
-            Some("ended") => return Ok(Some(Outcome::Ended)),
-            _ => {}
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 3 / 2).min(Duration::from_secs(2));
+    let waited = match run.watch {
+        Watch::Poll => poll_until_admitted(run, sale, email).await?,
+        Watch::Sse => follow_until_admitted(run, sale, email).await?,
+    };
+    if let Waited::Over(outcome) = waited {
+        return Ok(outcome);
     }
     if abandons {
+        note_admission(run, sale, email).await;
         return Ok(Some(Outcome::Abandoned));
     }
     let body = json!({ "email": email, "flashSaleId": sale });
-    let (status, reply) = run
-        .send(
+    // The hold is read before the confirm reaches Redis (it goes through
+    // the API), and the confirm does not wait for it.
+    let ((), confirmed) = tokio::join!(
+        note_admission(run, sale, email),
+        run.send(
             "POST /orders/confirm",
             run.http.post(run.url("/orders/confirm")).json(&body),
         )
-        .await?;
+    );
+    let (status, reply) = confirmed?;
     Ok(match status {
         200 => Some(Outcome::Purchased(
             reply["orderId"].as_str().unwrap_or("").to_string(),
@@ -398,6 +421,194 @@ async fn attempt(
             "confirm answered {other}: {reply}"
         ))),
     })
+}
+
+/// How a buyer's wait in the queue ended.
+#[derive(Debug)]
+enum Waited {
+    /// Holding a unit: confirm (or abandon).
+    Admitted,
+    /// The story ended without a hold; `None`: the place is gone, join again.
+    Over(Option<Outcome>),
+}
+
+/// What a buyer makes of its state (a `GET /orders/position` reply, or
+/// the data of a `status` event — the same JSON): `None` while it has to
+/// wait on.
+fn judge(position: &Value) -> Option<Waited> {
+    match position["status"].as_str() {
+        Some("ready") => return Some(Waited::Admitted),
+        Some("purchased") => {
+            return Some(Waited::Over(Some(Outcome::Purchased(
+                position["orderId"].as_str().unwrap_or("").to_string(),
+            ))))
+        }
+        Some("expired") => return Some(Waited::Over(Some(Outcome::Lapsed))),
+        Some("none") => return Some(Waited::Over(None)),
+        _ => {}
+    }
+    match position["saleStatus"].as_str() {
+        Some("sold_out") => Some(Waited::Over(Some(Outcome::SoldOut))),
+        Some("ended") => Some(Waited::Over(Some(Outcome::Ended))),
+        _ => None,
+    }
+}
+
+/// Polls `GET /orders/position` with backoff until the wait is over.
+async fn poll_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Result<Waited> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if Instant::now() >= run.deadline {
+            return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
+        }
+        let request = run
+            .http
+            .get(run.url("/orders/position"))
+            .query(&[("flashSaleId", sale), ("email", email)]);
+        let (status, position) = run.send("GET /orders/position", request).await?;
+        if status != 200 {
+            bail!("position: {status} {position}");
+        }
+        if let Some(waited) = judge(&position) {
+            return Ok(waited);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 3 / 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Longest silence on an event stream (the API sends a keep-alive every
+/// 15 s) before it counts as broken.
+const STREAM_SILENCE: Duration = Duration::from_secs(40);
+/// Breaks of a buyer's event stream in a row before it gives up.
+const MAX_STREAM_BREAKS: u32 = 20;
+
+/// Follows `GET /orders/events` until the wait is over; a stream that
+/// breaks (or ends with nothing settled) is opened again after a pause,
+/// and its first event tells the state at once.
+async fn follow_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Result<Waited> {
+    let mut breaks = 0u32;
+    loop {
+        if Instant::now() >= run.deadline {
+            return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
+        }
+        let deadline = tokio::time::Instant::from_std(run.deadline);
+        let broke = match tokio::time::timeout_at(deadline, stream_once(run, sale, email)).await {
+            Err(_) => return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into())))),
+            Ok(Ok(Some(waited))) => return Ok(waited),
+            Ok(Ok(None)) => anyhow::anyhow!("the stream ended with nothing settled"),
+            Ok(Err(error)) => error,
+        };
+        breaks += 1;
+        if breaks >= MAX_STREAM_BREAKS {
+            return Err(broke.context(format!("events: the stream broke {breaks} times")));
+        }
+        run.sse_reopened.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(u64::from(100 * breaks).min(1000))).await;
+    }
+}
+
+/// One `GET /orders/events`: `Some` when an event ended the wait, `None`
+/// when the stream ended or went silent first. Counted under its route
+/// when the first event arrives (the latency is the time to it), or when
+/// it fails before that.
+async fn stream_once(run: &Run, sale: &str, email: &str) -> anyhow::Result<Option<Waited>> {
+    const ROUTE: &str = "GET /orders/events";
+    let mut attempt = 0;
+    let started = Instant::now();
+    let mut response = loop {
+        let left = run.deadline.saturating_duration_since(Instant::now());
+        let request = run
+            .http
+            .get(run.url("/orders/events"))
+            .query(&[("flashSaleId", sale), ("email", email)])
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // Instead of the client's 30 s for a whole request.
+            .timeout(left + Duration::from_secs(5));
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                run.stats.record(ROUTE, None, started.elapsed());
+                return Err(error.into());
+            }
+        };
+        let status = response.status().as_u16();
+        if status == 200 {
+            break response;
+        }
+        run.stats.record(ROUTE, Some(status), started.elapsed());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // As `Run::send` does: wait and ask again.
+        if (status == 429 || status == 503) && attempt < 50 && Instant::now() < run.deadline {
+            attempt += 1;
+            let wait = match retry_after {
+                Some(secs) => Duration::from_secs(secs.clamp(1, 2)),
+                None => Duration::from_millis(500),
+            };
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        bail!("events: {status} {body}");
+    };
+    let mut parser = EventParser::default();
+    let mut events: Vec<SseEvent> = Vec::new();
+    let mut first = true;
+    loop {
+        let chunk = match tokio::time::timeout(STREAM_SILENCE, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) | Err(_) => return Ok(None),
+            Ok(Err(error)) => {
+                if first {
+                    run.stats.record(ROUTE, None, started.elapsed());
+                }
+                return Err(error.into());
+            }
+        };
+        parser.feed(&chunk, &mut events);
+        for event in events.drain(..) {
+            if event.event != "status" {
+                continue;
+            }
+            if first {
+                first = false;
+                run.stats.record(ROUTE, Some(200), started.elapsed());
+            }
+            run.sse_events.fetch_add(1, Ordering::Relaxed);
+            let view: Value = serde_json::from_str(&event.data).with_context(|| {
+                format!("events: a status event that is not JSON: {}", event.data)
+            })?;
+            if let Some(waited) = judge(&view) {
+                return Ok(Some(waited));
+            }
+        }
+    }
+}
+
+/// Notes how long ago the buyer was admitted, from the hold's time left
+/// (`PTTL`; a hold lasts the sale's hold length from its GRANT), on the
+/// server's clock. Best effort: a hold already gone is not counted.
+async fn note_admission(run: &Run, sale: &str, email: &str) {
+    let mut redis = run.redis.clone();
+    let mut pttl = redis::cmd("PTTL");
+    pttl.arg(keys::hold(sale, email));
+    let read = pttl.query_async::<i64>(&mut redis);
+    let Ok(Ok(left_ms)) = tokio::time::timeout(Duration::from_secs(1), read).await else {
+        return;
+    };
+    let hold_ms = run.config.hold_ttl_seconds.saturating_mul(1000);
+    let Ok(left_ms) = u64::try_from(left_ms) else {
+        return;
+    };
+    if left_ms <= hold_ms {
+        if let Ok(mut taken) = run.admitted_to_ready_us.lock() {
+            taken.push((hold_ms - left_ms) * 1000);
+        }
+    }
 }
 
 /// A buy reply that already ends the story.
@@ -424,7 +635,13 @@ impl StressConfig {
     }
 }
 
+/// The run, buyers polling their place (the default).
 pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
+    run_watching(config, Watch::Poll).await
+}
+
+/// The run, buyers following their place as `watch` says.
+pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(config.concurrency)
         .timeout(Duration::from_secs(30))
@@ -458,6 +675,11 @@ pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
         placement,
         started,
         deadline: started + Duration::from_secs(config.deadline_seconds),
+        watch,
+        redis: config.redis()?,
+        admitted_to_ready_us: Mutex::new(Vec::new()),
+        sse_events: AtomicU64::new(0),
+        sse_reopened: AtomicU64::new(0),
     });
     let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut users = Vec::with_capacity(config.users);

@@ -2,8 +2,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = stress::StressConfig::parse();
-    let report = stress::run(&config).await?;
+    let cli = stress::Cli::parse();
+    let report = stress::run_watching(&cli.config, cli.watch).await?;
     println!("{report}");
     if !report.passed() {
         std::process::exit(1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::fifo::FifoReport;
 use crate::stats::{percentile, RouteStats};
 use crate::verify::{Check, Verification};
-use crate::{Outcome, Run};
+use crate::{Outcome, Run, Watch};
 
 pub struct Report {
     pub users: usize,
@@ -21,6 +21,21 @@ pub struct Report {
     pub outcomes: BTreeMap<&'static str, usize>,
     pub fifo: FifoReport,
     pub checks: Vec<Check>,
+    pub watching: Watching,
+}
+
+/// How the buyers followed their place, and how soon they saw their
+/// admission.
+#[derive(Debug, Clone)]
+pub struct Watching {
+    pub watch: Watch,
+    /// `status` events received (SSE).
+    pub sse_events: u64,
+    /// Event streams opened again after a break (SSE).
+    pub sse_reopened: u64,
+    /// From each admission (the GRANT, on the server's clock: the hold's
+    /// length minus its PTTL) to the buyer seeing `ready`, sorted (µs).
+    pub admitted_to_ready_us: Vec<u64>,
 }
 
 impl Report {
@@ -57,6 +72,18 @@ impl Report {
                 }
             ),
         });
+        let mut admitted_to_ready_us = run
+            .admitted_to_ready_us
+            .lock()
+            .map(|taken| taken.clone())
+            .unwrap_or_default();
+        admitted_to_ready_us.sort_unstable();
+        let watching = Watching {
+            watch: run.watch,
+            sse_events: run.sse_events.load(std::sync::atomic::Ordering::Relaxed),
+            sse_reopened: run.sse_reopened.load(std::sync::atomic::Ordering::Relaxed),
+            admitted_to_ready_us,
+        };
         Report {
             users: outcomes.len(),
             sales: run.sales.len(),
@@ -69,6 +96,7 @@ impl Report {
             outcomes: tally,
             fifo,
             checks,
+            watching,
         }
     }
 
@@ -125,6 +153,39 @@ impl fmt::Display for Report {
                 percentile(&sorted, 95.0),
                 percentile(&sorted, 99.0),
                 statuses.join(" ")
+            )?;
+        }
+        if self.routes.contains_key("GET /orders/events") {
+            writeln!(
+                f,
+                "(GET /orders/events: streams opened, latency to the first event)"
+            )?;
+        }
+        writeln!(f)?;
+        let watching = &self.watching;
+        match watching.watch {
+            Watch::Poll => writeln!(
+                f,
+                "buyers followed their place by polling GET /orders/position"
+            )?,
+            Watch::Sse => writeln!(
+                f,
+                "buyers followed their place over GET /orders/events (SSE): \
+                 {} status events, {} streams opened again after a break",
+                watching.sse_events, watching.sse_reopened
+            )?,
+        }
+        let seen = &watching.admitted_to_ready_us;
+        if !seen.is_empty() {
+            writeln!(
+                f,
+                "admission → buyer saw `ready`: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, \
+                 max {:.1} ms ({} buyers; from the hold's PTTL)",
+                percentile(seen, 50.0),
+                percentile(seen, 95.0),
+                percentile(seen, 99.0),
+                percentile(seen, 100.0),
+                seen.len()
             )?;
         }
         writeln!(f)?;
