@@ -257,7 +257,7 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         sweepers.push(sweeper);
     }
 
-    let mut app = Router::new()
+    let app = Router::new()
         .merge(routes::sales::router())
         .merge(routes::orders::router())
         .merge(buying)
@@ -267,18 +267,37 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(web::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(middleware::from_fn_with_state(
-            settings.request_timeout(),
-            enforce_timeout,
-        ));
+        .method_not_allowed_fallback(method_not_allowed);
+    let mut app = with_limits(app, settings.body_limit_bytes, settings.request_timeout());
     if let Some(cors) = cors(&settings)? {
         app = app.layer(cors);
     }
-    let app = app
+    let app = with_request_id(with_tracing(with_metrics(with_safety_net(app)))).with_state(state);
+    Ok((app, sweepers))
+}
+
+// The layers around every route, one function per concern so that
+// `examples/http_layers.rs` measures exactly these. `router` nests them,
+// innermost first: limits, (CORS), safety net, metrics, tracing, request id.
+
+/// Body size limit and the request timeout (503 `timeout`).
+pub fn with_limits<S>(router: Router<S>, body_limit: usize, timeout: Duration) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
+}
+
+/// Panics answered 500, `nosniff` and `no-referrer` on every response
+/// (pages add their CSP in `web`), and every error in the JSON shape.
+pub fn with_safety_net<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
         .layer(CatchPanicLayer::custom(panic_response))
-        // On every response (pages add their CSP in `web`).
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -288,32 +307,52 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<Body>| {
-                    let request_id = request
-                        .headers()
-                        .get(request_id::HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id,
-                    )
-                })
-                // One line per request at debug (RUST_LOG=tower_http=debug):
-                // at flash-sale rates an info line each would cost more
-                // than the request. Failures (5xx) are logged at error.
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
+}
+
+/// Request counts and latencies for Prometheus.
+pub fn with_metrics<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(middleware::from_fn(track))
+}
+
+/// Each request in a span with its method, path and request id.
+pub fn with_tracing<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|request: &Request<Body>| {
+                let request_id = request
+                    .headers()
+                    .get(request_id::HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                )
+            })
+            // One line per request at debug (RUST_LOG=tower_http=debug):
+            // at flash-sale rates an info line each would cost more
+            // than the request. Failures (5xx) are logged at error.
+            .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+    )
+}
+
+/// `x-request-id` on every request and response (the caller's when usable).
+pub fn with_request_id<S>(router: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(request_id::drop_unusable))
-        .with_state(state);
-    Ok((app, sweepers))
 }
 
 fn cors(settings: &Settings) -> anyhow::Result<Option<CorsLayer>> {
