@@ -16,6 +16,14 @@ Every function is called as
 
 so KEYS[1] is the sale id and ARGV the remaining arguments; the Rust
 `parse(name, args)` sees {KEYS[1], ARGV...}.
+
+Speed: a call pays for every Redis command it runs (0.3 to 1 µs each
+through redis.pcall, several times what a small command itself takes), so
+the Lua around them is kept cheap. The store's methods are made once, when
+the library loads, not per call; a sale's key names are made once and kept;
+the sale record is decoded with one pattern match, and not at all when its
+text is the one last read or written; a key's type is checked only if the
+call has not read the key already, and with a read cheaper than TYPE.
 ]]
 
 -- The test harness loads a copy with this line set to true (non-cluster only).
@@ -167,9 +175,20 @@ end
 -- redis.pcall hands errors back as a table instead of raising them, so the
 -- server's own text (e.g. "WRONGTYPE Operation against a key holding the
 -- wrong kind of value") reaches the client unchanged.
+--
+-- It runs for every Redis command, so it keeps redis.pcall and type in
+-- locals, bound when a call starts (`bind_globals`, from entry_point):
+-- Redis 7.0 looks a global up through a metatable at every use, and while
+-- the library loads there are no globals to bind but a bare `redis`.
+local redis_pcall, type_of = nil, nil
+
+local function bind_globals()
+    redis_pcall, type_of = redis.pcall, type
+end
+
 local function call(...)
-    local reply = redis.pcall(...)
-    if type(reply) == 'table' and reply.err then
+    local reply = redis_pcall(...)
+    if type_of(reply) == 'table' and reply.err then
         fail(reply.err)
     end
     return reply
@@ -234,18 +253,44 @@ end
 -- Keys (keys.rs)
 ---------------------------------------------------------------------------
 
+-- A sale's key names, made on the sale's first call and kept for the next
+-- ones (for KEY_CACHE_SIZE sales at most; then the cache starts over). A
+-- user's hold key is made when it is used: `k.hold .. user`.
+local KEY_CACHE_SIZE = 64
+local key_cache, key_cache_count = {}, 0
+
 local function sale_keys(sale)
+    local k = key_cache[sale]
+    if k ~= nil then
+        return k
+    end
+    if key_cache_count >= KEY_CACHE_SIZE then
+        key_cache, key_cache_count = {}, 0
+    end
     local prefix = KEY_OPEN .. sale .. KEY_CLOSE
-    return {
-        prefix = prefix,
+    k = {
         sale = prefix .. KEY_SALE,
         queue = prefix .. KEY_QUEUE,
         holds = prefix .. KEY_HOLDS,
         orders = prefix .. KEY_ORDERS,
         lapsed = prefix .. KEY_LAPSED,
         outbox = prefix .. KEY_OUTBOX,
-        hold = function(user) return prefix .. KEY_HOLD .. user end,
+        -- Followed by the user id.
+        hold = prefix .. KEY_HOLD,
+        -- KEY_TYPES, each with its key's name (store.check_key_types).
+        typed = {},
+        -- The sale record as last read or written: { raw = , record = }
+        -- (store.sale). One table, replaced whole (and dropped while its
+        -- record changes), so the text and the record always match.
+        last_record = nil,
     }
+    for i = 1, #KEY_TYPES do
+        local suffix, type_name = KEY_TYPES[i][1], KEY_TYPES[i][2]
+        k.typed[i] = { suffix = suffix, name = prefix .. suffix, type = type_name }
+    end
+    key_cache[sale] = k
+    key_cache_count = key_cache_count + 1
+    return k
 end
 
 local function order_id(sale, n)
@@ -270,6 +315,11 @@ end
 
 ---------------------------------------------------------------------------
 -- Command parsing (command.rs)
+--
+-- Checks run in a fixed order — arity, sale id, then each argument left to
+-- right — so the module and this library report the same first problem.
+-- `argv[i]` is Rust's `args[i]` (args[0] is the sale id, KEYS[1]), and `n`
+-- is Rust's `args.len()`. Each parser returns the command's values.
 ---------------------------------------------------------------------------
 
 local function wrong_arity(name)
@@ -295,324 +345,495 @@ local function ascii_upper(s)
     return (s:gsub('[a-z]', function(c) return string.char(c:byte() - 32) end))
 end
 
--- Checks run in a fixed order — arity, sale id, then each argument left to
--- right — so the module and this library report the same first problem.
--- `args` is 1-based: args[1] is the sale id (Rust's args[0]).
-local function parse(name, args)
-    local n = #args
-    local arity_ok
-    if name == 'setup' then
-        arity_ok = n >= 5
-    elseif name == 'enqueue' or name == 'grant' or name == 'release' then
-        arity_ok = n == 2
-    elseif name == 'confirm' then
-        arity_ok = n == 2 or n == 3
-    elseif name == 'restore' then
-        -- The sale, then user/order id pairs.
-        arity_ok = n >= 3 and n % 2 == 1
-    else -- status
-        arity_ok = n == 1 or n == 2
+local function parse_setup(sale, argv, n)
+    if n < 5 then
+        wrong_arity('setup')
     end
-    if not arity_ok then
+    sale_id(sale)
+    local params = {}
+    params.stock = parse_int(argv[1], 'stock', 0, MAX_STOCK)
+    params.starts_at = parse_int(argv[2], 'starts_at', 0, MAX_TIME_MS)
+    params.ends_at = parse_int(argv[3], 'ends_at', 0, MAX_TIME_MS)
+    params.hold_ttl_ms = parse_int(argv[4], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
+    local rate, max_queue, price = nil, nil, nil
+    local i = 5
+    while i < n do
+        local option = ascii_upper(argv[i])
+        if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE' then
+            err(MSG_SYNTAX)
+        end
+        local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
+            or (option == 'PRICE' and price)
+        -- A repeated option or one without a value.
+        if already or i + 1 >= n then
+            err(MSG_SYNTAX)
+        end
+        if option == 'RATE' then
+            rate = parse_int(argv[i + 1], 'RATE', 1, MAX_RATE)
+        elseif option == 'MAXQUEUE' then
+            max_queue = parse_int(argv[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
+        else
+            price = parse_int(argv[i + 1], 'PRICE', 0, MAX_AMOUNT)
+        end
+        i = i + 2
+    end
+    -- The window is checked after the options, as in Rust.
+    if params.ends_at <= params.starts_at then
+        err(MSG_ENDS_BEFORE_START)
+    end
+    params.rate = rate or 0
+    params.max_queue = max_queue or 0
+    -- nil keeps the sale's price.
+    params.price = price
+    return params
+end
+
+-- ENQUEUE and RELEASE: the user.
+local function parse_user_command(name, sale, argv, n)
+    if n ~= 2 then
         wrong_arity(name)
     end
-    local cmd = { name = name, sale = sale_id(args[1]) }
+    sale_id(sale)
+    return user_id(argv[1])
+end
 
-    if name == 'setup' then
-        local params = {}
-        params.stock = parse_int(args[2], 'stock', 0, MAX_STOCK)
-        params.starts_at = parse_int(args[3], 'starts_at', 0, MAX_TIME_MS)
-        params.ends_at = parse_int(args[4], 'ends_at', 0, MAX_TIME_MS)
-        params.hold_ttl_ms = parse_int(args[5], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
-        local rate, max_queue, price = nil, nil, nil
-        local i = 6
-        while i <= n do
-            local option = ascii_upper(args[i])
-            if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE' then
-                err(MSG_SYNTAX)
-            end
-            local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
-                or (option == 'PRICE' and price)
-            -- A repeated option or one without a value.
-            if already or i + 1 > n then
-                err(MSG_SYNTAX)
-            end
-            if option == 'RATE' then
-                rate = parse_int(args[i + 1], 'RATE', 1, MAX_RATE)
-            elseif option == 'MAXQUEUE' then
-                max_queue = parse_int(args[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
-            else
-                price = parse_int(args[i + 1], 'PRICE', 0, MAX_AMOUNT)
-            end
-            i = i + 2
-        end
-        -- The window is checked after the options, as in Rust.
-        if params.ends_at <= params.starts_at then
-            err(MSG_ENDS_BEFORE_START)
-        end
-        params.rate = rate or 0
-        params.max_queue = max_queue or 0
-        -- nil keeps the sale's price.
-        params.price = price
-        cmd.params = params
-    elseif name == 'enqueue' or name == 'release' then
-        cmd.user = user_id(args[2])
-    elseif name == 'grant' then
-        cmd.max = parse_int(args[2], 'max', 1, MAX_GRANT)
-    elseif name == 'confirm' then
-        cmd.user = user_id(args[2])
-        -- nil: the sale's price.
-        if args[3] ~= nil then
-            cmd.amount = parse_int(args[3], 'amount', 0, MAX_AMOUNT)
-        end
-    elseif name == 'restore' then
-        if (n - 1) / 2 > MAX_RESTORE_ORDERS then
-            err(msg_too_many_orders(int_str(MAX_RESTORE_ORDERS)))
-        end
-        local orders, users, numbers = {}, {}, {}
-        for i = 2, n, 2 do
-            local user = user_id(args[i])
-            if users[user] then
-                err(MSG_USER_TWICE)
-            end
-            users[user] = true
-            local number = restorable_order_number(cmd.sale, args[i + 1])
-            if number == nil then
-                err(MSG_INVALID_ORDER_ID)
-            end
-            if numbers[number] then
-                err(MSG_ORDER_ID_TWICE)
-            end
-            numbers[number] = true
-            orders[#orders + 1] = { user = user, order_id = args[i + 1], number = number }
-        end
-        cmd.orders = orders
-    else -- status
-        if args[2] ~= nil then
-            cmd.user = user_id(args[2])
-        end
+-- The most users to admit.
+local function parse_grant(sale, argv, n)
+    if n ~= 2 then
+        wrong_arity('grant')
     end
-    return cmd
+    sale_id(sale)
+    return parse_int(argv[1], 'max', 1, MAX_GRANT)
+end
+
+-- The user, and the amount (nil: the sale's price).
+local function parse_confirm(sale, argv, n)
+    if n ~= 2 and n ~= 3 then
+        wrong_arity('confirm')
+    end
+    sale_id(sale)
+    local user = user_id(argv[1])
+    if argv[2] ~= nil then
+        return user, parse_int(argv[2], 'amount', 0, MAX_AMOUNT)
+    end
+    return user, nil
+end
+
+-- The user, or nil.
+local function parse_status(sale, argv, n)
+    if n ~= 1 and n ~= 2 then
+        wrong_arity('status')
+    end
+    sale_id(sale)
+    if argv[1] ~= nil then
+        return user_id(argv[1])
+    end
+    return nil
+end
+
+-- The orders: { user = , order_id = , number = } each.
+local function parse_restore(sale, argv, n)
+    -- The sale, then user/order id pairs.
+    if not (n >= 3 and n % 2 == 1) then
+        wrong_arity('restore')
+    end
+    sale_id(sale)
+    if (n - 1) / 2 > MAX_RESTORE_ORDERS then
+        err(msg_too_many_orders(int_str(MAX_RESTORE_ORDERS)))
+    end
+    local orders, users, numbers = {}, {}, {}
+    for i = 1, n - 1, 2 do
+        local user = user_id(argv[i])
+        if users[user] then
+            err(MSG_USER_TWICE)
+        end
+        users[user] = true
+        local number = restorable_order_number(sale, argv[i + 1])
+        if number == nil then
+            err(MSG_INVALID_ORDER_ID)
+        end
+        if numbers[number] then
+            err(MSG_ORDER_ID_TWICE)
+        end
+        numbers[number] = true
+        orders[#orders + 1] = { user = user, order_id = argv[i + 1], number = number }
+    end
+    return orders
 end
 
 ---------------------------------------------------------------------------
--- Store (store.rs): one method per Redis operation on one sale's keys, the
--- commands documented on each `Store` method. (The module reaches some of
--- them through the key API instead; the data left behind is the same.)
+-- The sale record (store.rs)
 ---------------------------------------------------------------------------
+
+-- `name=(digits)` for FIELDS[from..to], a space before each but the
+-- record's first; a Lua pattern, built while the library loads (when no
+-- string library exists). The field names hold no pattern character.
+local function record_pattern(from, to)
+    local pattern = ''
+    for i = from, to do
+        if i > 1 then
+            pattern = pattern .. ' '
+        end
+        pattern = pattern .. FIELDS[i] .. '=([0-9]+)'
+    end
+    return pattern
+end
+
+-- The fields every record has, then the position after them; then each
+-- later field alone, from that position on ('^' anchors a match at the
+-- position it starts from), followed by the position after it.
+local RECORD_START = '^' .. record_pattern(1, LEGACY_FIELDS) .. '()'
+local RECORD_ORDER_SEQ = '^' .. record_pattern(LEGACY_FIELDS + 1, LEGACY_FIELDS + 1) .. '()'
+local RECORD_PRICE = '^' .. record_pattern(OPTIONAL_FIELDS_FROM, OPTIONAL_FIELDS_FROM) .. '()'
+
+-- One field's digits as a number: at most MAX_DIGITS of them.
+local function record_number(digits)
+    if #digits > MAX_DIGITS then
+        err(MSG_CORRUPT_SALE)
+    end
+    return tonumber(digits, 10)
+end
 
 -- SaleRecord::decode: exactly `name=<1..15 digits>` for every field, in
 -- order, single spaces between; the record may end before an optional
 -- field (price: none), and a legacy record ends after the first
 -- LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
 local function decode_sale(raw)
-    local record = {}
-    local pos = 1
-    for i, field in ipairs(FIELDS) do
-        if (i == LEGACY_FIELDS + 1 or i >= OPTIONAL_FIELDS_FROM) and pos == #raw + 1 then
-            if i == LEGACY_FIELDS + 1 then
-                record.order_seq = record.sold
-            end
-            break
-        end
-        local prefix = field .. '='
-        if i > 1 then
-            prefix = ' ' .. prefix
-        end
-        if raw:sub(pos, pos + #prefix - 1) ~= prefix then
-            err(MSG_CORRUPT_SALE)
-        end
-        pos = pos + #prefix
-        -- With an init position, '^' anchors the match there.
-        local digits = raw:match('^[0-9]+', pos)
-        if digits == nil or #digits > MAX_DIGITS then
-            err(MSG_CORRUPT_SALE)
-        end
-        record[field] = tonumber(digits, 10)
-        pos = pos + #digits
-    end
-    if pos ~= #raw + 1 then
+    local stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue,
+        rate_credit, rate_at, pos = raw:match(RECORD_START)
+    if stock == nil then
         err(MSG_CORRUPT_SALE)
     end
-    return record
-end
-
--- SaleRecord::encode
-local function encode_sale(record)
-    local parts = {}
-    for _, field in ipairs(FIELDS) do
-        -- Only an optional field (price) can be nil.
-        if record[field] ~= nil then
-            parts[#parts + 1] = field .. '=' .. int_str(record[field])
+    local order_seq, price = nil, nil
+    if pos <= #raw then
+        order_seq, pos = raw:match(RECORD_ORDER_SEQ, pos)
+        if order_seq == nil then
+            err(MSG_CORRUPT_SALE)
         end
-    end
-    return table.concat(parts, ' ')
-end
-
-local function new_store(sale)
-    local k = sale_keys(sale)
-    local store = {}
-
-    -- GET fs:{s}:sale, decoded; nil when the sale does not exist.
-    function store.sale()
-        local raw = call('GET', k.sale)
-        if not raw then
-            return nil
-        end
-        return decode_sale(raw)
-    end
-
-    -- SET fs:{s}:sale <encoded record>
-    function store.write_sale(record)
-        call('SET', k.sale, encode_sale(record))
-    end
-
-    -- HGET fs:{s}:orders user
-    function store.order_of(user)
-        local order = call('HGET', k.orders, user)
-        if order then return order end
-        return nil
-    end
-
-    -- HSET fs:{s}:orders user order_id
-    function store.record_order(user, order)
-        call('HSET', k.orders, user, order)
-    end
-
-    -- HLEN fs:{s}:orders
-    function store.orders_count()
-        return call('HLEN', k.orders)
-    end
-
-    -- HVALS fs:{s}:orders: every order id, in no particular order.
-    function store.order_ids()
-        return call('HVALS', k.orders)
-    end
-
-    -- ZSCORE fs:{s}:holds user: when the user's hold expires (ms).
-    function store.hold_expiry(user)
-        local score = call('ZSCORE', k.holds, user)
-        if score then return tonumber(score) end
-        return nil
-    end
-
-    -- ZCOUNT fs:{s}:holds (now +inf: holds still live at `now`.
-    function store.live_holds(now)
-        return call('ZCOUNT', k.holds, '(' .. int_str(now), '+inf')
-    end
-
-    -- ZRANGEBYSCORE fs:{s}:holds -inf now: holds that lapsed by `now`.
-    function store.expired_holds(now)
-        return call('ZRANGEBYSCORE', k.holds, '-inf', int_str(now))
-    end
-
-    -- ZADD fs:{s}:holds expires_at user, then
-    -- SET fs:{s}:hold:user expires_at PXAT expires_at.
-    function store.add_hold(user, expires_at)
-        local at = int_str(expires_at)
-        call('ZADD', k.holds, at, user)
-        call('SET', k.hold(user), at, 'PXAT', at)
-    end
-
-    -- ZREM fs:{s}:holds user, then DEL fs:{s}:hold:user.
-    function store.remove_hold(user)
-        call('ZREM', k.holds, user)
-        call('DEL', k.hold(user))
-    end
-
-    -- ZRANK fs:{s}:queue user (0-based).
-    function store.queue_rank(user)
-        local rank = call('ZRANK', k.queue, user)
-        if rank then return rank end
-        return nil
-    end
-
-    -- ZCARD fs:{s}:queue
-    function store.queue_len()
-        return call('ZCARD', k.queue)
-    end
-
-    -- ZRANGE fs:{s}:queue -1 -1 WITHSCORES: the newest arrival's ticket.
-    function store.queue_last_ticket()
-        local last = call('ZRANGE', k.queue, '-1', '-1', 'WITHSCORES')
-        if #last == 0 then
-            return nil
-        end
-        return tonumber(last[2])
-    end
-
-    -- ZADD fs:{s}:queue ticket user
-    function store.queue_push(user, ticket)
-        call('ZADD', k.queue, int_str(ticket), user)
-    end
-
-    -- ZREM fs:{s}:queue user
-    function store.queue_remove(user)
-        call('ZREM', k.queue, user)
-    end
-
-    -- ZPOPMIN fs:{s}:queue n: the n oldest users, oldest first. The reply
-    -- alternates member and score; keep the members.
-    function store.queue_pop(n)
-        local flat = call('ZPOPMIN', k.queue, int_str(n))
-        local users = {}
-        for i = 1, #flat, 2 do
-            users[#users + 1] = flat[i]
-        end
-        return users
-    end
-
-    -- DEL fs:{s}:queue
-    function store.queue_clear()
-        call('DEL', k.queue)
-    end
-
-    -- ZSCORE fs:{s}:lapsed user: the user's hold expired and was reclaimed,
-    -- and the user has not queued again since. (A zset, scored by when the
-    -- hold was reclaimed, because the module's key API handles zsets.)
-    function store.is_lapsed(user)
-        return call('ZSCORE', k.lapsed, user) ~= false
-    end
-
-    -- ZADD fs:{s}:lapsed reclaimed_at user
-    function store.add_lapsed(user, reclaimed_at)
-        call('ZADD', k.lapsed, int_str(reclaimed_at), user)
-    end
-
-    -- ZREM fs:{s}:lapsed user
-    function store.remove_lapsed(user)
-        call('ZREM', k.lapsed, user)
-    end
-
-    -- TYPE of every key of the sale: WRONGTYPE unless each is absent or of
-    -- its own type. Commands that write keys they have not read call it
-    -- before their first write.
-    function store.check_key_types()
-        for _, pair in ipairs(KEY_TYPES) do
-            local found = call('TYPE', k.prefix .. pair[1]).ok
-            if found ~= 'none' and found ~= pair[2] then
-                fail(CODE_WRONGTYPE .. ' ' .. MSG_WRONG_TYPE)
+        if pos <= #raw then
+            price, pos = raw:match(RECORD_PRICE, pos)
+            if price == nil or pos <= #raw then
+                err(MSG_CORRUPT_SALE)
             end
         end
     end
+    sold = record_number(sold)
+    return {
+        stock = record_number(stock),
+        sold = sold,
+        starts_at = record_number(starts_at),
+        ends_at = record_number(ends_at),
+        hold_ttl_ms = record_number(hold_ttl_ms),
+        rate = record_number(rate),
+        max_queue = record_number(max_queue),
+        rate_credit = record_number(rate_credit),
+        rate_at = record_number(rate_at),
+        order_seq = order_seq and record_number(order_seq) or sold,
+        price = price and record_number(price),
+    }
+end
 
-    -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
-    -- confirmed_at ..  (the id is fixed so replicas and AOF rebuild it).
-    -- `entry` is keyed by field name, as OutboxEntry's fields are named.
-    function store.append_outbox(n, entry)
-        local args = { 'XADD', k.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n) }
-        for _, field in ipairs(OUTBOX_FIELDS) do
-            local value = entry[field]
-            if type(value) == 'number' then
-                value = int_str(value)
-            end
-            args[#args + 1] = field
-            args[#args + 1] = value
+local MAX_RECORD_VALUE = 10 ^ MAX_DIGITS - 1
+
+-- Whether no field of the record has more than MAX_DIGITS digits, as
+-- decode_sale reads them. (Every value is a whole number from 0 up.)
+local function record_fits(r)
+    return math.max(r.stock, r.sold, r.starts_at, r.ends_at, r.hold_ttl_ms,
+        r.rate, r.max_queue, r.rate_credit, r.rate_at, r.order_seq,
+        r.price or 0) <= MAX_RECORD_VALUE
+end
+
+-- `name=%d` for FIELDS[1..count], single spaces between: a format for
+-- string.format, built while the library loads.
+local function record_format(count)
+    local format = ''
+    for i = 1, count do
+        if i > 1 then
+            format = format .. ' '
         end
-        call(unpack(args))
+        format = format .. FIELDS[i] .. '=%d'
     end
+    return format
+end
 
+local RECORD_FORMAT = record_format(#FIELDS)
+-- Without the optional fields: a sale without a price.
+local RECORD_FORMAT_UNPRICED = record_format(OPTIONAL_FIELDS_FROM - 1)
+
+-- SaleRecord::encode ('%d' prints as u64::to_string does; see int_str).
+-- Only an optional field, the price, can be nil.
+local function encode_sale(r)
+    local format = RECORD_FORMAT
+    if r.price == nil then
+        format = RECORD_FORMAT_UNPRICED
+    end
+    return string.format(format, r.stock, r.sold, r.starts_at, r.ends_at,
+        r.hold_ttl_ms, r.rate, r.max_queue, r.rate_credit, r.rate_at,
+        r.order_seq, r.price)
+end
+
+---------------------------------------------------------------------------
+-- Store (store.rs): one method per Redis operation on one sale's keys, the
+-- commands documented on each `Store` method. (The module reaches some of
+-- them through the key API instead; the data left behind is the same.)
+--
+-- The methods are made once, when the library loads, and work on the keys
+-- of the sale given to `open_store` by the running call.
+---------------------------------------------------------------------------
+
+local store = {}
+
+-- The running call's keys (sale_keys).
+local K = nil
+-- Each call gets a new call_id; verified[suffix] == call_id once the call
+-- has read that key without an error, so the key is absent or of its type.
+local call_id = 0
+local verified = {}
+
+local function open_store(sale)
+    K = sale_keys(sale)
+    call_id = call_id + 1
     return store
+end
+
+-- GET fs:{s}:sale, decoded; nil when the sale does not exist. Decoding
+-- depends on nothing but the text, so the sale's last record is kept with
+-- its keys, and a text read again unchanged is not decoded again (Lua
+-- strings are interned: comparing two is comparing pointers). So a record
+-- read is shared: only write_sale_changed changes it.
+function store.sale()
+    local raw = call('GET', K.sale)
+    verified[KEY_SALE] = call_id
+    if not raw then
+        return nil
+    end
+    local last = K.last_record
+    if last == nil or last.raw ~= raw then
+        last = { raw = raw, record = decode_sale(raw) }
+        K.last_record = last
+    end
+    return last.record
+end
+
+-- SET fs:{s}:sale <encoded record>. The record is kept as the sale's last
+-- one, since decoding the text written gives it back (unless a field
+-- outgrew MAX_DIGITS: a test clock far ahead).
+function store.write_sale(record)
+    local raw = encode_sale(record)
+    call('SET', K.sale, raw)
+    if record_fits(record) then
+        K.last_record = { raw = raw, record = record }
+    end
+end
+
+-- store.write_sale of the record `sale` read by store.sale, with two fields
+-- changed: Rust's `write_sale(&SaleRecord { field1: value1, field2: value2,
+-- ..sale })`. The record is changed in place rather than copied; as the
+-- sale's last record it is forgotten first, so that no failure leaves it
+-- paired with a text it no longer matches. A record kept fits (decoded, or
+-- checked when written), so only the new values need checking.
+function store.write_sale_changed(sale, field1, value1, field2, value2)
+    K.last_record = nil
+    sale[field1] = value1
+    sale[field2] = value2
+    local raw = encode_sale(sale)
+    call('SET', K.sale, raw)
+    if value1 <= MAX_RECORD_VALUE and value2 <= MAX_RECORD_VALUE then
+        K.last_record = { raw = raw, record = sale }
+    end
+end
+
+-- HGET fs:{s}:orders user
+function store.order_of(user)
+    local order = call('HGET', K.orders, user)
+    verified[KEY_ORDERS] = call_id
+    if order then return order end
+    return nil
+end
+
+-- HSET fs:{s}:orders user order_id
+function store.record_order(user, order)
+    call('HSET', K.orders, user, order)
+end
+
+-- HLEN fs:{s}:orders
+function store.orders_count()
+    local count = call('HLEN', K.orders)
+    verified[KEY_ORDERS] = call_id
+    return count
+end
+
+-- HVALS fs:{s}:orders: every order id, in no particular order.
+function store.order_ids()
+    local ids = call('HVALS', K.orders)
+    verified[KEY_ORDERS] = call_id
+    return ids
+end
+
+-- ZSCORE fs:{s}:holds user: when the user's hold expires (ms).
+function store.hold_expiry(user)
+    local score = call('ZSCORE', K.holds, user)
+    verified[KEY_HOLDS] = call_id
+    if score then return tonumber(score) end
+    return nil
+end
+
+-- ZCOUNT fs:{s}:holds (now +inf: holds still live at `now`.
+function store.live_holds(now)
+    local count = call('ZCOUNT', K.holds, '(' .. int_str(now), '+inf')
+    verified[KEY_HOLDS] = call_id
+    return count
+end
+
+-- ZRANGEBYSCORE fs:{s}:holds -inf now: holds that lapsed by `now`.
+function store.expired_holds(now)
+    local users = call('ZRANGEBYSCORE', K.holds, '-inf', int_str(now))
+    verified[KEY_HOLDS] = call_id
+    return users
+end
+
+-- ZADD fs:{s}:holds expires_at user, then
+-- SET fs:{s}:hold:user expires_at PXAT expires_at.
+function store.add_hold(user, expires_at)
+    local at = int_str(expires_at)
+    call('ZADD', K.holds, at, user)
+    call('SET', K.hold .. user, at, 'PXAT', at)
+end
+
+-- ZREM fs:{s}:holds user, then DEL fs:{s}:hold:user.
+function store.remove_hold(user)
+    call('ZREM', K.holds, user)
+    call('DEL', K.hold .. user)
+end
+
+-- ZRANK fs:{s}:queue user (0-based).
+function store.queue_rank(user)
+    local rank = call('ZRANK', K.queue, user)
+    verified[KEY_QUEUE] = call_id
+    if rank then return rank end
+    return nil
+end
+
+-- ZCARD fs:{s}:queue
+function store.queue_len()
+    local length = call('ZCARD', K.queue)
+    verified[KEY_QUEUE] = call_id
+    return length
+end
+
+-- ZRANGE fs:{s}:queue -1 -1 WITHSCORES: the newest arrival's ticket.
+function store.queue_last_ticket()
+    local last = call('ZRANGE', K.queue, '-1', '-1', 'WITHSCORES')
+    verified[KEY_QUEUE] = call_id
+    if #last == 0 then
+        return nil
+    end
+    return tonumber(last[2])
+end
+
+-- ZADD fs:{s}:queue ticket user
+function store.queue_push(user, ticket)
+    call('ZADD', K.queue, int_str(ticket), user)
+end
+
+-- ZREM fs:{s}:queue user
+function store.queue_remove(user)
+    call('ZREM', K.queue, user)
+end
+
+-- ZPOPMIN fs:{s}:queue n: the n oldest users, oldest first. The reply
+-- alternates member and score; keep the members.
+function store.queue_pop(n)
+    local flat = call('ZPOPMIN', K.queue, int_str(n))
+    local users = {}
+    for i = 1, #flat, 2 do
+        users[#users + 1] = flat[i]
+    end
+    return users
+end
+
+-- DEL fs:{s}:queue
+function store.queue_clear()
+    call('DEL', K.queue)
+end
+
+-- ZSCORE fs:{s}:lapsed user: the user's hold expired and was reclaimed,
+-- and the user has not queued again since. (A zset, scored by when the
+-- hold was reclaimed, because the module's key API handles zsets.)
+function store.is_lapsed(user)
+    local score = call('ZSCORE', K.lapsed, user)
+    verified[KEY_LAPSED] = call_id
+    return score ~= false
+end
+
+-- ZADD fs:{s}:lapsed reclaimed_at user
+function store.add_lapsed(user, reclaimed_at)
+    call('ZADD', K.lapsed, int_str(reclaimed_at), user)
+end
+
+-- ZREM fs:{s}:lapsed user
+function store.remove_lapsed(user)
+    call('ZREM', K.lapsed, user)
+end
+
+-- For each type, a read that fails with WRONGTYPE unless its key is absent
+-- or of that type: cheaper than TYPE, whose status reply becomes a table.
+local TYPE_PROBES = {
+    string = 'STRLEN',
+    list = 'LLEN',
+    set = 'SCARD',
+    zset = 'ZCARD',
+    hash = 'HLEN',
+    stream = 'XLEN',
+}
+local WRONGTYPE_PREFIX = CODE_WRONGTYPE .. ' '
+
+-- Whether the key (an entry of K.typed) is absent or of its type.
+local function has_its_type(key)
+    local probe = TYPE_PROBES[key.type]
+    if probe == nil then
+        local found = call('TYPE', key.name).ok
+        return found == 'none' or found == key.type
+    end
+    local reply = redis_pcall(probe, key.name)
+    if type_of(reply) ~= 'table' then
+        return true
+    end
+    if reply.err:sub(1, #WRONGTYPE_PREFIX) ~= WRONGTYPE_PREFIX then
+        fail(reply.err)
+    end
+    return false
+end
+
+-- TYPE of every key of the sale: WRONGTYPE unless each is absent or of
+-- its own type. Commands that write keys they have not read call it
+-- before their first write. A key the call has read already is absent or
+-- of its type (reading a key of another type fails), so it is not asked;
+-- the others are asked with their type's probe.
+function store.check_key_types()
+    local typed = K.typed
+    for i = 1, #typed do
+        local key = typed[i]
+        if verified[key.suffix] ~= call_id and not has_its_type(key) then
+            fail(CODE_WRONGTYPE .. ' ' .. MSG_WRONG_TYPE)
+        end
+    end
+end
+
+-- OutboxEntry::fields: the field names in their order.
+local OUTBOX_ORDER_ID, OUTBOX_SALE_ID, OUTBOX_USER_ID, OUTBOX_AMOUNT, OUTBOX_CONFIRMED_AT =
+    OUTBOX_FIELDS[1], OUTBOX_FIELDS[2], OUTBOX_FIELDS[3], OUTBOX_FIELDS[4], OUTBOX_FIELDS[5]
+
+-- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
+-- confirmed_at ..  (the id is fixed so replicas and AOF rebuild it). The
+-- OutboxEntry comes as its fields, in their order.
+function store.append_outbox(n, order_id, sale_id, user_id, amount, confirmed_at)
+    call('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
+        OUTBOX_ORDER_ID, order_id,
+        OUTBOX_SALE_ID, sale_id,
+        OUTBOX_USER_ID, user_id,
+        OUTBOX_AMOUNT, int_str(amount),
+        OUTBOX_CONFIRMED_AT, int_str(confirmed_at))
 end
 
 ---------------------------------------------------------------------------
@@ -642,6 +863,17 @@ end
 -- then writes. Replies are built directly in their RESP shape (reply.rs):
 -- strings become bulk strings, numbers integers.
 ---------------------------------------------------------------------------
+
+-- Appends a, then b and c unless nil, to `list`.
+local function append(list, a, b, c)
+    list[#list + 1] = a
+    if b ~= nil then
+        list[#list + 1] = b
+    end
+    if c ~= nil then
+        list[#list + 1] = c
+    end
+end
 
 local function existing_sale(store)
     local sale = store.sale()
@@ -807,9 +1039,9 @@ local function grant(store, now, max_users)
     end
     if sale.rate > 0 then
         local spent = #users * CREDIT_PER_HOLD
-        sale.rate_credit = saturating_sub(credit, spent)
-        sale.rate_at = max(now, sale.rate_at)
-        store.write_sale(sale)
+        store.write_sale_changed(sale,
+            'rate_credit', saturating_sub(credit, spent),
+            'rate_at', max(now, sale.rate_at))
     end
     return { 'granted', released, users }
 end
@@ -866,16 +1098,9 @@ local function confirm(store, now, sale_id_, user, amount)
     local id = order_id(sale_id_, n)
     -- The outbox first: XADD is the one write that can still be refused (a
     -- hand-made entry with a higher id), and then nothing else is written.
-    store.append_outbox(n, {
-        order_id = id,
-        sale_id = sale_id_,
-        user_id = user,
-        amount = amount,
-        confirmed_at = now,
-    })
-    sale.sold = sale.sold + 1
-    sale.order_seq = n
-    store.write_sale(sale)
+    -- OutboxEntry { order_id, sale_id, user_id, amount, confirmed_at }
+    store.append_outbox(n, id, sale_id_, user, amount, now)
+    store.write_sale_changed(sale, 'sold', sale.sold + 1, 'order_seq', n)
     store.record_order(user, id)
     store.remove_hold(user)
     return { 'confirmed', id, amount }
@@ -952,9 +1177,7 @@ local function restore(store, now, orders)
     if sale ~= nil then
         local order_seq = max(sale.order_seq, highest)
         if added > 0 or order_seq ~= sale.order_seq then
-            sale.sold = sale.sold + added
-            sale.order_seq = order_seq
-            store.write_sale(sale)
+            store.write_sale_changed(sale, 'sold', sale.sold + added, 'order_seq', order_seq)
         end
     end
     return { 'restored', added, recorded + added }
@@ -1005,31 +1228,26 @@ local function status(store, now, user)
         'now', now,
     }
     if user ~= nil then
-        local function push(...)
-            for _, item in ipairs({ ... }) do
-                reply[#reply + 1] = item
-            end
-        end
-        push('user')
+        append(reply, 'user')
         local order = store.order_of(user)
         if order then
-            push('purchased', 'order_id', order)
+            append(reply, 'purchased', 'order_id', order)
         else
             local expires_at = store.hold_expiry(user)
             if expires_at ~= nil then
                 if expires_at > now then
-                    push('holding', 'hold_ms', expires_at - now)
+                    append(reply, 'holding', 'hold_ms', expires_at - now)
                 else
-                    push('expired')
+                    append(reply, 'expired')
                 end
             elseif store.is_lapsed(user) then
-                push('expired')
+                append(reply, 'expired')
             else
                 local rank = store.queue_rank(user)
                 if rank ~= nil then
-                    push('queued', 'position', rank + 1)
+                    append(reply, 'queued', 'position', rank + 1)
                 else
-                    push('none')
+                    append(reply, 'none')
                 end
             end
         end
@@ -1037,46 +1255,75 @@ local function status(store, now, user)
     return reply
 end
 
-local function execute(store, now, cmd)
-    local name = cmd.name
-    if name == 'setup' then
-        return setup(store, now, cmd.sale, cmd.params)
-    elseif name == 'enqueue' then
-        return enqueue(store, now, cmd.user)
-    elseif name == 'grant' then
-        return grant(store, now, cmd.max)
-    elseif name == 'confirm' then
-        return confirm(store, now, cmd.sale, cmd.user, cmd.amount)
-    elseif name == 'release' then
-        return release(store, cmd.user)
-    elseif name == 'restore' then
-        return restore(store, now, cmd.orders)
-    end
-    return status(store, now, cmd.user)
+---------------------------------------------------------------------------
+-- Commands (rules::execute): each parsed as command.rs parses it, then its
+-- rule run on the sale's keys at the server clock, read once per call.
+---------------------------------------------------------------------------
+
+local COMMANDS = {}
+
+function COMMANDS.setup(sale, argv, n)
+    local params = parse_setup(sale, argv, n)
+    local now = now_ms()
+    return setup(open_store(sale), now, sale, params)
+end
+
+function COMMANDS.enqueue(sale, argv, n)
+    local user = parse_user_command('enqueue', sale, argv, n)
+    local now = now_ms()
+    return enqueue(open_store(sale), now, user)
+end
+
+function COMMANDS.grant(sale, argv, n)
+    local max_users = parse_grant(sale, argv, n)
+    local now = now_ms()
+    return grant(open_store(sale), now, max_users)
+end
+
+function COMMANDS.confirm(sale, argv, n)
+    local user, amount = parse_confirm(sale, argv, n)
+    local now = now_ms()
+    return confirm(open_store(sale), now, sale, user, amount)
+end
+
+function COMMANDS.release(sale, argv, n)
+    local user = parse_user_command('release', sale, argv, n)
+    -- Read as for every command, though RELEASE does not look at it.
+    now_ms()
+    return release(open_store(sale), user)
+end
+
+function COMMANDS.status(sale, argv, n)
+    local user = parse_status(sale, argv, n)
+    local now = now_ms()
+    return status(open_store(sale), now, user)
+end
+
+function COMMANDS.restore(sale, argv, n)
+    local orders = parse_restore(sale, argv, n)
+    local now = now_ms()
+    return restore(open_store(sale), now, orders)
 end
 
 ---------------------------------------------------------------------------
 -- Entry points
 ---------------------------------------------------------------------------
 
-local function run(name, keys, argv)
-    -- The sale id travels as the only key so cluster routing works; any
-    -- other key count is an arity error, as for the module command.
-    if #keys ~= 1 then
-        wrong_arity(name)
-    end
-    local args = { keys[1] }
-    for _, a in ipairs(argv) do
-        args[#args + 1] = a
-    end
-    local cmd = parse(name, args)
-    local now = now_ms()
-    return execute(new_store(cmd.sale), now, cmd)
-end
-
 local function entry_point(name)
+    local command = COMMANDS[name]
+    local function run(keys, argv)
+        -- The sale id travels as the only key so cluster routing works; any
+        -- other key count is an arity error, as for the module command.
+        if #keys ~= 1 then
+            wrong_arity(name)
+        end
+        return command(keys[1], argv, #argv + 1)
+    end
     return function(keys, argv)
-        local ok, result = pcall(run, name, keys, argv)
+        if redis_pcall == nil then
+            bind_globals()
+        end
+        local ok, result = pcall(run, keys, argv)
         if ok then
             return result
         end
