@@ -22,6 +22,7 @@
 //! | `rate-limit` | the per-IP limiter (a quota it never reaches) |
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use api::config::LogFormat;
@@ -29,11 +30,14 @@ use api::http::client_ip::TrustedProxies;
 use api::http::metrics::prometheus_handle;
 use api::http::rate_limit::{limit, Quota};
 use api::routes::ops::healthz;
-use api::startup::{with_limits, with_metrics, with_request_id, with_safety_net, with_tracing};
+use api::startup::{
+    limits_layers, metrics_layers, request_id_layers, safety_net_layers, tracing_layers,
+};
 use api::telemetry;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
 const VARIANTS: [&str; 7] = [
     "bare",
@@ -46,41 +50,35 @@ const VARIANTS: [&str; 7] = [
 ];
 
 /// The router of variant `level` (an index into [`VARIANTS`]): every layer
-/// up to it, nested as in `startup::router`.
+/// up to it, in one `ServiceBuilder` nested as in `startup::router`
+/// (outermost first: request id, tracing, metrics, safety net, limits).
 fn variant(level: usize) -> Router {
-    let has = |name: &str| {
-        VARIANTS
-            .iter()
-            .position(|v| *v == name)
-            .is_some_and(|at| at <= level)
-    };
     let mut app = Router::new().route("/healthz", get(healthz));
-    if has("rate-limit") {
+    if level >= 6 {
         // Never refuses: what is measured is the bucket lookup.
-        app = limit(
-            app,
-            TrustedProxies::default(),
-            Quota::per_second(u32::MAX, u32::MAX),
-        )
-        .0;
+        let quota = Quota::per_second(u32::MAX, u32::MAX);
+        app = limit(app, TrustedProxies::default(), quota).0;
     }
-    if has("limits") {
-        app = with_limits(app, 16 * 1024, std::time::Duration::from_secs(10));
+    let none = ServiceBuilder::new;
+    match level {
+        0 => app,
+        1 => app.layer(tracing_layers(none())),
+        2 => app.layer(tracing_layers(request_id_layers(none()))),
+        3 => app.layer(metrics_layers(tracing_layers(request_id_layers(none())))),
+        4 => app.layer(safety_net_layers(metrics_layers(tracing_layers(
+            request_id_layers(none()),
+        )))),
+        _ => app.layer(limits_layers(
+            safety_net_layers(metrics_layers(tracing_layers(request_id_layers(none())))),
+            BODY_LIMIT,
+            TIMEOUT,
+        )),
     }
-    if has("safety-net") {
-        app = with_safety_net(app);
-    }
-    if has("metrics") {
-        app = with_metrics(app);
-    }
-    if has("tracing") {
-        app = with_tracing(app);
-    }
-    if has("request-id") {
-        app = with_request_id(app);
-    }
-    app
 }
+
+/// The API's defaults (BODY_LIMIT_BYTES, REQUEST_TIMEOUT_MS).
+const BODY_LIMIT: usize = 16 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -2,21 +2,26 @@
 //! MongoDB, assemble the router and its layers, bind, serve until a
 //! shutdown signal.
 
+use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request};
-use axum::{middleware, Router};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::Response;
+use axum::Router;
 use flashsale::{RedisConn, Timeouts};
 use tokio::net::TcpListener;
+use tower::layer::util::Stack;
+use tower::util::{MapRequestLayer, MapResponseLayer};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -27,11 +32,11 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::config::Settings;
 use crate::http::error_shape::{
-    enforce_timeout, json_errors, method_not_allowed, not_found, panic_response,
+    json_errors, method_not_allowed, not_found, panic_response, RequestTimeoutLayer,
 };
-use crate::http::metrics::{prometheus_handle, track};
+use crate::http::metrics::{prometheus_handle, TrackLayer};
 use crate::http::rate_limit::{limit, IdleSweeper, Quota};
-use crate::http::request_id;
+use crate::http::request_id::{self, RandomRequestId};
 use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
 use crate::routes;
@@ -268,75 +273,44 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let mut app = with_limits(app, settings.body_limit_bytes, settings.request_timeout());
-    if let Some(cors) = cors(&settings)? {
-        app = app.layer(cors);
-    }
-    let app = with_request_id(with_tracing(with_metrics(with_safety_net(app)))).with_state(state);
+    let outer = safety_net_layers(metrics_layers(tracing_layers(request_id_layers(
+        ServiceBuilder::new(),
+    ))))
+    .option_layer(cors(&settings)?);
+    let layers = limits_layers(outer, settings.body_limit_bytes, settings.request_timeout());
+    let app = app.layer(layers).with_state(state);
     Ok((app, sweepers))
 }
 
-// The layers around every route, one function per concern so that
-// `examples/http_layers.rs` measures exactly these. `router` nests them,
-// innermost first: limits, (CORS), safety net, metrics, tracing, request id.
+// The layers around every route. `router` puts them all in one
+// `Router::layer` call: axum clones a route's whole service for every
+// request, and each `layer` call is one more boxed level to clone (and each
+// `middleware::from_fn` boxes again and clones what is inside it), so the
+// stack is one `ServiceBuilder` of plain tower layers. One function per
+// concern, outermost first, so that `examples/http_layers.rs` prices
+// exactly these.
 
-/// Body size limit and the request timeout (503 `timeout`).
-pub fn with_limits<S>(router: Router<S>, body_limit: usize, timeout: Duration) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    router
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
-}
+/// `x-request-id` on every request and response (the caller's when usable).
+pub type RequestIdLayers<L> = Stack<
+    PropagateRequestIdLayer,
+    Stack<SetRequestIdLayer<RandomRequestId>, Stack<MapRequestLayer<fn(Request) -> Request>, L>>,
+>;
 
-/// Panics answered 500, `nosniff` and `no-referrer` on every response
-/// (pages add their CSP in `web`), and every error in the JSON shape.
-pub fn with_safety_net<S>(router: Router<S>) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    router
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(middleware::from_fn(json_errors))
-}
-
-/// Request counts and latencies for Prometheus.
-pub fn with_metrics<S>(router: Router<S>) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    router.layer(middleware::from_fn(track))
+pub fn request_id_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<RequestIdLayers<L>> {
+    builder
+        .map_request(request_id::drop_unusable as fn(Request) -> Request)
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(PropagateRequestIdLayer::x_request_id())
 }
 
 /// Each request in a span with its method, path and request id.
-pub fn with_tracing<S>(router: Router<S>) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    router.layer(
+pub type TracingLayer =
+    TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request) -> tracing::Span>;
+
+pub fn tracing_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<Stack<TracingLayer, L>> {
+    builder.layer(
         TraceLayer::new_for_http()
-            .make_span_with(|request: &Request<Body>| {
-                let request_id = request
-                    .headers()
-                    .get(request_id::HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id,
-                )
-            })
+            .make_span_with(request_span as fn(&Request) -> tracing::Span)
             // One line per request at debug (RUST_LOG=tower_http=debug):
             // at flash-sale rates an info line each would cost more
             // than the request. Failures (5xx) are logged at error.
@@ -344,15 +318,63 @@ where
     )
 }
 
-/// `x-request-id` on every request and response (the caller's when usable).
-pub fn with_request_id<S>(router: Router<S>) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    router
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(request_id::drop_unusable))
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
+/// Request counts and latencies for Prometheus.
+pub fn metrics_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<Stack<TrackLayer, L>> {
+    builder.layer(TrackLayer)
+}
+
+/// `nosniff` and `no-referrer` on every response (pages add their CSP in
+/// `web`), panics answered 500, every error in the JSON shape.
+pub type SafetyNetLayers<L> = Stack<
+    MapResponseLayer<fn(Response) -> Response>,
+    Stack<
+        CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response>,
+        Stack<SetResponseHeaderLayer<HeaderValue>, Stack<SetResponseHeaderLayer<HeaderValue>, L>>,
+    >,
+>;
+
+pub fn safety_net_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<SafetyNetLayers<L>> {
+    builder
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::custom(
+            panic_response as fn(Box<dyn Any + Send + 'static>) -> Response,
+        ))
+        // Inside the panic net: a panic's answer is JSON already.
+        .map_response(json_errors as fn(Response) -> Response)
+}
+
+/// The request timeout (503 `timeout`) and the body size limit.
+pub type LimitsLayers<L> = Stack<DefaultBodyLimit, Stack<RequestTimeoutLayer, L>>;
+
+pub fn limits_layers<L>(
+    builder: ServiceBuilder<L>,
+    body_limit: usize,
+    timeout: Duration,
+) -> ServiceBuilder<LimitsLayers<L>> {
+    builder
+        .layer(RequestTimeoutLayer(timeout))
+        .layer(DefaultBodyLimit::max(body_limit))
 }
 
 fn cors(settings: &Settings) -> anyhow::Result<Option<CorsLayer>> {

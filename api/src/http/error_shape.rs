@@ -3,12 +3,17 @@
 //! extractors already answer with [`ApiError`]; this is the net under them.
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use crate::error::{error_response, ApiError};
 
@@ -44,8 +49,8 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 
 /// Replaces the body of any error response that is not JSON already,
 /// keeping its status and headers (`Retry-After`, `Allow`, CORS, ...).
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// A plain function, so it runs as a `map_response` layer.
+pub fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;
@@ -59,7 +64,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     let (_, body) = replacement.into_parts();
-    Response::from_parts(parts, body).into_response()
+    Response::from_parts(parts, body)
 }
 
 fn is_json(response: &Response) -> bool {
@@ -93,23 +98,59 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-/// Ends a request that runs longer than `timeout` with 503 `timeout`.
-pub async fn enforce_timeout(
-    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(?timeout, "request timed out");
-            ApiError::client(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took too long; try again",
-            )
-            .with_retry_after(1)
-            .into_response()
+/// Ends a request that runs longer than its timeout with 503 `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeoutLayer(pub Duration);
+
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+
+    fn layer(&self, inner: S) -> RequestTimeout<S> {
+        RequestTimeout {
+            inner,
+            timeout: self.0,
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> Service<Request> for RequestTimeout<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let timeout = self.timeout;
+        let response = self.inner.call(request);
+        // The timer is registered only if the response is not ready at the
+        // first poll.
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, response).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(?timeout, "request timed out");
+                    Ok(ApiError::client(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took too long; try again",
+                    )
+                    .with_retry_after(1)
+                    .into_response())
+                }
+            }
+        })
     }
 }

@@ -3,13 +3,20 @@
 //! route template (`/flash-sales/{saleId}/public`), never the raw path, so
 //! the number of series stays bounded whatever clients send.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
 
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
 pub const REQUEST_DURATION: &str = "http_request_duration_seconds";
@@ -53,19 +60,156 @@ fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<()> {
         .map(drop)
 }
 
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// Counts and times every request (`http_requests_total`,
+/// `http_request_duration_seconds`). A route-level layer, so the route
+/// template ([`MatchedPath`]) is known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        TrackFuture {
+            started: Instant::now(),
+            labels: Some((method, route)),
+            inner: Box::pin(self.inner.call(request)),
+        }
+    }
+}
+
+/// The response future of [`Track`]: records when the response is ready.
+pub struct TrackFuture<F> {
+    inner: Pin<Box<F>>,
+    started: Instant,
+    labels: Option<(Method, Option<MatchedPath>)>,
+}
+
+impl<F, B, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        if let (Ok(response), Some((method, route))) = (&result, this.labels.take()) {
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            record(&method, route, response.status(), this.started.elapsed());
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The handles of one route's series, by method (and status).
+#[derive(Default)]
+struct RouteSeries {
+    requests: Vec<(Method, StatusCode, Counter)>,
+    latency: Vec<(Method, Histogram)>,
+}
+
+thread_local! {
+    /// Handles already registered, per route template: a request looks
+    /// its series up here instead of building a label set (three Strings)
+    /// and hashing it in the recorder. Bounded: route templates and
+    /// "unmatched", standard methods only, status codes.
+    static SERIES: RefCell<HashMap<Box<str>, RouteSeries>> = RefCell::new(HashMap::new());
+}
+
+fn record(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    let standard = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+    ]
+    .contains(method);
+    let cached = standard
+        && SERIES
+            .try_with(|series| {
+                let mut series = series.borrow_mut();
+                let route_series = match series.get_mut(route) {
+                    Some(found) => found,
+                    None => series.entry(route.into()).or_default(),
+                };
+                route_series.count(method, route, status);
+                route_series.time(method, route, seconds);
+            })
+            .is_ok();
+    if !cached {
+        requests_counter(method, route, status).increment(1);
+        latency_histogram(method, route).record(seconds);
+    }
+}
+
+impl RouteSeries {
+    fn count(&mut self, method: &Method, route: &str, status: StatusCode) {
+        if let Some((_, _, counter)) = self
+            .requests
+            .iter()
+            .find(|(m, s, _)| m == method && *s == status)
+        {
+            counter.increment(1);
+            return;
+        }
+        let counter = requests_counter(method, route, status);
+        counter.increment(1);
+        self.requests.push((method.clone(), status, counter));
+    }
+
+    fn time(&mut self, method: &Method, route: &str, seconds: f64) {
+        if let Some((_, histogram)) = self.latency.iter().find(|(m, _)| m == method) {
+            histogram.record(seconds);
+            return;
+        }
+        let histogram = latency_histogram(method, route);
+        histogram.record(seconds);
+        self.latency.push((method.clone(), histogram));
+    }
+}
+
+fn requests_counter(method: &Method, route: &str, status: StatusCode) -> Counter {
+    metrics::counter!(
+        REQUESTS_TOTAL,
+        "method" => method.as_str().to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.as_str().to_owned()
+    )
+}
+
+fn latency_histogram(method: &Method, route: &str) -> Histogram {
+    metrics::histogram!(
+        REQUEST_DURATION,
+        "method" => method.as_str().to_owned(),
+        "route" => route.to_owned()
+    )
 }

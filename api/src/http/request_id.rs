@@ -3,26 +3,130 @@
 //! response. A caller's id is kept only if it is short and plain, so it
 //! cannot bloat or garble the logs.
 
+use std::cell::Cell;
+
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::HeaderValue;
+use tower_http::request_id::{MakeRequestId, RequestId};
+use uuid::{Builder, Uuid};
 
 pub const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 128;
 
-/// Drops an incoming `x-request-id` that is too long or has characters
-/// other than letters, digits and `-_.:`; a fresh one is generated instead.
-pub async fn drop_unusable(mut request: Request, next: Next) -> Response {
-    let unusable = request.headers().get(HEADER).is_some_and(|value| {
-        let bytes = value.as_bytes();
-        bytes.is_empty()
-            || bytes.len() > MAX_LEN
-            || !bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-    });
-    if unusable {
+/// Whether a caller's id may be kept: 1 to 128 letters, digits and `-_.:`.
+pub fn is_usable(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Drops an incoming `x-request-id` that is not [usable](is_usable); a
+/// fresh one is generated instead. A plain function, so it runs as a
+/// `map_request` layer (no future of its own).
+pub fn drop_unusable(mut request: Request) -> Request {
+    if request.headers().get(HEADER).is_some_and(|v| !is_usable(v)) {
         request.headers_mut().remove(HEADER);
     }
-    next.run(request).await
+    request
+}
+
+/// Fresh ids: random (version 4) UUIDs, as `MakeRequestUuid` makes, without
+/// a `getrandom` system call per request. Each thread seeds itself once
+/// from the OS and then mixes a counter (splitmix64), so ids are
+/// unpredictable without the seed and never repeat within a thread; two
+/// threads collide only if their 64-bit seeds do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = next_uuid().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct IdSeed {
+    key: u64,
+    salt: u64,
+    count: u64,
+}
+
+impl IdSeed {
+    fn from_os() -> IdSeed {
+        let (key, salt) = Uuid::new_v4().as_u64_pair();
+        let (count, _) = Uuid::new_v4().as_u64_pair();
+        IdSeed { key, salt, count }
+    }
+}
+
+fn next_uuid() -> Uuid {
+    thread_local! {
+        static SEED: Cell<Option<IdSeed>> = const { Cell::new(None) };
+    }
+    let seeded = SEED.try_with(|cell| {
+        let mut seed = cell.get().unwrap_or_else(IdSeed::from_os);
+        seed.count = seed.count.wrapping_add(1);
+        cell.set(Some(seed));
+        seed
+    });
+    // Only while the thread is being torn down: ask the OS.
+    let Ok(seed) = seeded else {
+        return Uuid::new_v4();
+    };
+    let high = splitmix64(seed.count ^ seed.key);
+    // A bijection of the counter: distinct within the thread.
+    let low = splitmix64(seed.count.wrapping_add(seed.salt));
+    let bits = (u128::from(high) << 64) | u128::from(low);
+    Builder::from_random_bytes(bits.to_be_bytes()).into_uuid()
+}
+
+/// The splitmix64 finaliser: a bijection of `u64` that spreads every input
+/// bit over the output.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn fresh_ids_are_distinct_version_4_uuids() {
+        let mut seen = HashSet::new();
+        for _ in 0..10_000 {
+            let id = next_uuid();
+            assert_eq!(id.get_version_num(), 4);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            assert!(seen.insert(id), "{id} twice");
+        }
+        let value = RandomRequestId
+            .make_request_id(&axum::http::Request::new(()))
+            .map(|id| id.header_value().clone());
+        assert!(value.is_some_and(|v| v.len() == 36 && is_usable(&v)));
+    }
+
+    #[test]
+    fn unusable_ids_are_dropped() {
+        let keep = |value: &'static str| is_usable(&HeaderValue::from_static(value));
+        assert!(keep("trace-me-123"));
+        assert!(keep("a.b_c:d"));
+        assert!(!keep(""));
+        assert!(!keep("a b"));
+        assert!(!keep("quote\"d"));
+        assert!(is_usable(
+            &HeaderValue::from_bytes(&[b'x'; 128]).unwrap_or(HeaderValue::from_static("-"))
+        ));
+        assert!(!is_usable(
+            &HeaderValue::from_bytes(&[b'x'; 129]).unwrap_or(HeaderValue::from_static(" "))
+        ));
+    }
 }
