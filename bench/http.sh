@@ -164,6 +164,7 @@ main() {
   WORK=$(mktemp -d /tmp/flashsale-http.XXXXXX)
   local work=$WORK
   trap http_cleanup EXIT
+  trap 'exit 130' INT TERM
 
   target/release/examples/http_layers > "$work/layers.out" 2>&1 &
   LAYERS_PID=$!
