@@ -436,6 +436,12 @@ struct Follower {
     status: AtomicU8,
     position: AtomicU64,
     updates: AtomicU64,
+    /// The place the latest GRANT gave this buyer (from the engine's
+    /// queue): `ready`, or queued at a place `batch` nearer the head.
+    expect_status: AtomicU8,
+    expect_position: AtomicU64,
+    /// The latest mark whose expected place this connection showed, and
+    /// when it first did.
     seen_mark: AtomicU64,
     changed_at_ns: AtomicU64,
 }
@@ -495,16 +501,15 @@ impl Shared {
             _ => OTHER,
         };
         let position = view["position"].as_u64().unwrap_or(0);
-        let changed = follower.status.load(Ordering::Relaxed) != status
-            || follower.position.load(Ordering::Relaxed) != position;
-        if changed {
-            let mark = self.mark.load(Ordering::SeqCst);
-            if follower.seen_mark.load(Ordering::Relaxed) != mark {
-                follower
-                    .changed_at_ns
-                    .store(self.now_ns(), Ordering::Relaxed);
-                follower.seen_mark.store(mark, Ordering::Relaxed);
-            }
+        let mark = self.mark.load(Ordering::SeqCst);
+        if follower.seen_mark.load(Ordering::Relaxed) != mark
+            && follower.expect_status.load(Ordering::Relaxed) == status
+            && follower.expect_position.load(Ordering::Relaxed) == position
+        {
+            follower
+                .changed_at_ns
+                .store(self.now_ns(), Ordering::Relaxed);
+            follower.seen_mark.store(mark, Ordering::Relaxed);
         }
         follower.status.store(status, Ordering::Relaxed);
         follower.position.store(position, Ordering::Relaxed);
@@ -593,13 +598,19 @@ async fn poll_position(
     loop {
         let asked = Instant::now();
         match ask(addr, &mut connection, &request, &mut body).await {
-            Ok(view) => {
+            Ok((200, view)) => {
                 if shared.recording.load(Ordering::Relaxed) {
                     if let Ok(mut taken) = shared.poll_latencies_us.lock() {
                         taken.push(u64::try_from(asked.elapsed().as_micros()).unwrap_or(0));
                     }
                 }
                 shared.observe(&follower, &view);
+            }
+            // An answer, not the place (503 when the API is swamped): the
+            // connection stays.
+            Ok((status, view)) => {
+                let code = view["error"]["code"].as_str().unwrap_or("-");
+                shared.failed(&anyhow::anyhow!("position: {status} {code}"));
             }
             Err(error) => {
                 connection = None;
@@ -616,13 +627,14 @@ async fn poll_position(
     }
 }
 
-/// One request on the buyer's connection (opened again when it broke).
+/// One request on the buyer's connection (opened again when it broke):
+/// the status and the JSON body.
 async fn ask(
     addr: SocketAddr,
     connection: &mut Option<BufReader<TcpStream>>,
     request: &str,
     body: &mut Vec<u8>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(u16, Value)> {
     if connection.is_none() {
         *connection = Some(connect(addr).await?);
     }
@@ -634,10 +646,7 @@ async fn ask(
     let length = head.content_length.context("position: no content-length")?;
     body.resize(length, 0);
     reader.read_exact(body).await?;
-    if head.status != 200 {
-        bail!("position: {}", head.status);
-    }
-    Ok(serde_json::from_slice(body)?)
+    Ok((head.status, serde_json::from_slice(body)?))
 }
 
 // ------------------------------------------------------------- phases
@@ -703,6 +712,8 @@ struct Phase {
     /// Status events or position replies during the idle window.
     idle_updates: u64,
     idle_keep_alives: u64,
+    /// Polls answered with an error, or failed, in the idle window.
+    idle_failures: u64,
     poll_latencies_us: Vec<u64>,
     fan_out: FanOut,
     failures: u64,
@@ -721,10 +732,10 @@ struct FanOut {
     latencies_us: Vec<u64>,
     /// Per batch: admission → the last changed connection updated (µs).
     all_updated_us: Vec<u64>,
-    /// Connections that showed a state other than the expected one.
-    wrong: usize,
-    /// Connections whose place changed but that were not told in time.
+    /// Connections not shown their new place within the timeout…
     missing: usize,
+    /// …of which told something else since the GRANT.
+    wrong: usize,
     /// Connections whose place changed, over all batches.
     changed: usize,
     first_wrong: Option<String>,
@@ -782,6 +793,14 @@ async fn create_sale(ctx: &Ctx, api: &Api) -> anyhow::Result<String> {
 
 fn email(i: usize) -> String {
     format!("b{i:06}@sse.bench")
+}
+
+fn buyer_index(email: &str) -> Option<usize> {
+    email
+        .strip_prefix('b')?
+        .strip_suffix("@sse.bench")?
+        .parse()
+        .ok()
 }
 
 /// `POST /orders/buy` for every buyer.
@@ -866,9 +885,10 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
     let rss_after_kib = rss_kib(api.pid)?;
 
     // Idle: nobody admitted, the queue still.
-    let (updates, keep_alives) = (
+    let (updates, keep_alives, failures) = (
         shared.updates.load(Ordering::Relaxed),
         shared.keep_alives.load(Ordering::Relaxed),
+        shared.failures.load(Ordering::Relaxed),
     );
     shared.recording.store(true, Ordering::Relaxed);
     let before = Cpu::now(api.pid, ctx.redis_pid)?;
@@ -877,6 +897,7 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
     shared.recording.store(false, Ordering::Relaxed);
     let idle_updates = shared.updates.load(Ordering::Relaxed) - updates;
     let idle_keep_alives = shared.keep_alives.load(Ordering::Relaxed) - keep_alives;
+    let idle_failures = shared.failures.load(Ordering::Relaxed) - failures;
     let mut poll_latencies_us = shared
         .poll_latencies_us
         .lock()
@@ -905,6 +926,7 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
         idle,
         idle_updates,
         idle_keep_alives,
+        idle_failures,
         poll_latencies_us,
         fan_out,
         failures,
@@ -926,21 +948,31 @@ async fn fan_out(
     for _ in 0..ctx.args.batches {
         let pause = rand::thread_rng().gen_range(500..1500);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        // Who must hear what: the first `batch` places are admitted, the
-        // rest move up by `batch`.
-        let expected: Vec<(usize, u8, u64)> = followers
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.status.load(Ordering::Relaxed) == QUEUED)
-            .map(|(i, f)| {
-                let place = f.position.load(Ordering::Relaxed);
-                if place <= batch {
-                    (i, READY, 0)
-                } else {
-                    (i, QUEUED, place - batch)
-                }
-            })
-            .collect();
+        // Who must hear what, from the engine's queue: the first `batch`
+        // places are admitted, the rest move up by `batch`.
+        let queue: Vec<String> = redis::cmd("ZRANGE")
+            .arg(flashsale::keys::queue(sale))
+            .arg(0)
+            .arg(-1)
+            .query_async(ctx.engine.connection())
+            .await?;
+        let mut expected = Vec::with_capacity(queue.len());
+        for (index, user) in queue.iter().enumerate() {
+            let Some(i) = buyer_index(user).filter(|&i| i < followers.len()) else {
+                bail!("a stranger in the queue: {user}");
+            };
+            let place = index as u64 + 1;
+            let (status, position) = if place <= batch {
+                (READY, 0)
+            } else {
+                (QUEUED, place - batch)
+            };
+            followers[i].expect_status.store(status, Ordering::Relaxed);
+            followers[i]
+                .expect_position
+                .store(position, Ordering::Relaxed);
+            expected.push((i, followers[i].updates.load(Ordering::Relaxed)));
+        }
         let mark = shared.mark.fetch_add(1, Ordering::SeqCst) + 1;
         let granted_at = shared.now_ns();
         match ctx.engine.grant(sale, batch).await? {
@@ -948,30 +980,36 @@ async fn fan_out(
             other => bail!("GRANT {batch}: {other:?}"),
         }
         let until = Instant::now() + UPDATE_TIMEOUT;
-        let told =
-            |&(i, _, _): &(usize, u8, u64)| followers[i].seen_mark.load(Ordering::Relaxed) == mark;
+        let told = |&(i, _): &(usize, u64)| followers[i].seen_mark.load(Ordering::Relaxed) == mark;
         while !expected.iter().all(told) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let mut latest = 0;
-        for &(i, status, place) in &expected {
+        for &(i, updates) in &expected {
             let follower = &followers[i];
-            if follower.seen_mark.load(Ordering::Relaxed) != mark {
-                result.missing += 1;
+            if follower.seen_mark.load(Ordering::Relaxed) == mark {
+                let at = follower.changed_at_ns.load(Ordering::Relaxed);
+                let latency_us = at.saturating_sub(granted_at) / 1000;
+                latest = latest.max(latency_us);
+                result.latencies_us.push(latency_us);
                 continue;
             }
-            let at = follower.changed_at_ns.load(Ordering::Relaxed);
-            let latency_us = at.saturating_sub(granted_at) / 1000;
-            latest = latest.max(latency_us);
-            result.latencies_us.push(latency_us);
-            let shown = (
-                follower.status.load(Ordering::Relaxed),
-                follower.position.load(Ordering::Relaxed),
-            );
-            if shown != (status, place) {
+            result.missing += 1;
+            if follower.updates.load(Ordering::Relaxed) > updates {
+                // Told something since the GRANT, but not its new place.
                 result.wrong += 1;
                 result.first_wrong.get_or_insert_with(|| {
-                    format!("buyer {i}: expected {:?}, shown {shown:?}", (status, place))
+                    format!(
+                        "buyer {i}: expected {:?}, shown {:?}",
+                        (
+                            follower.expect_status.load(Ordering::Relaxed),
+                            follower.expect_position.load(Ordering::Relaxed)
+                        ),
+                        (
+                            follower.status.load(Ordering::Relaxed),
+                            follower.position.load(Ordering::Relaxed)
+                        )
+                    )
                 });
             }
         }
@@ -991,6 +1029,15 @@ fn median(mut values: Vec<f64>) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// A ratio, or a dash when it has no meaning (nothing measured on one side).
+fn times(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.1}x")
+    } else {
+        "–".into()
     }
 }
 
@@ -1016,13 +1063,13 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
             m
         });
     // Per-round ratios polling / SSE, then their median.
-    let ratio = |f: &dyn Fn(&Phase) -> f64| -> f64 {
-        median(
+    let ratio = |f: &dyn Fn(&Phase) -> f64| -> String {
+        times(median(
             rounds
                 .values()
                 .filter_map(|(s, p)| Some(f((*p)?) / f((*s)?)))
                 .collect(),
-        )
+        ))
     };
     let med = |phases: &[&Phase], f: &dyn Fn(&Phase) -> f64| -> f64 {
         median(phases.iter().map(|p| f(p)).collect())
@@ -1055,7 +1102,7 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
     let kib = |p: &Phase| p.kib_per_connection(n);
     let _ = writeln!(
         out,
-        "| API memory per connection (KiB, RSS after − before opening) | {:.1} | {:.1} | {:.2}x |",
+        "| API memory per connection (KiB, RSS after − before opening) | {:.1} | {:.1} | {} |",
         med(&sse, &kib),
         med(&poll, &kib),
         ratio(&kib)
@@ -1069,7 +1116,7 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
     for (name, f) in rows {
         let _ = writeln!(
             out,
-            "| {name}, {secs:.0} s idle (s; cores) | {:.2}; {:.3} | {:.2}; {:.3} | {:.1}x |",
+            "| {name}, {secs:.0} s idle (s; cores) | {:.2}; {:.3} | {:.2}; {:.3} | {} |",
             med(&sse, f),
             med(&sse, f) / secs,
             med(&poll, f),
@@ -1077,17 +1124,41 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
             ratio(f)
         );
     }
-    let per_update = |p: &Phase| p.idle.api / p.idle_updates.max(1) as f64 * 1e6;
+    // Every answer cost the API, the refusals too.
+    let per_poll = |p: &Phase, cpu: f64| cpu / (p.idle_updates + p.idle_failures).max(1) as f64;
     let _ = writeln!(
         out,
-        "| updates in the idle window /s (SSE: status events; polling: replies, {n}/s asked) | {:.1} | {:.0} | |",
+        "| updates in the idle window /s (SSE: status events; polling: 200 replies, {n}/s asked) | {:.1} | {:.0} | |",
         med(&sse, &|p: &Phase| p.idle_updates as f64 / secs),
         med(&poll, &|p: &Phase| p.idle_updates as f64 / secs),
     );
     let _ = writeln!(
         out,
-        "| API CPU per poll reply (µs) | | {:.1} | |",
-        med(&poll, &per_update)
+        "| polls answered with an error or failed in the idle window /s | | {:.0} | |",
+        med(&poll, &|p: &Phase| p.idle_failures as f64 / secs),
+    );
+    let _ = writeln!(
+        out,
+        "| CPU per poll answered, API / Redis (µs) | | {:.1} / {:.1} | |",
+        med(&poll, &|p: &Phase| per_poll(p, p.idle.api) * 1e6),
+        med(&poll, &|p: &Phase| per_poll(p, p.idle.redis) * 1e6),
+    );
+    let _ =
+        writeln!(
+        out,
+        "| API + Redis cores for {n} buyers (polling: CPU per poll × {n}/s) | {:.3} | {:.2} | {} |",
+        med(&sse, &|p: &Phase| (p.idle.api + p.idle.redis) / secs),
+        med(&poll, &|p: &Phase| per_poll(p, p.idle.api + p.idle.redis) * n as f64),
+        times(median(
+            rounds
+                .values()
+                .filter_map(|(s, p)| {
+                    let (s, p) = ((*s)?, (*p)?);
+                    Some(per_poll(p, p.idle.api + p.idle.redis) * n as f64
+                        / ((s.idle.api + s.idle.redis) / secs))
+                })
+                .collect()
+        )),
     );
     let _ = writeln!(
         out,
@@ -1104,7 +1175,7 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
     let _ = writeln!(
         out,
         "| fan-out: admission → changed connection told, p50 / p99 / max (ms, all batches) | \
-         {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.1}x (p50) |",
+         {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} (p50) |",
         pooled(&sse, 50.0),
         pooled(&sse, 99.0),
         pooled(&sse, 100.0),
@@ -1120,7 +1191,7 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
     };
     let _ = writeln!(
         out,
-        "| fan-out: admission → every changed connection told, median batch (ms) | {:.0} | {:.0} | {:.1}x |",
+        "| fan-out: admission → every changed connection told, median batch (ms) | {:.0} | {:.0} | {} |",
         med(&sse, &all),
         med(&poll, &all),
         ratio(&all)
