@@ -210,10 +210,15 @@ impl RedisServer {
         }
     }
 
+    /// A connection whose replies may take up to 10 s: the redis crate's
+    /// default of 500 ms turned a busy machine into failed tests (FLUSHALL,
+    /// WAIT timing out under a load average of 10).
     pub async fn connection(&self) -> MultiplexedConnection {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
         redis::Client::open(self.url())
             .expect("redis url")
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect to test redis")
     }
