@@ -14,7 +14,8 @@
 # the connections come from the bench's process. See the program's docs.
 #
 # Usage: bench/sse.sh [connections] [seconds]     (20000, 30; ROUNDS=3,
-#        BATCH=100 buyers per GRANT, BATCHES=5 GRANTs per phase)
+#        BATCH=100 buyers per GRANT, BATCHES=5 GRANTs per phase,
+#        ARRIVALS=0 new buyers a second joining during the idle window)
 # The connections are capped by the open-files limit (each side holds one
 # descriptor per connection): the script raises the soft limit to the hard.
 set -euo pipefail
@@ -28,4 +29,5 @@ cargo build -p module --release --quiet
 cargo build -p stress --release --quiet --features sse-bench --bin flashsale-sse-bench
 export FLASHSALE_TEST_BACKEND=processes
 exec target/release/flashsale-sse-bench --connections "$CONNECTIONS" --seconds "$IDLE_SECONDS" \
-  --rounds "${ROUNDS:-3}" --batch "${BATCH:-100}" --batches "${BATCHES:-5}"
+  --rounds "${ROUNDS:-3}" --batch "${BATCH:-100}" --batches "${BATCHES:-5}" \
+  --arrivals-per-second "${ARRIVALS:-0}"

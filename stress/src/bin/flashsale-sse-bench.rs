@@ -85,6 +85,11 @@ struct BenchArgs {
     /// GRANTs per phase.
     #[arg(long, default_value_t = 5)]
     batches: usize,
+    /// New buyers (not followed) joining the queue per second during the
+    /// idle window, straight through the engine (ENQUEUE): a queue that
+    /// grows while people wait.
+    #[arg(long, default_value_t = 0)]
+    arrivals_per_second: u64,
 }
 
 /// File descriptors kept for everything but the buyers' sockets, in this
@@ -714,6 +719,10 @@ struct Phase {
     idle_keep_alives: u64,
     /// Polls answered with an error, or failed, in the idle window.
     idle_failures: u64,
+    /// FLASHSALE.STATUS calls Redis served in the idle window.
+    idle_status_calls: u64,
+    /// Buyers who joined the queue in the idle window (`--arrivals-per-second`).
+    arrived: u64,
     poll_latencies_us: Vec<u64>,
     fan_out: FanOut,
     failures: u64,
@@ -738,6 +747,8 @@ struct FanOut {
     wrong: usize,
     /// Connections whose place changed, over all batches.
     changed: usize,
+    /// The API's CPU from each GRANT until every connection was told (s).
+    api_cpu: f64,
     first_wrong: Option<String>,
 }
 
@@ -890,11 +901,21 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
         shared.keep_alives.load(Ordering::Relaxed),
         shared.failures.load(Ordering::Relaxed),
     );
+    let mut arrivals_client = grant_client(&ctx.redis_url).await?;
+    let statuses = status_calls(arrivals_client.connection()).await?;
     shared.recording.store(true, Ordering::Relaxed);
     let before = Cpu::now(api.pid, ctx.redis_pid)?;
-    tokio::time::sleep(Duration::from_secs(ctx.args.seconds)).await;
+    let window = Duration::from_secs(ctx.args.seconds);
+    let arrived = arrive(
+        &mut arrivals_client,
+        &sale,
+        ctx.args.arrivals_per_second,
+        window,
+    )
+    .await?;
     let idle = Cpu::now(api.pid, ctx.redis_pid)?.since(before);
     shared.recording.store(false, Ordering::Relaxed);
+    let idle_status_calls = status_calls(arrivals_client.connection()).await? - statuses;
     let idle_updates = shared.updates.load(Ordering::Relaxed) - updates;
     let idle_keep_alives = shared.keep_alives.load(Ordering::Relaxed) - keep_alives;
     let idle_failures = shared.failures.load(Ordering::Relaxed) - failures;
@@ -905,7 +926,7 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
         .unwrap_or_default();
     poll_latencies_us.sort_unstable();
 
-    let fan_out = fan_out(ctx, &sale, &shared, &followers).await?;
+    let fan_out = fan_out(ctx, api.pid, &sale, &shared, &followers).await?;
     let failures = shared.failures.load(Ordering::Relaxed);
     let failure_kinds = shared
         .failure_kinds
@@ -927,6 +948,8 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
         idle_updates,
         idle_keep_alives,
         idle_failures,
+        idle_status_calls,
+        arrived,
         poll_latencies_us,
         fan_out,
         failures,
@@ -934,11 +957,59 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
     })
 }
 
+/// FLASHSALE.STATUS calls the server has served (INFO commandstats).
+async fn status_calls(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.split_once(':')?;
+            let calls = stats.strip_prefix("calls=")?.split(',').next()?;
+            name.to_ascii_lowercase()
+                .ends_with("flashsale.status")
+                .then(|| calls.parse::<u64>().ok())?
+        })
+        .sum())
+}
+
+/// Over `window`: `per_second` new buyers a second join the queue (none:
+/// just waits). How many joined.
+async fn arrive(
+    engine: &mut flashsale::EngineClient<redis::aio::MultiplexedConnection>,
+    sale: &str,
+    per_second: u64,
+    window: Duration,
+) -> anyhow::Result<u64> {
+    let started = tokio::time::Instant::now();
+    if per_second == 0 {
+        tokio::time::sleep(window).await;
+        return Ok(0);
+    }
+    let mut arrived = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while started.elapsed() < window {
+        tick.tick().await;
+        let due =
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) * per_second / 1000;
+        while arrived < due {
+            arrived += 1;
+            engine
+                .enqueue(sale, &format!("a{arrived:07}@arrive.bench"))
+                .await?;
+        }
+    }
+    Ok(arrived)
+}
+
 /// GRANTs of `batch`, each at a random moment (not in step with the
 /// API's feed), timed until every connection whose place changed showed
 /// its new place.
 async fn fan_out(
     ctx: &mut Ctx,
+    api_pid: u32,
     sale: &str,
     shared: &Shared,
     followers: &[Arc<Follower>],
@@ -958,8 +1029,9 @@ async fn fan_out(
             .await?;
         let mut expected = Vec::with_capacity(queue.len());
         for (index, user) in queue.iter().enumerate() {
+            // Arrivals (`--arrivals-per-second`) are not followed.
             let Some(i) = buyer_index(user).filter(|&i| i < followers.len()) else {
-                bail!("a stranger in the queue: {user}");
+                continue;
             };
             let place = index as u64 + 1;
             let (status, position) = if place <= batch {
@@ -973,6 +1045,7 @@ async fn fan_out(
                 .store(position, Ordering::Relaxed);
             expected.push((i, followers[i].updates.load(Ordering::Relaxed)));
         }
+        let cpu_before = cpu_seconds(api_pid)?;
         let mark = shared.mark.fetch_add(1, Ordering::SeqCst) + 1;
         let granted_at = shared.now_ns();
         match ctx.engine.grant(sale, batch).await? {
@@ -984,6 +1057,7 @@ async fn fan_out(
         while !expected.iter().all(told) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        result.api_cpu += cpu_seconds(api_pid)? - cpu_before;
         let mut latest = 0;
         for &(i, updates) in &expected {
             let follower = &followers[i];
@@ -1134,6 +1208,20 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
     );
     let _ = writeln!(
         out,
+        "| engine STATUS calls /s in the idle window | {:.1} | {:.0} | |",
+        med(&sse, &|p: &Phase| p.idle_status_calls as f64 / secs),
+        med(&poll, &|p: &Phase| p.idle_status_calls as f64 / secs),
+    );
+    if phases.iter().any(|p| p.arrived > 0) {
+        let _ = writeln!(
+            out,
+            "| new buyers joining the queue in the idle window /s | {:.0} | {:.0} | |",
+            med(&sse, &|p: &Phase| p.arrived as f64 / secs),
+            med(&poll, &|p: &Phase| p.arrived as f64 / secs),
+        );
+    }
+    let _ = writeln!(
+        out,
         "| polls answered with an error or failed in the idle window /s | | {:.0} | |",
         med(&poll, &|p: &Phase| p.idle_failures as f64 / secs),
     );
@@ -1195,6 +1283,12 @@ fn report(ctx: &Ctx, phases: &[Phase]) -> String {
         med(&sse, &all),
         med(&poll, &all),
         ratio(&all)
+    );
+    let _ = writeln!(
+        out,
+        "| API CPU from a GRANT until all told, per changed connection (µs; polling: its polls meanwhile too) | {:.1} | {:.1} | |",
+        med(&sse, &|p: &Phase| p.fan_out.api_cpu / p.fan_out.changed.max(1) as f64 * 1e6),
+        med(&poll, &|p: &Phase| p.fan_out.api_cpu / p.fan_out.changed.max(1) as f64 * 1e6),
     );
     let _ = writeln!(
         out,
