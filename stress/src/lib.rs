@@ -152,6 +152,9 @@ pub struct Run {
     /// after a break.
     sse_events: AtomicU64,
     sse_reopened: AtomicU64,
+    /// Buyers told `expired` while waiting: admitted, and the hold ran out
+    /// before they saw `ready`.
+    expired_unseen: AtomicU64,
 }
 
 impl Run {
@@ -393,23 +396,23 @@ async fn attempt(
         Watch::Sse => follow_until_admitted(run, sale, email).await?,
     };
     if let Waited::Over(outcome) = waited {
+        if outcome == Some(Outcome::Lapsed) {
+            run.expired_unseen.fetch_add(1, Ordering::Relaxed);
+        }
         return Ok(outcome);
     }
+    // Before the confirm: it deletes the hold.
+    note_admission(run, sale, email).await;
     if abandons {
-        note_admission(run, sale, email).await;
         return Ok(Some(Outcome::Abandoned));
     }
     let body = json!({ "email": email, "flashSaleId": sale });
-    // The hold is read before the confirm reaches Redis (it goes through
-    // the API), and the confirm does not wait for it.
-    let ((), confirmed) = tokio::join!(
-        note_admission(run, sale, email),
-        run.send(
+    let (status, reply) = run
+        .send(
             "POST /orders/confirm",
             run.http.post(run.url("/orders/confirm")).json(&body),
         )
-    );
-    let (status, reply) = confirmed?;
+        .await?;
     Ok(match status {
         200 => Some(Outcome::Purchased(
             reply["orderId"].as_str().unwrap_or("").to_string(),
@@ -597,7 +600,8 @@ async fn note_admission(run: &Run, sale: &str, email: &str) {
     let mut pttl = redis::cmd("PTTL");
     pttl.arg(keys::hold(sale, email));
     let read = pttl.query_async::<i64>(&mut redis);
-    let Ok(Ok(left_ms)) = tokio::time::timeout(Duration::from_secs(1), read).await else {
+    // At most this long on the buyer's way to its confirm.
+    let Ok(Ok(left_ms)) = tokio::time::timeout(Duration::from_millis(250), read).await else {
         return;
     };
     let hold_ms = run.config.hold_ttl_seconds.saturating_mul(1000);
@@ -680,6 +684,7 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         admitted_to_ready_us: Mutex::new(Vec::new()),
         sse_events: AtomicU64::new(0),
         sse_reopened: AtomicU64::new(0),
+        expired_unseen: AtomicU64::new(0),
     });
     let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut users = Vec::with_capacity(config.users);

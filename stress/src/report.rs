@@ -33,6 +33,10 @@ pub struct Watching {
     pub sse_events: u64,
     /// Event streams opened again after a break (SSE).
     pub sse_reopened: u64,
+    /// Buyers told `expired` while waiting, never having seen `ready`:
+    /// their whole hold went by unseen (polling: the backoff can be longer
+    /// than a short hold; SSE: should not happen).
+    pub expired_unseen: u64,
     /// From each admission (the GRANT, on the server's clock: the hold's
     /// length minus its PTTL) to the buyer seeing `ready`, sorted (µs).
     pub admitted_to_ready_us: Vec<u64>,
@@ -82,6 +86,9 @@ impl Report {
             watch: run.watch,
             sse_events: run.sse_events.load(std::sync::atomic::Ordering::Relaxed),
             sse_reopened: run.sse_reopened.load(std::sync::atomic::Ordering::Relaxed),
+            expired_unseen: run
+                .expired_unseen
+                .load(std::sync::atomic::Ordering::Relaxed),
             admitted_to_ready_us,
         };
         Report {
@@ -174,6 +181,13 @@ impl fmt::Display for Report {
                  {} status events, {} streams opened again after a break",
                 watching.sse_events, watching.sse_reopened
             )?,
+        }
+        if watching.expired_unseen > 0 {
+            writeln!(
+                f,
+                "{} buyer(s) were told `expired` while waiting: admitted, never told `ready`",
+                watching.expired_unseen
+            )?;
         }
         let seen = &watching.admitted_to_ready_us;
         if !seen.is_empty() {
