@@ -78,8 +78,12 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         sale: &str,
         record: &str,
     ) -> Result<bool, ClientError> {
+        // UNLINK in slices: `unpack` of more than ~8,000 values overflows
+        // Lua's C stack, and a sale can have more hold keys than that.
         const SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-                              redis.call('UNLINK', unpack(KEYS)) return 1";
+                              for i = 1, #KEYS, 1000 do \
+                                redis.call('UNLINK', unpack(KEYS, i, math.min(i + 999, #KEYS))) \
+                              end return 1";
         // The record first: the script compares KEYS[1].
         let doomed = self.every_key(sale).await?;
         let removed: i64 = redis::Script::new(SCRIPT)

@@ -75,6 +75,9 @@ pub(crate) async fn run(
                 match outbox::ensure_group(&mut redis, &sale.id).await {
                     Ok(()) => {
                         grouped.insert(sale.id.clone());
+                        // What an earlier worker copied but had not trimmed
+                        // yet: this process has not seen it copied.
+                        untrimmed.insert(sale.id.clone());
                     }
                     Err(error) => {
                         tracing::warn!(sale = %sale.id, %error, "cannot create the outbox group");

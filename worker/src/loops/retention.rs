@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use engine::SaleRecord;
+use mongodb::bson::doc;
 use mongodb::Database;
 use tokio::sync::watch;
 
@@ -70,8 +71,22 @@ async fn archive_if_due(
             return Ok(false);
         }
     }
+    // Counting first: a sale whose orders are not all in MongoDB yet (or
+    // never will be without an operator) is looked at every pass, and
+    // counting is cheaper than reading every order id.
+    let orders_key = flashsale::keys::orders(sale);
+    let engine_count: u64 = redis::cmd("HLEN")
+        .arg(&orders_key)
+        .query_async(engine.connection())
+        .await?;
+    let recorded_count = orders::collection(db)
+        .count_documents(doc! { records::order::field::SALE_ID: sale })
+        .await?;
+    if recorded_count < engine_count {
+        return Ok(false);
+    }
     let in_engine: Vec<String> = redis::cmd("HVALS")
-        .arg(flashsale::keys::orders(sale))
+        .arg(&orders_key)
         .query_async(engine.connection())
         .await?;
     let recorded: BTreeSet<String> = records::order::buyers_of_sale(&orders::collection(db), sale)
