@@ -55,10 +55,10 @@ local MAX_ORDER_CLOCK_MS = 9999999999999 -- MAX_ORDER_NUMBER / ORDERS_PER_MS
 local MAX_RESTORE_ORDERS = 10000
 
 -- The sale record's fields, in their order in the record (store.rs).
-local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq', 'price' }
+local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq', 'price', 'paused_at' }
 -- A record written before order_seq existed ends after this many (order_seq = sold).
 local LEGACY_FIELDS = 9
--- Fields from this one on are left out when the sale has none (price).
+-- Fields from this one on are each left out when the sale has none (price, paused_at).
 local OPTIONAL_FIELDS_FROM = 11
 
 -- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.
@@ -84,9 +84,10 @@ local KEY_TYPES = {
 }
 
 -- The outbox entry's fields, in their order in the stream (store.rs).
-local OUTBOX_FIELDS = { 'order_id', 'sale_id', 'user_id', 'amount', 'confirmed_at' }
+local OUTBOX_FIELDS = { 'order_id', 'sale_id', 'user_id', 'amount', 'confirmed_at', 'contact' }
 
 -- Commands (command.rs).
+local OPTION_CONTACT = 'CONTACT'
 local MODULE_COMMAND = {
     setup = 'FLASHSALE.SETUP',
     enqueue = 'FLASHSALE.ENQUEUE',
@@ -95,6 +96,8 @@ local MODULE_COMMAND = {
     release = 'FLASHSALE.RELEASE',
     status = 'FLASHSALE.STATUS',
     restore = 'FLASHSALE.RESTORE',
+    pause = 'FLASHSALE.PAUSE',
+    resume = 'FLASHSALE.RESUME',
 }
 
 -- Errors (error.rs): `<code> <message>`.
@@ -107,6 +110,7 @@ local CODE_NOPRICE = 'NOPRICE'
 local MSG_SYNTAX = 'syntax error'
 local MSG_INVALID_SALE_ID = 'invalid sale id'
 local MSG_INVALID_USER_ID = 'invalid user id'
+local MSG_INVALID_CONTACT = 'invalid contact'
 local MSG_ENDS_BEFORE_START = 'ends_at must be after starts_at'
 local MSG_NO_SUCH_SALE = 'no such sale'
 local MSG_WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
@@ -137,6 +141,9 @@ local function msg_has_other_order(user, order_id)
 end
 local function msg_order_id_taken(order_id)
     return order_id .. ' is another user\'s order'
+end
+local function msg_not_live(state)
+    return 'only a live sale can be paused; it is ' .. state
 end
 local function msg_orders_exceed_stock(committed)
     return 'sold plus held would exceed stock (' .. committed .. ')'
@@ -406,17 +413,44 @@ local function parse_grant(sale, argv, n)
     return parse_int(argv[1], 'max', 1, MAX_GRANT)
 end
 
--- The user, and the amount (nil: the sale's price).
+-- The user, the amount (nil: the sale's price) and the contact (nil: none
+-- given): <user> [amount] [CONTACT <address>].
 local function parse_confirm(sale, argv, n)
-    if n ~= 2 and n ~= 3 then
+    -- The user, then an optional amount and an optional CONTACT <address>.
+    if n < 2 or n > 5 then
         wrong_arity('confirm')
     end
     sale_id(sale)
     local user = user_id(argv[1])
-    if argv[2] ~= nil then
-        return user, parse_int(argv[2], 'amount', 0, MAX_AMOUNT)
+    local function is_contact(i)
+        return ascii_upper(argv[i]) == OPTION_CONTACT
     end
-    return user, nil
+    -- An amount is digits, so it is never the option's name.
+    local i = 2
+    local amount, contact = nil, nil
+    if i < n and not is_contact(i) then
+        amount = parse_int(argv[i], 'amount', 0, MAX_AMOUNT)
+        i = i + 1
+    end
+    if i < n then
+        -- Only CONTACT, once, with its value, may follow.
+        if not is_contact(i) or i + 2 ~= n then
+            err(MSG_SYNTAX)
+        end
+        if not is_valid_user_id(argv[i + 1]) then
+            err(MSG_INVALID_CONTACT)
+        end
+        contact = argv[i + 1]
+    end
+    return user, amount, contact
+end
+
+-- PAUSE and RESUME: the sale alone.
+local function parse_sale_only(name, sale, n)
+    if n ~= 1 then
+        wrong_arity(name)
+    end
+    sale_id(sale)
 end
 
 -- The user, or nil.
@@ -485,6 +519,7 @@ end
 local RECORD_START = '^' .. record_pattern(1, LEGACY_FIELDS) .. '()'
 local RECORD_ORDER_SEQ = '^' .. record_pattern(LEGACY_FIELDS + 1, LEGACY_FIELDS + 1) .. '()'
 local RECORD_PRICE = '^' .. record_pattern(OPTIONAL_FIELDS_FROM, OPTIONAL_FIELDS_FROM) .. '()'
+local RECORD_PAUSED_AT = '^' .. record_pattern(OPTIONAL_FIELDS_FROM + 1, OPTIONAL_FIELDS_FROM + 1) .. '()'
 
 -- One field's digits as a number: at most MAX_DIGITS of them.
 local function record_number(digits)
@@ -495,26 +530,32 @@ local function record_number(digits)
 end
 
 -- SaleRecord::decode: exactly `name=<1..15 digits>` for every field, in
--- order, single spaces between; the record may end before an optional
--- field (price: none), and a legacy record ends after the first
--- LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
+-- order, single spaces between; each optional field may be left out
+-- (price: none; paused_at: not paused), and a legacy record ends after the
+-- first LEGACY_FIELDS (order_seq = sold); anything else is a corrupt record.
 local function decode_sale(raw)
     local stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue,
         rate_credit, rate_at, pos = raw:match(RECORD_START)
     if stock == nil then
         err(MSG_CORRUPT_SALE)
     end
-    local order_seq, price = nil, nil
+    local order_seq, price, paused_at = nil, nil, nil
     if pos <= #raw then
         order_seq, pos = raw:match(RECORD_ORDER_SEQ, pos)
         if order_seq == nil then
             err(MSG_CORRUPT_SALE)
         end
+        -- Each optional field in its turn, if it is next.
+        local value, after = raw:match(RECORD_PRICE, pos)
+        if value ~= nil then
+            price, pos = value, after
+        end
+        value, after = raw:match(RECORD_PAUSED_AT, pos)
+        if value ~= nil then
+            paused_at, pos = value, after
+        end
         if pos <= #raw then
-            price, pos = raw:match(RECORD_PRICE, pos)
-            if price == nil or pos <= #raw then
-                err(MSG_CORRUPT_SALE)
-            end
+            err(MSG_CORRUPT_SALE)
         end
     end
     sold = record_number(sold)
@@ -530,6 +571,7 @@ local function decode_sale(raw)
         rate_at = record_number(rate_at),
         order_seq = order_seq and record_number(order_seq) or sold,
         price = price and record_number(price),
+        paused_at = paused_at and record_number(paused_at),
     }
 end
 
@@ -540,7 +582,7 @@ local MAX_RECORD_VALUE = 10 ^ MAX_DIGITS - 1
 local function record_fits(r)
     return math.max(r.stock, r.sold, r.starts_at, r.ends_at, r.hold_ttl_ms,
         r.rate, r.max_queue, r.rate_credit, r.rate_at, r.order_seq,
-        r.price or 0) <= MAX_RECORD_VALUE
+        r.price or 0, r.paused_at or 0) <= MAX_RECORD_VALUE
 end
 
 -- `name=%d` for FIELDS[1..count], single spaces between: a format for
@@ -556,20 +598,26 @@ local function record_format(count)
     return format
 end
 
-local RECORD_FORMAT = record_format(#FIELDS)
--- Without the optional fields: a sale without a price.
-local RECORD_FORMAT_UNPRICED = record_format(OPTIONAL_FIELDS_FROM - 1)
+-- The fields every record has; then each optional field, or none.
+local RECORD_FORMAT_REQUIRED = record_format(OPTIONAL_FIELDS_FROM - 1)
+local RECORD_FORMAT_PRICE = RECORD_FORMAT_REQUIRED .. ' ' .. FIELDS[OPTIONAL_FIELDS_FROM] .. '=%d'
+local RECORD_SUFFIX_PAUSED_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 1] .. '='
 
 -- SaleRecord::encode ('%d' prints as u64::to_string does; see int_str).
--- Only an optional field, the price, can be nil.
+-- Only the optional fields, price and paused_at, can be nil; each is
+-- left out on its own.
 local function encode_sale(r)
-    local format = RECORD_FORMAT
+    local format = RECORD_FORMAT_PRICE
     if r.price == nil then
-        format = RECORD_FORMAT_UNPRICED
+        format = RECORD_FORMAT_REQUIRED
     end
-    return string.format(format, r.stock, r.sold, r.starts_at, r.ends_at,
+    local raw = string.format(format, r.stock, r.sold, r.starts_at, r.ends_at,
         r.hold_ttl_ms, r.rate, r.max_queue, r.rate_credit, r.rate_at,
         r.order_seq, r.price)
+    if r.paused_at ~= nil then
+        raw = raw .. RECORD_SUFFIX_PAUSED_AT .. int_str(r.paused_at)
+    end
+    return raw
 end
 
 ---------------------------------------------------------------------------
@@ -821,19 +869,32 @@ function store.check_key_types()
 end
 
 -- OutboxEntry::fields: the field names in their order.
-local OUTBOX_ORDER_ID, OUTBOX_SALE_ID, OUTBOX_USER_ID, OUTBOX_AMOUNT, OUTBOX_CONFIRMED_AT =
-    OUTBOX_FIELDS[1], OUTBOX_FIELDS[2], OUTBOX_FIELDS[3], OUTBOX_FIELDS[4], OUTBOX_FIELDS[5]
+local OUTBOX_ORDER_ID, OUTBOX_SALE_ID, OUTBOX_USER_ID, OUTBOX_AMOUNT, OUTBOX_CONFIRMED_AT,
+    OUTBOX_CONTACT =
+    OUTBOX_FIELDS[1], OUTBOX_FIELDS[2], OUTBOX_FIELDS[3], OUTBOX_FIELDS[4], OUTBOX_FIELDS[5],
+    OUTBOX_FIELDS[6]
 
 -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
--- confirmed_at ..  (the id is fixed so replicas and AOF rebuild it). The
--- OutboxEntry comes as its fields, in their order.
-function store.append_outbox(n, order_id, sale_id, user_id, amount, confirmed_at)
-    call('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
-        OUTBOX_ORDER_ID, order_id,
-        OUTBOX_SALE_ID, sale_id,
-        OUTBOX_USER_ID, user_id,
-        OUTBOX_AMOUNT, int_str(amount),
-        OUTBOX_CONFIRMED_AT, int_str(confirmed_at))
+-- confirmed_at .. [contact ..]  (the id is fixed so replicas and AOF
+-- rebuild it). The OutboxEntry comes as its fields, in their order; the
+-- contact only when CONFIRM was given one.
+function store.append_outbox(n, order_id, sale_id, user_id, amount, confirmed_at, contact)
+    if contact == nil then
+        call('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
+            OUTBOX_ORDER_ID, order_id,
+            OUTBOX_SALE_ID, sale_id,
+            OUTBOX_USER_ID, user_id,
+            OUTBOX_AMOUNT, int_str(amount),
+            OUTBOX_CONFIRMED_AT, int_str(confirmed_at))
+    else
+        call('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
+            OUTBOX_ORDER_ID, order_id,
+            OUTBOX_SALE_ID, sale_id,
+            OUTBOX_USER_ID, user_id,
+            OUTBOX_AMOUNT, int_str(amount),
+            OUTBOX_CONFIRMED_AT, int_str(confirmed_at),
+            OUTBOX_CONTACT, contact)
+    end
 end
 
 ---------------------------------------------------------------------------
@@ -927,6 +988,7 @@ local function setup(store, now, sale_id_, params)
         rate_at = kept.rate_at,
         order_seq = kept.order_seq,
         price = price,
+        paused_at = kept.paused_at,
     })
     if existing then
         return { 'updated' }
@@ -957,6 +1019,10 @@ local function enqueue(store, now, user)
     local rank = store.queue_rank(user)
     if rank ~= nil then
         return { 'queued', rank + 1, length }
+    end
+    -- Those queued keep their place (above); nobody new joins.
+    if sale.paused_at ~= nil then
+        return { 'paused' }
     end
     if sale.max_queue > 0 and length >= sale.max_queue then
         return { 'queue_full', length }
@@ -1006,6 +1072,9 @@ local function grant(store, now, max_users)
         outcome = 'ended'
     elseif now < sale.starts_at then
         outcome = 'not_started'
+    elseif sale.paused_at ~= nil then
+        -- Nobody is admitted and the rate bucket is left alone.
+        outcome = 'paused'
     else
         local held = store.live_holds(now)
         local available = saturating_sub(sale.stock, sale.sold + held)
@@ -1028,6 +1097,8 @@ local function grant(store, now, max_users)
         return { 'ended', queued }
     elseif outcome == 'not_started' then
         return { 'not_started', sale.starts_at - now }
+    elseif outcome == 'paused' then
+        return { 'paused', released }
     end
     local users = {}
     if admit > 0 then
@@ -1057,7 +1128,7 @@ local function next_order_number(order_seq, now)
     return max(order_seq + 1, now * ORDERS_PER_MS)
 end
 
-local function confirm(store, now, sale_id_, user, amount)
+local function confirm(store, now, sale_id_, user, amount, contact)
     local sale = existing_sale(store)
     local order = store.order_of(user)
     if order then
@@ -1098,8 +1169,8 @@ local function confirm(store, now, sale_id_, user, amount)
     local id = order_id(sale_id_, n)
     -- The outbox first: XADD is the one write that can still be refused (a
     -- hand-made entry with a higher id), and then nothing else is written.
-    -- OutboxEntry { order_id, sale_id, user_id, amount, confirmed_at }
-    store.append_outbox(n, id, sale_id_, user, amount, now)
+    -- OutboxEntry { order_id, sale_id, user_id, amount, confirmed_at, contact }
+    store.append_outbox(n, id, sale_id_, user, amount, now, contact)
     store.write_sale_changed(sale, 'sold', sale.sold + 1, 'order_seq', n)
     store.record_order(user, id)
     store.remove_hold(user)
@@ -1200,20 +1271,61 @@ local function release(store, user)
     return { 'none' }
 end
 
+-- The sale's state at `now`, as STATUS reports it: the first that applies
+-- of upcoming, sold out, ended, paused, active.
+local function sale_state(sale, now)
+    if now < sale.starts_at then
+        return 'upcoming'
+    elseif sale.sold >= sale.stock then
+        return 'sold_out'
+    elseif now >= sale.ends_at then
+        return 'ended'
+    elseif sale.paused_at ~= nil then
+        return 'paused'
+    end
+    return 'active'
+end
+
+-- Rust's `SaleRecord { paused_at, ..sale }`: a copy, since the record read
+-- is shared (store.sale).
+local function with_paused_at(sale, paused_at)
+    local copy = {}
+    for name, value in pairs(sale) do
+        copy[name] = value
+    end
+    copy.paused_at = paused_at
+    return copy
+end
+
+-- Stops a live sale: nobody new queues, GRANT admits nobody; the queue and
+-- the holds stay. Pausing a paused sale changes nothing.
+local function pause(store, now)
+    local sale = existing_sale(store)
+    local state = sale_state(sale, now)
+    if state == 'paused' then
+        return { 'already_paused' }
+    elseif state ~= 'active' then
+        conflict(msg_not_live(state))
+    end
+    store.write_sale(with_paused_at(sale, now))
+    return { 'paused' }
+end
+
+-- Lets a paused sale run again where it stopped; works in any state.
+local function resume(store)
+    local sale = existing_sale(store)
+    if sale.paused_at == nil then
+        return { 'not_paused' }
+    end
+    store.write_sale(with_paused_at(sale, nil))
+    return { 'resumed' }
+end
+
 local function status(store, now, user)
     local sale = existing_sale(store)
     local held = store.live_holds(now)
     local queued = store.queue_len()
-    local state
-    if now < sale.starts_at then
-        state = 'upcoming'
-    elseif sale.sold >= sale.stock then
-        state = 'sold_out'
-    elseif now >= sale.ends_at then
-        state = 'ended'
-    else
-        state = 'active'
-    end
+    local state = sale_state(sale, now)
     local reply = {
         'state', state,
         'stock', sale.stock,
@@ -1281,9 +1393,9 @@ function COMMANDS.grant(sale, argv, n)
 end
 
 function COMMANDS.confirm(sale, argv, n)
-    local user, amount = parse_confirm(sale, argv, n)
+    local user, amount, contact = parse_confirm(sale, argv, n)
     local now = now_ms()
-    return confirm(open_store(sale), now, sale, user, amount)
+    return confirm(open_store(sale), now, sale, user, amount, contact)
 end
 
 function COMMANDS.release(sale, argv, n)
@@ -1303,6 +1415,19 @@ function COMMANDS.restore(sale, argv, n)
     local orders = parse_restore(sale, argv, n)
     local now = now_ms()
     return restore(open_store(sale), now, orders)
+end
+
+function COMMANDS.pause(sale, argv, n)
+    parse_sale_only('pause', sale, n)
+    local now = now_ms()
+    return pause(open_store(sale), now)
+end
+
+function COMMANDS.resume(sale, argv, n)
+    parse_sale_only('resume', sale, n)
+    -- Read as for every command, though RESUME does not look at it.
+    now_ms()
+    return resume(open_store(sale))
 end
 
 ---------------------------------------------------------------------------
@@ -1368,5 +1493,15 @@ redis.register_function{
 redis.register_function{
     function_name = 'flashsale_restore',
     callback = entry_point('restore'),
+}
+redis.register_function{
+    function_name = 'flashsale_pause',
+    callback = entry_point('pause'),
+    flags = { 'allow-oom' },
+}
+redis.register_function{
+    function_name = 'flashsale_resume',
+    callback = entry_point('resume'),
+    flags = { 'allow-oom' },
 }
 -- END GENERATED registration

@@ -32,10 +32,12 @@ pub enum CommandName {
     Release,
     Status,
     Restore,
+    Pause,
+    Resume,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 7] = [
+    pub const ALL: [CommandName; 9] = [
         CommandName::Setup,
         CommandName::Enqueue,
         CommandName::Grant,
@@ -43,6 +45,8 @@ impl CommandName {
         CommandName::Release,
         CommandName::Status,
         CommandName::Restore,
+        CommandName::Pause,
+        CommandName::Resume,
     ];
 
     /// Everything about a command's name and registration, one row each.
@@ -105,6 +109,27 @@ impl CommandName {
                 module_command: "FLASHSALE.RESTORE",
                 function_name: "flashsale_restore",
                 flags: WRITE,
+            },
+            // The emergency brake must work when Redis is over maxmemory
+            // (an incident is when it is pulled); both only rewrite the sale
+            // record, which stays the same size or shrinks.
+            CommandName::Pause => Spec {
+                word: "pause",
+                module_command: "FLASHSALE.PAUSE",
+                function_name: "flashsale_pause",
+                flags: Flags {
+                    deny_oom: false,
+                    ..WRITE
+                },
+            },
+            CommandName::Resume => Spec {
+                word: "resume",
+                module_command: "FLASHSALE.RESUME",
+                function_name: "flashsale_resume",
+                flags: Flags {
+                    deny_oom: false,
+                    ..WRITE
+                },
             },
         }
     }
@@ -224,6 +249,11 @@ pub enum Command {
         /// What the buyer expects to pay: must be the sale's price when it
         /// has one. `None`: the sale's price.
         amount: Option<u64>,
+        /// The buyer's address as typed (`CONTACT`), kept in the order's
+        /// outbox entry: `user` may be a normalised identity
+        /// (`bob+tag@x.com` → `bob@x.com`). `None`: the order's contact is
+        /// `user`.
+        contact: Option<String>,
     },
     Release {
         sale: String,
@@ -238,6 +268,12 @@ pub enum Command {
         /// No user and no order id twice.
         orders: Vec<RestoredOrder>,
     },
+    Pause {
+        sale: String,
+    },
+    Resume {
+        sale: String,
+    },
 }
 
 impl Command {
@@ -249,7 +285,9 @@ impl Command {
             | Command::Confirm { sale, .. }
             | Command::Release { sale, .. }
             | Command::Status { sale, .. }
-            | Command::Restore { sale, .. } => sale,
+            | Command::Restore { sale, .. }
+            | Command::Pause { sale }
+            | Command::Resume { sale } => sale,
         }
     }
 
@@ -262,6 +300,8 @@ impl Command {
             Command::Release { .. } => CommandName::Release,
             Command::Status { .. } => CommandName::Status,
             Command::Restore { .. } => CommandName::Restore,
+            Command::Pause { .. } => CommandName::Pause,
+            Command::Resume { .. } => CommandName::Resume,
         }
     }
 
@@ -291,9 +331,17 @@ impl Command {
                 vec![sale.clone(), user.clone()]
             }
             Command::Grant { sale, max } => vec![sale.clone(), max.to_string()],
-            Command::Confirm { sale, user, amount } => {
+            Command::Confirm {
+                sale,
+                user,
+                amount,
+                contact,
+            } => {
                 let mut args = vec![sale.clone(), user.clone()];
                 args.extend(amount.map(|a| a.to_string()));
+                if let Some(contact) = contact {
+                    args.extend([CONTACT.to_string(), contact.clone()]);
+                }
                 args
             }
             Command::Status { sale, user } => {
@@ -308,6 +356,7 @@ impl Command {
                 }
                 args
             }
+            Command::Pause { sale } | Command::Resume { sale } => vec![sale.clone()],
         }
     }
 }
@@ -330,6 +379,9 @@ fn sale_id(raw: &[u8]) -> Result<String, EngineError> {
     Ok(String::from_utf8_lossy(raw).into_owned())
 }
 
+/// CONFIRM's option naming the buyer's address as typed.
+pub const CONTACT: &str = "CONTACT";
+
 fn user_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_user_id(raw) {
         return Err(EngineError::err(message::INVALID_USER_ID));
@@ -345,8 +397,10 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
     let arity_ok = match name {
         CommandName::Setup => args.len() >= 5,
         CommandName::Enqueue | CommandName::Grant | CommandName::Release => args.len() == 2,
-        CommandName::Confirm => args.len() == 2 || args.len() == 3,
+        // The user, then an optional amount and an optional CONTACT <address>.
+        CommandName::Confirm => (2..=5).contains(&args.len()),
         CommandName::Status => args.len() == 1 || args.len() == 2,
+        CommandName::Pause | CommandName::Resume => args.len() == 1,
         // The sale, then user/order id pairs.
         CommandName::Restore => args.len() >= 3 && args.len() % 2 == 1,
     };
@@ -402,11 +456,31 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
         },
         CommandName::Confirm => {
             let user = user_id(arg(1))?;
-            let amount = match args.get(2) {
-                Some(raw) => Some(parse_int(raw.as_ref(), "amount", 0, MAX_AMOUNT)?),
-                None => None,
-            };
-            Command::Confirm { sale, user, amount }
+            let is_contact = |i: usize| arg(i).eq_ignore_ascii_case(CONTACT.as_bytes());
+            // An amount is digits, so it is never the option's name.
+            let mut i = 2;
+            let mut amount = None;
+            if i < args.len() && !is_contact(i) {
+                amount = Some(parse_int(arg(i), "amount", 0, MAX_AMOUNT)?);
+                i += 1;
+            }
+            let mut contact = None;
+            if i < args.len() {
+                // Only CONTACT, once, with its value, may follow.
+                if !is_contact(i) || i + 2 != args.len() {
+                    return Err(EngineError::err(message::SYNTAX));
+                }
+                if !is_valid_user_id(arg(i + 1)) {
+                    return Err(EngineError::err(message::INVALID_CONTACT));
+                }
+                contact = Some(String::from_utf8_lossy(arg(i + 1)).into_owned());
+            }
+            Command::Confirm {
+                sale,
+                user,
+                amount,
+                contact,
+            }
         }
         CommandName::Release => Command::Release {
             sale,
@@ -447,6 +521,8 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
             }
             Command::Restore { sale, orders }
         }
+        CommandName::Pause => Command::Pause { sale },
+        CommandName::Resume => Command::Resume { sale },
     })
 }
 
@@ -539,7 +615,8 @@ mod tests {
             Ok(Command::Confirm {
                 sale: "s".into(),
                 user: "u@x.io".into(),
-                amount: None
+                amount: None,
+                contact: None,
             })
         );
         assert_eq!(
@@ -579,6 +656,8 @@ mod tests {
                 "write",
                 "readonly fast",
                 "write deny-oom",
+                "write",
+                "write",
             ]
         );
         let functions: Vec<&[&str]> = CommandName::ALL
@@ -588,7 +667,17 @@ mod tests {
         let none: &[&str] = &[];
         assert_eq!(
             functions,
-            [none, none, none, none, &["allow-oom"], &["no-writes"], none]
+            [
+                none,
+                none,
+                none,
+                none,
+                &["allow-oom"],
+                &["no-writes"],
+                none,
+                &["allow-oom"],
+                &["allow-oom"]
+            ]
         );
         for name in CommandName::ALL {
             assert_eq!(name.function_name(), format!("flashsale_{}", name.word()));
@@ -620,12 +709,28 @@ mod tests {
                 sale: "s".into(),
                 user: "u".into(),
                 amount: Some(7),
+                contact: None,
             },
             Command::Confirm {
                 sale: "s".into(),
                 user: "u".into(),
                 amount: None,
+                contact: None,
             },
+            Command::Confirm {
+                sale: "s".into(),
+                user: "bob@x.com".into(),
+                amount: Some(7),
+                contact: Some("Bob+tag@x.com".into()),
+            },
+            Command::Confirm {
+                sale: "s".into(),
+                user: "u".into(),
+                amount: None,
+                contact: Some("u".into()),
+            },
+            Command::Pause { sale: "s".into() },
+            Command::Resume { sale: "s".into() },
             Command::Status {
                 sale: "s".into(),
                 user: Some("u".into()),
@@ -648,6 +753,64 @@ mod tests {
         ] {
             assert_eq!(parse(cmd.name(), &cmd.to_args()), Ok(cmd));
         }
+    }
+
+    #[test]
+    fn confirm_with_a_contact() {
+        let confirm = |args: &[&str]| p(CommandName::Confirm, args);
+        assert_eq!(
+            confirm(&["s", "bob@x.com", "contact", "Bob+1@x.com"]),
+            Ok(Command::Confirm {
+                sale: "s".into(),
+                user: "bob@x.com".into(),
+                amount: None,
+                contact: Some("Bob+1@x.com".into()),
+            })
+        );
+        let err = |args: &[&str]| confirm(args).expect_err("must fail");
+        // Arguments left to right: user, amount, then the option.
+        assert_eq!(
+            err(&["s", "a b", "x", "CONTACT", "c"]),
+            "ERR invalid user id"
+        );
+        assert_eq!(
+            err(&["s", "u", "x", "CONTACT", "c d"]),
+            "ERR amount must be an integer from 0 to 999999999999999"
+        );
+        assert_eq!(err(&["s", "u", "CONTACT"]), "ERR syntax error");
+        assert_eq!(err(&["s", "u", "1", "CONTACT"]), "ERR syntax error");
+        assert_eq!(err(&["s", "u", "1", "2"]), "ERR syntax error");
+        assert_eq!(
+            err(&["s", "u", "CONTACT", "c", "CONTACT"]),
+            "ERR syntax error"
+        );
+        assert_eq!(err(&["s", "u", "CONTACT", "c", "1"]), "ERR syntax error");
+        assert_eq!(
+            err(&["s", "u", "1", "CONTACT", "c:d"]),
+            "ERR invalid contact"
+        );
+        let long = "a".repeat(129);
+        assert_eq!(err(&["s", "u", "CONTACT", &long]), "ERR invalid contact");
+        assert_eq!(
+            err(&["s", "u", "1", "CONTACT", "c", "x"]),
+            "ERR wrong number of arguments for 'FLASHSALE.CONFIRM'"
+        );
+    }
+
+    #[test]
+    fn pause_and_resume_take_the_sale_only() {
+        assert_eq!(
+            p(CommandName::Pause, &["s"]),
+            Ok(Command::Pause { sale: "s".into() })
+        );
+        assert_eq!(
+            p(CommandName::Resume, &["s", "x"]).expect_err("arity"),
+            "ERR wrong number of arguments for 'FLASHSALE.RESUME'"
+        );
+        assert_eq!(
+            p(CommandName::Pause, &["s{"]).expect_err("sale id"),
+            "ERR invalid sale id"
+        );
     }
 
     #[test]

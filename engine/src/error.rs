@@ -56,6 +56,8 @@ pub mod message {
     pub const SYNTAX: &str = "syntax error";
     pub const INVALID_SALE_ID: &str = "invalid sale id";
     pub const INVALID_USER_ID: &str = "invalid user id";
+    /// CONFIRM's `CONTACT`: the charset and length of a user id.
+    pub const INVALID_CONTACT: &str = "invalid contact";
     pub const ENDS_BEFORE_START: &str = "ends_at must be after starts_at";
     pub const NO_SUCH_SALE: &str = "no such sale";
     /// Redis's own text, so a WRONGTYPE reads the same from every backend.
@@ -99,6 +101,12 @@ pub mod message {
     /// RESTORE: another user has this order id.
     pub fn order_id_taken(order_id: impl Display) -> String {
         format!("{order_id} is another user's order")
+    }
+
+    /// PAUSE of a sale that is not live: `state` is its STATUS state
+    /// (`upcoming`, `sold_out` or `ended`).
+    pub fn not_live(state: impl Display) -> String {
+        format!("only a live sale can be paused; it is {state}")
     }
 
     /// RESTORE into a sale: the orders would not fit its stock.

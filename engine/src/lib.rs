@@ -24,8 +24,8 @@ pub use command::{parse, Command, CommandName, RestoredOrder};
 pub use error::EngineError;
 pub use model::{Model, SaleData};
 pub use reply::{
-    ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, RestoreReply, SaleState,
-    SaleStatus, SetupReply, StatusReply, UserStatus,
+    ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply, Resp, RestoreReply,
+    ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use rules::execute;
 pub use store::{MalformedEntry, OutboxEntry, SaleRecord, Store};

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::command::{
-    CommandName, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_ORDER_NUMBER, MAX_QUEUE, MAX_RATE,
-    MAX_RESTORE_ORDERS, MAX_STOCK, MAX_TIME_MS,
+    CommandName, CONTACT, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_ORDER_NUMBER, MAX_QUEUE,
+    MAX_RATE, MAX_RESTORE_ORDERS, MAX_STOCK, MAX_TIME_MS,
 };
 use crate::error::{message, ErrorCode};
 use crate::ids::{MAX_SALE_ID_LEN, MAX_USER_ID_LEN};
@@ -140,7 +140,10 @@ fn constants() -> String {
             .into(),
     );
     line(format!("local LEGACY_FIELDS = {}", field::LEGACY_COUNT));
-    line("-- Fields from this one on are left out when the sale has none (price).".into());
+    line(
+        "-- Fields from this one on are each left out when the sale has none (price, paused_at)."
+            .into(),
+    );
     line(format!(
         "local OPTIONAL_FIELDS_FROM = {}",
         field::OPTIONAL_FROM + 1
@@ -176,6 +179,7 @@ fn constants() -> String {
     ));
     line(String::new());
     line("-- Commands (command.rs).".into());
+    line(format!("local OPTION_CONTACT = {}", lua_str(CONTACT)));
     line("local MODULE_COMMAND = {".into());
     for name in CommandName::ALL {
         line(format!(
@@ -198,6 +202,7 @@ fn constants() -> String {
         ("SYNTAX", message::SYNTAX),
         ("INVALID_SALE_ID", message::INVALID_SALE_ID),
         ("INVALID_USER_ID", message::INVALID_USER_ID),
+        ("INVALID_CONTACT", message::INVALID_CONTACT),
         ("ENDS_BEFORE_START", message::ENDS_BEFORE_START),
         ("NO_SUCH_SALE", message::NO_SUCH_SALE),
         ("WRONG_TYPE", message::WRONG_TYPE),
@@ -237,6 +242,9 @@ fn constants() -> String {
     ));
     out.push_str(&lua_template("msg_order_id_taken", &["order_id"], |p| {
         message::order_id_taken(p[0])
+    }));
+    out.push_str(&lua_template("msg_not_live", &["state"], |p| {
+        message::not_live(p[0])
     }));
     out.push_str(&lua_template(
         "msg_orders_exceed_stock",

@@ -86,14 +86,18 @@ pub enum SaleState {
     Active,
     SoldOut,
     Ended,
+    /// Started, not over, and stopped by PAUSE: nobody new queues or is
+    /// admitted; holds run on.
+    Paused,
 }
 
 impl SaleState {
-    pub const ALL: [SaleState; 4] = [
+    pub const ALL: [SaleState; 5] = [
         SaleState::Upcoming,
         SaleState::Active,
         SaleState::SoldOut,
         SaleState::Ended,
+        SaleState::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +106,7 @@ impl SaleState {
             SaleState::Active => "active",
             SaleState::SoldOut => "sold_out",
             SaleState::Ended => "ended",
+            SaleState::Paused => "paused",
         }
     }
 
@@ -140,6 +145,8 @@ macro_rules! with_reply_shapes {
                     Ended = "ended",
                     SoldOut = "sold_out",
                     QueueFull { length: u64 } = "queue_full",
+                    /// The sale is paused: nobody new joins the queue.
+                    Paused = "paused",
                 }
                 Grant => GrantReply {
                     /// `users` got a hold, in queue order; `released` expired
@@ -149,6 +156,9 @@ macro_rules! with_reply_shapes {
                     /// The sale is over; `cleared` users were removed from the
                     /// queue.
                     Ended { cleared: u64 } = "ended",
+                    /// The sale is paused: nobody was admitted; `released`
+                    /// expired holds were freed.
+                    Paused { released: u64 } = "paused",
                 }
                 Confirm => ConfirmReply {
                     /// A new order, charged `amount` (the sale's price).
@@ -173,6 +183,18 @@ macro_rules! with_reply_shapes {
                     /// `added` orders were new to the sale; it has `orders`
                     /// orders now.
                     Restored { added: u64, orders: u64 } = "restored",
+                }
+                Pause => PauseReply {
+                    /// The sale was running and is paused now.
+                    Paused = "paused",
+                    /// It was paused already: nothing changed.
+                    AlreadyPaused = "already_paused",
+                }
+                Resume => ResumeReply {
+                    /// The sale was paused and runs again.
+                    Resumed = "resumed",
+                    /// It was not paused: nothing changed.
+                    NotPaused = "not_paused",
                 }
             ]
             named: Status => StatusReply {
@@ -437,6 +459,22 @@ mod tests {
             (
                 Reply::Release(ReleaseReply::LeftQueue),
                 Resp::Array(vec![word("left_queue")]),
+            ),
+            (
+                Reply::Enqueue(EnqueueReply::Paused),
+                Resp::Array(vec![word("paused")]),
+            ),
+            (
+                Reply::Grant(GrantReply::Paused { released: 2 }),
+                Resp::Array(vec![word("paused"), int(2)]),
+            ),
+            (
+                Reply::Pause(PauseReply::AlreadyPaused),
+                Resp::Array(vec![word("already_paused")]),
+            ),
+            (
+                Reply::Resume(ResumeReply::Resumed),
+                Resp::Array(vec![word("resumed")]),
             ),
             (
                 Reply::Restore(RestoreReply::Restored {

@@ -48,12 +48,24 @@ pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<R
         Command::Setup { sale, params } => Reply::Setup(setup(store, now, sale, params)?),
         Command::Enqueue { user, .. } => Reply::Enqueue(enqueue(store, now, user)?),
         Command::Grant { max, .. } => Reply::Grant(grant(store, now, *max)?),
-        Command::Confirm { sale, user, amount } => {
-            Reply::Confirm(confirm(store, now, sale, user, *amount)?)
-        }
+        Command::Confirm {
+            sale,
+            user,
+            amount,
+            contact,
+        } => Reply::Confirm(confirm(
+            store,
+            now,
+            sale,
+            user,
+            *amount,
+            contact.as_deref(),
+        )?),
         Command::Release { user, .. } => Reply::Release(release(store, user)?),
         Command::Status { user, .. } => Reply::Status(status(store, now, user.as_deref())?),
         Command::Restore { orders, .. } => Reply::Restore(restore(store, now, orders)?),
+        Command::Pause { .. } => Reply::Pause(pause(store, now)?),
+        Command::Resume { .. } => Reply::Resume(resume(store)?),
     })
 }
 
@@ -157,6 +169,10 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
             length,
         });
     }
+    // Those queued keep their place (above); nobody new joins.
+    if sale.paused_at.is_some() {
+        return Ok(EnqueueReply::Paused);
+    }
     if sale.max_queue > 0 && length >= sale.max_queue {
         return Ok(EnqueueReply::QueueFull { length });
     }
@@ -189,6 +205,10 @@ pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, 
         GrantOutcome::Ended
     } else if now < sale.starts_at {
         GrantOutcome::NotStarted
+    } else if sale.paused_at.is_some() {
+        // Nobody is admitted and the rate bucket is left alone: on resume
+        // it holds at most a second's worth, as always.
+        GrantOutcome::Paused
     } else {
         let held = store.live_holds(now)?;
         let available = sale.stock.saturating_sub(sale.sold + held);
@@ -212,6 +232,7 @@ pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, 
         GrantOutcome::NotStarted => GrantReply::NotStarted {
             ms_until_start: sale.starts_at - now,
         },
+        GrantOutcome::Paused => GrantReply::Paused { released },
         GrantOutcome::Admit { admit, credit } => {
             let users = if admit > 0 {
                 store.queue_pop(admit)?
@@ -238,6 +259,7 @@ pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, 
 enum GrantOutcome {
     Ended,
     NotStarted,
+    Paused,
     Admit { admit: u64, credit: u64 },
 }
 
@@ -260,6 +282,7 @@ pub fn confirm<S: Store>(
     sale_id: &str,
     user: &str,
     amount: Option<u64>,
+    contact: Option<&str>,
 ) -> Result<ConfirmReply, EngineError> {
     let sale = existing_sale(store)?;
     if let Some(order_id) = store.order_of(user)? {
@@ -300,6 +323,7 @@ pub fn confirm<S: Store>(
             user_id: user.to_string(),
             amount,
             confirmed_at: now,
+            contact: contact.map(str::to_string),
         },
     )?;
     store.write_sale(&SaleRecord {
@@ -430,6 +454,58 @@ pub fn release<S: Store>(store: &mut S, user: &str) -> Result<ReleaseReply, Engi
     Ok(ReleaseReply::None)
 }
 
+/// The sale's state at `now`, as STATUS reports it: the first that
+/// applies of upcoming, sold out, ended, paused, active.
+fn sale_state(sale: &SaleRecord, now: u64) -> SaleState {
+    if now < sale.starts_at {
+        SaleState::Upcoming
+    } else if sale.sold >= sale.stock {
+        SaleState::SoldOut
+    } else if now >= sale.ends_at {
+        SaleState::Ended
+    } else if sale.paused_at.is_some() {
+        SaleState::Paused
+    } else {
+        SaleState::Active
+    }
+}
+
+/// Stops a live sale: nobody new queues (ENQUEUE answers `paused`) and
+/// GRANT admits nobody; the queue keeps its order, holds run on and can be
+/// confirmed or released. Only a live sale — started, not over, not sold
+/// out — can be paused; pausing a paused one changes nothing.
+pub fn pause<S: Store>(store: &mut S, now: u64) -> Result<PauseReply, EngineError> {
+    let sale = existing_sale(store)?;
+    match sale_state(&sale, now) {
+        SaleState::Paused => Ok(PauseReply::AlreadyPaused),
+        SaleState::Active => {
+            store.write_sale(&SaleRecord {
+                paused_at: Some(now),
+                ..sale
+            })?;
+            Ok(PauseReply::Paused)
+        }
+        state @ (SaleState::Upcoming | SaleState::SoldOut | SaleState::Ended) => Err(
+            EngineError::new(ErrorCode::Conflict, message::not_live(state.as_str())),
+        ),
+    }
+}
+
+/// Lets a paused sale run again, exactly where it stopped: the same queue,
+/// the same window. Works in any state, so a sale that ended or sold out
+/// while paused can still be unmarked.
+pub fn resume<S: Store>(store: &mut S) -> Result<ResumeReply, EngineError> {
+    let sale = existing_sale(store)?;
+    if sale.paused_at.is_none() {
+        return Ok(ResumeReply::NotPaused);
+    }
+    store.write_sale(&SaleRecord {
+        paused_at: None,
+        ..sale
+    })?;
+    Ok(ResumeReply::Resumed)
+}
+
 pub fn status<S: Store>(
     store: &mut S,
     now: u64,
@@ -438,15 +514,7 @@ pub fn status<S: Store>(
     let sale = existing_sale(store)?;
     let held = store.live_holds(now)?;
     let queued = store.queue_len()?;
-    let state = if now < sale.starts_at {
-        SaleState::Upcoming
-    } else if sale.sold >= sale.stock {
-        SaleState::SoldOut
-    } else if now >= sale.ends_at {
-        SaleState::Ended
-    } else {
-        SaleState::Active
-    };
+    let state = sale_state(&sale, now);
     let user = match user {
         None => None,
         Some(user) => Some(if let Some(order_id) = store.order_of(user)? {

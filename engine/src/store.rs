@@ -10,7 +10,7 @@ use crate::{ids, keys, number, EngineError};
 
 /// The names of the sale record's fields, in their stored order.
 pub mod field {
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         "stock",
         "sold",
         "starts_at",
@@ -22,14 +22,16 @@ pub mod field {
         "rate_at",
         "order_seq",
         "price",
+        "paused_at",
     ];
     /// A record written before `order_seq` existed has only the fields
     /// before it; it reads as `order_seq = sold` (order numbers were then
     /// 1, 2, … `sold`) and is written back whole by the next command that
     /// writes the record.
     pub const LEGACY_COUNT: usize = 9;
-    /// Fields from here on are left out when the sale has none: a record
-    /// without `price` is a sale without a price.
+    /// Fields from here on are left out when the sale has none, each on its
+    /// own: a record without `price` is a sale without a price, one without
+    /// `paused_at` a sale that is not paused.
     pub const OPTIONAL_FROM: usize = 10;
 }
 
@@ -59,10 +61,14 @@ pub struct SaleRecord {
     /// What CONFIRM charges, in minor units; `None` for a sale set up
     /// without a PRICE (CONFIRM then records the amount it is given).
     pub price: Option<u64>,
+    /// When PAUSE stopped the sale (ms); `None` while it runs. A paused
+    /// sale queues and admits nobody new; holds run on and can be
+    /// confirmed.
+    pub paused_at: Option<u64>,
 }
 
 impl SaleRecord {
-    fn values(&self) -> [Option<u64>; 11] {
+    fn values(&self) -> [Option<u64>; 12] {
         [
             Some(self.stock),
             Some(self.sold),
@@ -75,6 +81,7 @@ impl SaleRecord {
             Some(self.rate_at),
             Some(self.order_seq),
             self.price,
+            self.paused_at,
         ]
     }
 
@@ -93,18 +100,27 @@ impl SaleRecord {
     }
 
     /// The exact inverse of [`SaleRecord::encode`]: the fields in order,
-    /// `name=` then 1 to 15 digits, single spaces between; the record may
-    /// end before an optional field ([`field::OPTIONAL_FROM`]), and a legacy
+    /// `name=` then 1 to 15 digits, single spaces between; each optional
+    /// field ([`field::OPTIONAL_FROM`] on) may be left out, and a legacy
     /// record ends after the first [`field::LEGACY_COUNT`] fields. Anything
     /// else (a hand edit gone wrong) is refused rather than guessed at.
     pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
         // A plain byte scanner: this runs on every command, in the hot path.
         let corrupt = EngineError::corrupt_sale;
-        let mut numbers: [Option<u64>; 11] = [None; 11];
+        let mut numbers: [Option<u64>; 12] = [None; 12];
         let mut pos = 0;
         for (i, name) in field::ALL.iter().enumerate() {
             if (i == field::LEGACY_COUNT || i >= field::OPTIONAL_FROM) && pos == raw.len() {
                 break;
+            }
+            // An optional field that is not next is left out; whatever is
+            // next must then be a later field, or the record is corrupt.
+            if i >= field::OPTIONAL_FROM
+                && (raw.get(pos) != Some(&b' ')
+                    || !raw[pos + 1..].starts_with(name.as_bytes())
+                    || raw.get(pos + 1 + name.len()) != Some(&b'='))
+            {
+                continue;
             }
             if i > 0 {
                 if raw.get(pos) != Some(&b' ') {
@@ -135,7 +151,7 @@ impl SaleRecord {
         if pos != raw.len() {
             return Err(corrupt());
         }
-        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq, price] =
+        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq, price, paused_at] =
             numbers;
         let required = |n: Option<u64>| n.ok_or_else(corrupt);
         let sold = required(sold)?;
@@ -151,6 +167,7 @@ impl SaleRecord {
             rate_at: required(rate_at)?,
             order_seq: order_seq.unwrap_or(sold),
             price,
+            paused_at,
         })
     }
 }
@@ -162,7 +179,12 @@ pub mod outbox_field {
     pub const USER_ID: &str = "user_id";
     pub const AMOUNT: &str = "amount";
     pub const CONFIRMED_AT: &str = "confirmed_at";
-    pub const ALL: [&str; 5] = [ORDER_ID, SALE_ID, USER_ID, AMOUNT, CONFIRMED_AT];
+    /// The buyer's address as typed (CONFIRM's `CONTACT`); only in entries
+    /// of a CONFIRM that gave one.
+    pub const CONTACT: &str = "contact";
+    /// Every entry has these.
+    pub const REQUIRED: [&str; 5] = [ORDER_ID, SALE_ID, USER_ID, AMOUNT, CONFIRMED_AT];
+    pub const ALL: [&str; 6] = [ORDER_ID, SALE_ID, USER_ID, AMOUNT, CONFIRMED_AT, CONTACT];
 }
 
 /// One entry of the outbox stream `fs:{sale}:outbox`, id
@@ -174,24 +196,38 @@ pub struct OutboxEntry {
     pub user_id: String,
     pub amount: u64,
     pub confirmed_at: u64,
+    /// The buyer's address as typed, when CONFIRM was given one
+    /// (`user_id` may be a normalised identity); see [`Self::contact`].
+    pub contact: Option<String>,
 }
 
 impl OutboxEntry {
-    /// The entry's field/value pairs, in [`outbox_field::ALL`] order.
-    pub fn fields(&self) -> [(&'static str, String); 5] {
-        let [order_id, sale_id, user_id, amount, confirmed_at] = outbox_field::ALL;
-        [
+    /// The address to write to the buyer at: as typed if CONFIRM had it,
+    /// else the user id.
+    pub fn contact(&self) -> &str {
+        self.contact.as_deref().unwrap_or(&self.user_id)
+    }
+
+    /// The entry's field/value pairs, in [`outbox_field::ALL`] order; the
+    /// contact only when there is one.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let [order_id, sale_id, user_id, amount, confirmed_at, contact] = outbox_field::ALL;
+        let mut fields = vec![
             (order_id, self.order_id.clone()),
             (sale_id, self.sale_id.clone()),
             (user_id, self.user_id.clone()),
             (amount, self.amount.to_string()),
             (confirmed_at, self.confirmed_at.to_string()),
-        ]
+        ];
+        if let Some(value) = &self.contact {
+            fields.push((contact, value.clone()));
+        }
+        fields
     }
 
     /// The inverse of [`OutboxEntry::fields`], from a stream entry's
     /// field/value pairs in any order. Refused: a missing, repeated or
-    /// unknown field; an invalid sale or user id; an order id that is not
+    /// unknown field; an invalid sale or user id or contact; an order id that is not
     /// one of the sale's ([`keys::order_number`]); an amount or time that
     /// is not 1 to 15 plain digits within the engine's limits.
     pub fn from_fields<K, V>(
@@ -201,7 +237,7 @@ impl OutboxEntry {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut values: [Option<String>; 5] = Default::default();
+        let mut values: [Option<String>; 6] = Default::default();
         for (name, value) in fields {
             let name = name.as_ref();
             let slot = outbox_field::ALL
@@ -212,17 +248,25 @@ impl OutboxEntry {
                 return Err(MalformedEntry(format!("{name} twice")));
             }
         }
-        if let Some(missing) = values.iter().position(Option::is_none) {
+        let required = outbox_field::REQUIRED.len();
+        if let Some(missing) = values[..required].iter().position(Option::is_none) {
             let name = outbox_field::ALL[missing];
             return Err(MalformedEntry(format!("no {name}")));
         }
+        let [order_id, sale_id, user_id, amount, confirmed_at, contact] = values;
         let [order_id, sale_id, user_id, amount, confirmed_at] =
-            values.map(Option::unwrap_or_default);
+            [order_id, sale_id, user_id, amount, confirmed_at].map(Option::unwrap_or_default);
         if !ids::is_valid_sale_id(sale_id.as_bytes()) {
             return Err(MalformedEntry(format!("invalid sale_id {sale_id:?}")));
         }
         if !ids::is_valid_user_id(user_id.as_bytes()) {
             return Err(MalformedEntry(format!("invalid user_id {user_id:?}")));
+        }
+        if let Some(contact) = contact
+            .as_ref()
+            .filter(|c| !ids::is_valid_user_id(c.as_bytes()))
+        {
+            return Err(MalformedEntry(format!("invalid contact {contact:?}")));
         }
         if keys::order_number(&sale_id, &order_id).is_none() {
             return Err(MalformedEntry(format!(
@@ -238,6 +282,7 @@ impl OutboxEntry {
             order_id,
             sale_id,
             user_id,
+            contact,
         })
     }
 }
@@ -309,7 +354,8 @@ pub trait Store {
     /// of its own type. Commands that write keys they have not read call it
     /// before their first write.
     fn check_key_types(&mut self) -> Result<(), EngineError>;
-    /// `XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount .. confirmed_at ..`
+    /// `XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount .. confirmed_at ..
+    /// [contact ..]`
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError>;
 }
 
@@ -331,6 +377,7 @@ mod tests {
             rate_at: 9,
             order_seq: 180_000_000_000_000,
             price: Some(1999),
+            paused_at: None,
         };
         let text = record.encode();
         assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9 order_seq=180000000000000 price=1999");
@@ -342,7 +389,25 @@ mod tests {
         };
         let text = unpriced.encode();
         assert!(text.ends_with(" order_seq=180000000000000"), "{text}");
-        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(unpriced));
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(unpriced.clone()));
+        // Paused, with and without a price: each optional field on its own.
+        let paused = SaleRecord {
+            paused_at: Some(42),
+            ..unpriced
+        };
+        let text = paused.encode();
+        assert!(
+            text.ends_with(" order_seq=180000000000000 paused_at=42"),
+            "{text}"
+        );
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(paused.clone()));
+        let both = SaleRecord {
+            price: Some(5),
+            ..paused
+        };
+        let text = both.encode();
+        assert!(text.ends_with(" price=5 paused_at=42"), "{text}");
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(both));
     }
 
     /// A record from before `order_seq` (nine fields) reads with
@@ -376,8 +441,18 @@ mod tests {
             user_id: "a@b.c".into(),
             amount: 1999,
             confirmed_at: 1_800_000_000_000,
+            contact: None,
         };
         assert_eq!(entry(&GOOD), Ok(expected.clone()));
+        assert_eq!(expected.contact(), "a@b.c");
+        let mut typed = GOOD.to_vec();
+        typed.push(("contact", "A+1@b.c"));
+        let with_contact = entry(&typed).expect("an entry with a contact");
+        assert_eq!(with_contact.contact(), "A+1@b.c");
+        assert_eq!(
+            OutboxEntry::from_fields(with_contact.fields()),
+            Ok(with_contact)
+        );
         let mut shuffled = GOOD;
         shuffled.reverse();
         assert_eq!(entry(&shuffled), Ok(expected.clone()));
@@ -394,11 +469,15 @@ mod tests {
     fn refuses_a_malformed_entry() {
         assert!(entry(&[("order_id", "s-1")]).is_err());
         assert!(entry(&[]).is_err());
+        // GOOD with `name` set to `value` (added if GOOD has no such field).
         let with = |name: &str, value: &str| {
-            let pairs: Vec<(&str, &str)> = GOOD
+            let mut pairs: Vec<(&str, &str)> = GOOD
                 .iter()
                 .map(|&(k, v)| (k, if k == name { value } else { v }))
                 .collect();
+            if !GOOD.iter().any(|(k, _)| *k == name) {
+                pairs.push((name, value));
+            }
             entry(&pairs)
         };
         for (name, value) in [
@@ -415,10 +494,12 @@ mod tests {
             ("user_id", "a b"),
             ("order_id", "s-01"),
             ("order_id", "s-"),
+            ("contact", "a b"),
+            ("contact", ""),
         ] {
             assert!(with(name, value).is_err(), "{name}={value:?}");
         }
-        for missing in outbox_field::ALL {
+        for missing in outbox_field::REQUIRED {
             let pairs: Vec<(&str, &str)> =
                 GOOD.into_iter().filter(|(k, _)| *k != missing).collect();
             assert_eq!(
@@ -458,6 +539,12 @@ mod tests {
             good.replacen(" order_seq=0", "", 1) + " ",
             // The price comes last, only after order_seq, with digits.
             format!("{good} price="),
+            // paused_at after the price, once, with digits.
+            format!("{good} paused_at=1 price=1"),
+            format!("{good} paused_at=1 paused_at=1"),
+            format!("{good} paused_at="),
+            format!("{good} paused_at"),
+            good.replacen(" order_seq=0", " paused_at=1 order_seq=0", 1),
             format!("{good} price=1 price=1"),
             format!("{good} price=-1"),
             good.replacen(" order_seq=0", " price=1", 1),

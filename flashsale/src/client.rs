@@ -4,8 +4,8 @@
 
 use engine::command::{RestoredOrder, SetupParams, MAX_RESTORE_ORDERS};
 use engine::{
-    Command, CommandName, ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp,
-    RestoreReply, SetupReply, StatusReply,
+    Command, CommandName, ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply,
+    Resp, RestoreReply, ResumeReply, SetupReply, StatusReply,
 };
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Value};
@@ -103,10 +103,27 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         replicas: u64,
         timeout_ms: u64,
     ) -> Result<(ConfirmReply, bool), ClientError> {
+        self.confirm_replicated_with_contact(sale, user, amount, None, replicas, timeout_ms)
+            .await
+    }
+
+    /// [`EngineClient::confirm_replicated`] with the buyer's address as
+    /// typed (`CONTACT`), kept in the order's outbox entry when `user` is a
+    /// normalised identity; `None` is the plain call (the contact is `user`).
+    pub async fn confirm_replicated_with_contact(
+        &mut self,
+        sale: &str,
+        user: &str,
+        amount: impl Into<Option<u64>>,
+        contact: Option<&str>,
+        replicas: u64,
+        timeout_ms: u64,
+    ) -> Result<(ConfirmReply, bool), ClientError> {
         let confirm = Command::Confirm {
             sale: sale.into(),
             user: user.into(),
             amount: amount.into(),
+            contact: contact.map(str::to_string),
         };
         let mut pipe = redis::pipe();
         pipe.cmd("ROLE")
@@ -190,11 +207,26 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         user: &str,
         amount: impl Into<Option<u64>>,
     ) -> Result<ConfirmReply, ClientError> {
+        self.confirm_with_contact(sale, user, amount, None).await
+    }
+
+    /// CONFIRM with the buyer's address as typed (`CONTACT`), kept in the
+    /// order's outbox entry (the worker writes it to the order's
+    /// `userEmail`) when `user` is a normalised identity. `None` is the
+    /// plain [`EngineClient::confirm`]: the order's contact is `user`.
+    pub async fn confirm_with_contact(
+        &mut self,
+        sale: &str,
+        user: &str,
+        amount: impl Into<Option<u64>>,
+        contact: Option<&str>,
+    ) -> Result<ConfirmReply, ClientError> {
         match self
             .execute(&Command::Confirm {
                 sale: sale.into(),
                 user: user.into(),
                 amount: amount.into(),
+                contact: contact.map(str::to_string),
             })
             .await?
         {
@@ -229,6 +261,25 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
             .await?
         {
             Reply::Status(r) => Ok(r),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// PAUSE: stops a live sale (nobody new queues or is admitted; holds
+    /// run on). `AlreadyPaused` when it was; a sale that is not live is
+    /// refused with `CONFLICT`.
+    pub async fn pause(&mut self, sale: &str) -> Result<PauseReply, ClientError> {
+        match self.execute(&Command::Pause { sale: sale.into() }).await? {
+            Reply::Pause(r) => Ok(r),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// RESUME: lets a paused sale run again where it stopped; `NotPaused`
+    /// when it was not paused.
+    pub async fn resume(&mut self, sale: &str) -> Result<ResumeReply, ClientError> {
+        match self.execute(&Command::Resume { sale: sale.into() }).await? {
+            Reply::Resume(r) => Ok(r),
             other => Err(mismatch(other)),
         }
     }

@@ -19,7 +19,7 @@ pub use connection::{RedisConn, RedisTarget, Timeouts};
 pub use engine::error::ErrorCode;
 pub use engine::{
     command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
-    GrantReply, MalformedEntry, Model, OutboxEntry, ReleaseReply, Reply, Resp, RestoreReply,
-    SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
+    GrantReply, MalformedEntry, Model, OutboxEntry, PauseReply, ReleaseReply, Reply, Resp,
+    RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use error::ClientError;

@@ -38,7 +38,7 @@ pub async fn order_entry<C: ConnectionLike + Send>(
 pub fn decode<'a>(
     fields: impl IntoIterator<Item = (&'a String, &'a Value)>,
 ) -> Option<OutboxEntry> {
-    let mut pairs = Vec::with_capacity(5);
+    let mut pairs = Vec::with_capacity(engine::store::outbox_field::ALL.len());
     for (name, value) in fields {
         let text = match value {
             Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.to_string(),

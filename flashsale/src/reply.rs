@@ -5,8 +5,8 @@
 
 use engine::reply::Field;
 use engine::{
-    CommandName, ConfirmReply, EnqueueReply, GrantReply, ReleaseReply, Reply, Resp, RestoreReply,
-    SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
+    CommandName, ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply, Resp,
+    RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 
 use crate::ClientError;
@@ -243,6 +243,15 @@ mod tests {
                 CommandName::Grant,
                 Reply::Grant(GrantReply::Ended { cleared: 3 }),
             ),
+            (
+                CommandName::Grant,
+                Reply::Grant(GrantReply::Paused { released: 1 }),
+            ),
+            (CommandName::Enqueue, Reply::Enqueue(EnqueueReply::Paused)),
+            (CommandName::Pause, Reply::Pause(PauseReply::Paused)),
+            (CommandName::Pause, Reply::Pause(PauseReply::AlreadyPaused)),
+            (CommandName::Resume, Reply::Resume(ResumeReply::Resumed)),
+            (CommandName::Resume, Reply::Resume(ResumeReply::NotPaused)),
             (
                 CommandName::Confirm,
                 Reply::Confirm(ConfirmReply::Confirmed {

@@ -60,6 +60,8 @@ handlers!(
     release => Release,
     status => Status,
     restore => Restore,
+    pause => Pause,
+    resume => Resume,
 );
 
 type Handler =
@@ -68,7 +70,7 @@ type Handler =
 /// Every command and its handler. Each declares one key, the sale id (first
 /// argument), whose slot is the slot of every key the sale has; its flags
 /// are the engine's ([`CommandName::flags`]), as for the Lua library.
-const COMMANDS: [(CommandName, Handler); 7] = [
+const COMMANDS: [(CommandName, Handler); 9] = [
     (CommandName::Setup, setup),
     (CommandName::Enqueue, enqueue),
     (CommandName::Grant, grant),
@@ -76,6 +78,8 @@ const COMMANDS: [(CommandName, Handler); 7] = [
     (CommandName::Release, release),
     (CommandName::Status, status),
     (CommandName::Restore, restore),
+    (CommandName::Pause, pause),
+    (CommandName::Resume, resume),
 ];
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {

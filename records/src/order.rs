@@ -11,7 +11,15 @@ use mongodb::{Collection, IndexModel};
 pub mod field {
     /// The engine's order id (`<sale>-<n>`).
     pub const ID: &str = "_id";
+    /// The buyer's address as they typed it (the engine's CONFIRM
+    /// `CONTACT`; the user id when none was given): what the buyer is
+    /// written to at.
     pub const USER_EMAIL: &str = "userEmail";
+    /// The engine's user id, the identity the one-per-person rule uses
+    /// (e.g. `bob@x.com` for `Bob+shoes@x.com`): what RESTORE gives back.
+    /// Orders written before it existed have only `userEmail`, which was
+    /// the user id then.
+    pub const BUYER_ID: &str = "buyerId";
     pub const SALE_ID: &str = "flashSaleId";
     pub const QUANTITY: &str = "quantity";
     pub const PAYMENT_STATUS: &str = "paymentStatus";
@@ -32,7 +40,8 @@ pub fn document(entry: &OutboxEntry, now: DateTime) -> Document {
     let millis = |ms: u64| DateTime::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
     doc! {
         field::ID: &entry.order_id,
-        field::USER_EMAIL: &entry.user_id,
+        field::USER_EMAIL: entry.contact(),
+        field::BUYER_ID: &entry.user_id,
         field::SALE_ID: &entry.sale_id,
         field::QUANTITY: 1,
         field::PAYMENT_STATUS: PAID,
@@ -44,22 +53,24 @@ pub fn document(entry: &OutboxEntry, now: DateTime) -> Document {
 }
 
 /// Every recorded order of `sale` as (order id, buyer): what the engine
-/// needs to rebuild the sale's orders after Redis lost them. Documents
-/// without a string id or buyer (not written by the worker) are left out.
+/// needs to rebuild the sale's orders after Redis lost them. The buyer is
+/// the engine's user id (`buyerId`; `userEmail` for orders from before
+/// it). Documents without a string id or buyer (not written by the worker)
+/// are left out.
 pub async fn buyers_of_sale(
     orders: &Collection<Document>,
     sale: &str,
 ) -> mongodb::error::Result<Vec<(String, String)>> {
     let mut cursor = orders
         .find(doc! { field::SALE_ID: sale })
-        .projection(doc! { field::ID: 1, field::USER_EMAIL: 1 })
+        .projection(doc! { field::ID: 1, field::USER_EMAIL: 1, field::BUYER_ID: 1 })
         .await?;
     let mut found = Vec::new();
     while let Some(document) = cursor.try_next().await? {
-        if let (Ok(id), Ok(buyer)) = (
-            document.get_str(field::ID),
-            document.get_str(field::USER_EMAIL),
-        ) {
+        let buyer = document
+            .get_str(field::BUYER_ID)
+            .or_else(|_| document.get_str(field::USER_EMAIL));
+        if let (Ok(id), Ok(buyer)) = (document.get_str(field::ID), buyer) {
             found.push((id.to_string(), buyer.to_string()));
         }
     }
@@ -91,11 +102,13 @@ mod tests {
             user_id: "ann@example.com".into(),
             amount: 4999,
             confirmed_at: 1_800_000_000_000,
+            contact: None,
         };
         let now = DateTime::from_millis(5);
         let doc = document(&entry, now);
         assert_eq!(doc.get_str("_id"), Ok("s-1"));
         assert_eq!(doc.get_str("userEmail"), Ok("ann@example.com"));
+        assert_eq!(doc.get_str("buyerId"), Ok("ann@example.com"));
         assert_eq!(doc.get_str("flashSaleId"), Ok("s"));
         assert_eq!(doc.get_str("paymentStatus"), Ok("paid"));
         assert_eq!(doc.get_i64("totalAmount"), Ok(4999));
@@ -105,5 +118,21 @@ mod tests {
             Ok(1_800_000_000_000)
         );
         assert_eq!(doc.get_datetime("createdAt"), Ok(&now));
+    }
+
+    /// The order keeps the address as typed; the identity goes to buyerId.
+    #[test]
+    fn an_order_keeps_the_address_as_typed() {
+        let entry = OutboxEntry {
+            order_id: "s-1".into(),
+            sale_id: "s".into(),
+            user_id: "bob@x.com".into(),
+            amount: 1,
+            confirmed_at: 1,
+            contact: Some("Bob+shoes@x.com".into()),
+        };
+        let doc = document(&entry, DateTime::from_millis(5));
+        assert_eq!(doc.get_str("userEmail"), Ok("Bob+shoes@x.com"));
+        assert_eq!(doc.get_str("buyerId"), Ok("bob@x.com"));
     }
 }

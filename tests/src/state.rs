@@ -48,28 +48,10 @@ pub async fn read_sale(conn: &mut MultiplexedConnection, sale: &str) -> SaleData
             .strip_prefix("0-")
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("outbox id {id} is not 0-<n>"));
-        let get = |name: &str| {
-            fields
-                .iter()
-                .find(|(f, _)| f == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("outbox entry {id} lacks {name}"))
-        };
-        let number = |name: &str| {
-            get(name)
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("{name} not a number"))
-        };
-        outbox.insert(
-            n,
-            OutboxEntry {
-                order_id: get("order_id"),
-                sale_id: get("sale_id"),
-                user_id: get("user_id"),
-                amount: number("amount"),
-                confirmed_at: number("confirmed_at"),
-            },
-        );
+        // The engine's own decoder: every field, the optional contact too.
+        let entry =
+            OutboxEntry::from_fields(fields).unwrap_or_else(|e| panic!("outbox entry {id}: {e}"));
+        outbox.insert(n, entry);
     }
     SaleData {
         sale: record,

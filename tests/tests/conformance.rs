@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use engine::RestoreReply;
 use flashsale::{
-    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, ReleaseReply, Reply,
-    Resp, SaleState, SetupParams, SetupReply, UserStatus,
+    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, PauseReply,
+    ReleaseReply, Reply, Resp, ResumeReply, SaleState, SetupParams, SetupReply, UserStatus,
 };
 use redis::aio::MultiplexedConnection;
 use tests::{server_time_ms, wait_for, Backend, EngineServer};
@@ -706,9 +706,42 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
         ),
         (
             Confirm,
-            vec!["s", "a", "1", "2"],
+            vec!["s", "a", "1", "CONTACT", "c", "x"],
             "ERR wrong number of arguments for 'FLASHSALE.CONFIRM'",
         ),
+        (Confirm, vec!["s", "a", "1", "2"], "ERR syntax error"),
+        (Confirm, vec!["s", "a", "CONTACT"], "ERR syntax error"),
+        (
+            Confirm,
+            vec!["s", "a", "contact", "c", "1"],
+            "ERR syntax error",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "1", "Contact", "c d"],
+            "ERR invalid contact",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "CONTACT", &long_user],
+            "ERR invalid contact",
+        ),
+        (
+            Confirm,
+            vec!["s", "a", "x", "CONTACT", "c"],
+            "ERR amount must be an integer from 0 to 999999999999999",
+        ),
+        (
+            Pause,
+            vec![],
+            "ERR wrong number of arguments for 'FLASHSALE.PAUSE'",
+        ),
+        (
+            Resume,
+            vec!["s", "x"],
+            "ERR wrong number of arguments for 'FLASHSALE.RESUME'",
+        ),
+        (Pause, vec!["s{"], "ERR invalid sale id"),
         (
             Release,
             vec!["s"],
@@ -867,6 +900,8 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
         (Confirm, vec!["nosuch", "a"], "NOSALE no such sale"),
         (Release, vec!["nosuch", "a"], "NOSALE no such sale"),
         (Status, vec!["nosuch"], "NOSALE no such sale"),
+        (Pause, vec!["nosuch"], "NOSALE no such sale"),
+        (Resume, vec!["nosuch"], "NOSALE no such sale"),
     ];
     for (name, args, expected) in cases {
         assert_eq!(
@@ -1119,6 +1154,9 @@ async fn over_maxmemory_only_release_runs(backend: Backend) {
         s.client.release("s", "b").await.unwrap(),
         ReleaseReply::LeftQueue
     );
+    // The emergency brake works when Redis is full.
+    assert_eq!(s.client.pause("s").await.unwrap(), PauseReply::Paused);
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::Resumed);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -1179,6 +1217,7 @@ async fn a_legacy_sale_record_upgrades_in_place(backend: Backend) {
             user_id: user.into(),
             amount: 5,
             confirmed_at: T0 - 5,
+            contact: None,
         };
         let mut xadd = redis::cmd("XADD");
         xadd.arg(keys::outbox("s")).arg(keys::outbox_entry_id(n));
@@ -1558,7 +1597,229 @@ async fn the_price_is_kept_and_locked_while_units_are_held(backend: Backend) {
     assert_eq!(amounts, vec![1999, 1999, 2999]);
 }
 
+impl Sale {
+    async fn state(&mut self) -> SaleState {
+        self.client.status("s", None).await.unwrap().sale.state
+    }
+
+    /// The outbox entries' fields, in stream order.
+    async fn outbox(&mut self) -> Vec<Vec<(String, String)>> {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(keys::outbox("s"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        entries.into_iter().map(|(_, fields)| fields).collect()
+    }
+}
+
+/// Issue 13: an admin pauses a live sale. New buyers are told `paused` and
+/// change nothing; GRANT admits nobody; those queued keep their place; a
+/// holder can still buy; RESUME continues from the same queue. Both are
+/// idempotent, and pausing a sale that is not live is refused unchanged.
+async fn pause_and_resume_a_live_sale(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for user in ["ann", "bob", "cat"] {
+        s.client.enqueue("s", user).await.unwrap();
+    }
+    assert_eq!(s.granted(1).await, vec!["ann"]);
+    s.at(T0 + 10).await;
+    assert_eq!(
+        s.raw(CommandName::Pause, &["s"]).await,
+        Ok(Resp::Array(vec![bulk("paused")]))
+    );
+    assert_eq!(s.record().await.paused_at, Some(T0 + 10));
+    assert_eq!(s.state().await, SaleState::Paused);
+    let paused = s.snapshot().await;
+    s.at(T0 + 20).await;
+    assert_eq!(
+        s.raw(CommandName::Pause, &["s"]).await,
+        Ok(Resp::Array(vec![bulk("already_paused")]))
+    );
+    // A new buyer is told, and nothing changes: not the queue, not the
+    // record, not even for a GRANT (nobody's hold has expired yet).
+    assert_eq!(
+        s.raw(CommandName::Enqueue, &["s", "dan"]).await,
+        Ok(Resp::Array(vec![bulk("paused")]))
+    );
+    assert_eq!(
+        s.raw(CommandName::Grant, &["s", "10"]).await,
+        Ok(Resp::Array(vec![bulk("paused"), Resp::Int(0)]))
+    );
+    assert_eq!(s.snapshot().await, paused, "paused: nothing changed");
+    // Those queued keep their place and are told it.
+    assert_eq!(
+        s.client.enqueue("s", "cat").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
+    assert_eq!(s.user("bob").await, UserStatus::Queued { position: 1 });
+    assert_eq!(s.user("dan").await, UserStatus::None);
+    // The holder keeps the unit and can buy it.
+    assert_eq!(s.user("ann").await, UserStatus::Holding { ms_left: 980 });
+    let ann = s.confirmed("ann").await;
+    assert_eq!(ann, order_at(T0 + 20, 0));
+
+    // Resume: the same queue, admission from its head.
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::Resumed);
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::NotPaused);
+    assert_eq!(s.record().await.paused_at, None);
+    assert_eq!(s.state().await, SaleState::Active);
+    assert_eq!(s.granted(1).await, vec!["bob"]);
+    assert_eq!(
+        s.client.enqueue("s", "dan").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        }
+    );
+
+    // A hold that expires while paused is reclaimed; its unit waits.
+    assert_eq!(s.client.pause("s").await.unwrap(), PauseReply::Paused);
+    s.at(T0 + 2000).await;
+    assert_eq!(
+        s.client.grant("s", 10).await.unwrap(),
+        GrantReply::Paused { released: 1 }
+    );
+    assert_eq!(s.user("bob").await, UserStatus::Expired);
+    assert_eq!(s.user("cat").await, UserStatus::Queued { position: 1 });
+
+    // Only a live sale can be paused: after its end it is refused, and the
+    // refusal changes nothing. RESUME still clears the mark.
+    s.at(T0 + 60_000).await;
+    assert_eq!(s.state().await, SaleState::Ended);
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Pause, &["s"]).await,
+        Err("CONFLICT only a live sale can be paused; it is ended".to_string())
+    );
+    assert_eq!(s.snapshot().await, before);
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::Resumed);
+    // Before its start, too.
+    s.at(T0 - 5).await;
+    assert_eq!(
+        s.raw(CommandName::Pause, &["s"]).await,
+        Err("CONFLICT only a live sale can be paused; it is upcoming".to_string())
+    );
+}
+
+/// A sold-out sale cannot be paused; SETUP keeps a pause.
+async fn pause_refuses_a_sold_out_sale_and_survives_setup(backend: Backend) {
+    let mut s = sale(backend, 1, 0, 0).await;
+    s.client.enqueue("s", "a").await.unwrap();
+    s.granted(1).await;
+    assert_eq!(s.client.pause("s").await.unwrap(), PauseReply::Paused);
+    let params = SetupParams {
+        stock: 2,
+        starts_at: T0,
+        ends_at: T0 + 90_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+        price: None,
+    };
+    assert_eq!(
+        s.client.setup("s", params.clone()).await.unwrap(),
+        SetupReply::Updated
+    );
+    assert_eq!(s.state().await, SaleState::Paused);
+    s.confirmed("a").await;
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::Resumed);
+    assert_eq!(
+        s.client
+            .setup("s", SetupParams { stock: 1, ..params })
+            .await
+            .unwrap(),
+        SetupReply::Updated
+    );
+    assert_eq!(s.state().await, SaleState::SoldOut);
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.raw(CommandName::Pause, &["s"]).await,
+        Err("CONFLICT only a live sale can be paused; it is sold_out".to_string())
+    );
+    assert_eq!(s.snapshot().await, before);
+}
+
+/// Issue 13: CONFIRM's CONTACT keeps the address as typed in the order's
+/// outbox entry; without it the entry is exactly as before.
+async fn confirm_keeps_the_contact_as_typed(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for user in ["bob@x.com", "ann@x.com"] {
+        s.client.enqueue("s", user).await.unwrap();
+    }
+    s.granted(2).await;
+    let bob = match s
+        .client
+        .confirm_with_contact("s", "bob@x.com", 5, Some("Bob+Shoes@x.com"))
+        .await
+        .unwrap()
+    {
+        ConfirmReply::Confirmed { order_id, .. } => order_id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        s.raw(CommandName::Confirm, &["s", "ann@x.com", "5"]).await,
+        Ok(Resp::Array(vec![
+            bulk("confirmed"),
+            bulk(&order_at(T0, 1)),
+            Resp::Int(5)
+        ]))
+    );
+    // A repeat ignores the contact, as it ignores the amount.
+    assert_eq!(
+        s.raw(
+            CommandName::Confirm,
+            &["s", "bob@x.com", "CONTACT", "x@y.z"]
+        )
+        .await,
+        Ok(Resp::Array(vec![bulk("purchased"), bulk(&bob)]))
+    );
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (t0, first, second) = (T0.to_string(), order_at(T0, 0), order_at(T0, 1));
+    assert_eq!(
+        s.outbox().await,
+        vec![
+            pairs(&[
+                ("order_id", &first),
+                ("sale_id", "s"),
+                ("user_id", "bob@x.com"),
+                ("amount", "5"),
+                ("confirmed_at", &t0),
+                ("contact", "Bob+Shoes@x.com"),
+            ]),
+            pairs(&[
+                ("order_id", &second),
+                ("sale_id", "s"),
+                ("user_id", "ann@x.com"),
+                ("amount", "5"),
+                ("confirmed_at", &t0),
+            ]),
+        ]
+    );
+    // As the API and the worker read it.
+    let entry = flashsale::outbox::order_entry(&mut s.conn, "s", &first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (entry.user_id.as_str(), entry.contact()),
+        ("bob@x.com", "Bob+Shoes@x.com")
+    );
+}
+
 tests::on_both_backends!(
+    pause_and_resume_a_live_sale,
+    pause_refuses_a_sold_out_sale_and_survives_setup,
+    confirm_keeps_the_contact_as_typed,
     the_price_is_kept_and_locked_while_units_are_held,
     every_outcome_of_a_purchase,
     fifo_over_many_users,

@@ -124,17 +124,36 @@ fn restore_args() -> impl Strategy<Value = Vec<String>> {
         })
 }
 
+/// CONFIRM's `CONTACT <address>`: mostly a valid address (as typed, so
+/// often not the user id), sometimes a bad one, the option without its
+/// value, or something after it.
+fn contact_args() -> impl Strategy<Value = Vec<String>> {
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    prop_oneof![
+        20 => prop::sample::select(&["U0+shoes@x.io", "u1", "contact", "CONTACT"][..])
+            .prop_map(|c| vec!["CONTACT".to_string(), c.to_string()]),
+        3 => Just(words(&["contact", "U4+1@x.io"])),
+        1 => Just(words(&["CONTACT", "bad contact"])),
+        1 => Just(words(&["CONTACT"])),
+        1 => Just(words(&["CONTACT", "a", "1"])),
+        1 => Just(words(&["7"])),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     use CommandName::*;
     prop_oneof![
         1 => setup_args().prop_map(|a| Op::Call(Setup, a)),
         6 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Enqueue, vec![s, u])),
         5 => (sale_arg(), number_arg(1..4u64)).prop_map(|(s, n)| Op::Call(Grant, vec![s, n])),
-        5 => (sale_arg(), user_arg(), prop::option::of(number_arg(prop::sample::select(vec![0u64, 5, 7, 999])))).prop_map(|(s, u, a)| {
+        5 => (sale_arg(), user_arg(), prop::option::of(number_arg(prop::sample::select(vec![0u64, 5, 7, 999]))), prop::option::of(contact_args())).prop_map(|(s, u, a, c)| {
             let mut args = vec![s, u];
             args.extend(a);
+            args.extend(c.into_iter().flatten());
             Op::Call(Confirm, args)
         }),
+        1 => sale_arg().prop_map(|s| Op::Call(Pause, vec![s])),
+        1 => sale_arg().prop_map(|s| Op::Call(Resume, vec![s])),
         2 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Release, vec![s, u])),
         2 => restore_args().prop_map(|a| Op::Call(Restore, a)),
         2 => (sale_arg(), prop::option::of(user_arg())).prop_map(|(s, u)| {

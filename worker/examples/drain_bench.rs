@@ -24,6 +24,7 @@ async fn baseline(db: &mongodb::Database, n: usize, batch: usize, round: usize) 
             user_id: format!("buyer{i}@example.com"),
             amount: 1999,
             confirmed_at: 0,
+            contact: None,
         })
         .collect();
     let started = Instant::now();

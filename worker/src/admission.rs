@@ -19,6 +19,11 @@ pub enum Admission {
     },
     /// The sale is over (its queue has been cleared).
     Ended,
+    /// An admin paused the sale: nobody was admitted; `released` lapsed
+    /// holds were reclaimed (holds run on while paused).
+    Paused {
+        released: u64,
+    },
 }
 
 pub async fn admit<C: ConnectionLike + Send>(
@@ -48,6 +53,12 @@ pub async fn admit<C: ConnectionLike + Send>(
                 })
             }
             GrantReply::Ended { .. } => return Ok(Admission::Ended),
+            GrantReply::Paused { released: freed } => {
+                metrics::counter!("flashsale_worker_holds_released_total").increment(freed);
+                return Ok(Admission::Paused {
+                    released: released + freed,
+                });
+            }
         }
     }
 }

@@ -76,7 +76,7 @@ async fn conflicts(db: &Database, orders: &[OutboxEntry]) -> Result<Vec<String>,
     }
     Ok(orders
         .iter()
-        .filter(|o| found.get(&o.order_id) != Some(&(o.user_id.clone(), o.sale_id.clone())))
+        .filter(|o| found.get(&o.order_id) != Some(&(o.contact().to_string(), o.sale_id.clone())))
         .map(|o| o.order_id.clone())
         .collect())
 }

@@ -169,6 +169,12 @@ pub async fn buy(
         }
         EnqueueReply::Ended => return Err(sale_ended()),
         EnqueueReply::SoldOut => return Err(sold_out()),
+        EnqueueReply::Paused => {
+            return Err(ApiError::conflict(
+                "sale_paused",
+                "the sale is paused; buyers in the queue keep their place",
+            ))
+        }
         EnqueueReply::QueueFull { length } => {
             return Err(
                 ApiError::conflict("queue_full", "the queue is full; try again later")

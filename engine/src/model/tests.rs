@@ -651,6 +651,8 @@ enum Op {
     Release(usize),
     Setup(u64),
     Restore(usize, u64),
+    Pause,
+    Resume,
     Tick(u64),
 }
 
@@ -662,8 +664,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..8usize).prop_map(Op::Release),
         1 => (0..6u64).prop_map(Op::Setup),
         1 => (0..8usize, prop::sample::select(vec![1u64, 2, T0 * 100 + 500, T0 * 100 + 90_000])).prop_map(|(u, n)| Op::Restore(u, n)),
+        1 => Just(Op::Pause),
+        1 => Just(Op::Resume),
         2 => (0..800u64).prop_map(Op::Tick),
     ]
+}
+
+fn is_paused(m: &Model) -> bool {
+    m.sale("s")
+        .and_then(|d| d.sale.as_ref())
+        .is_some_and(|r| r.paused_at.is_some())
 }
 
 proptest! {
@@ -679,10 +689,24 @@ proptest! {
             let user = |i: usize| format!("u{i}");
             let (start, end) = (T0.to_string(), (T0 + 20_000).to_string());
             let _ = match &op {
-                Op::Enqueue(i) => call(&mut m, now, Enqueue, &["s", &user(*i)]),
+                Op::Enqueue(i) => {
+                    let paused = is_paused(&m);
+                    let queue_before = m.sale("s").map(|d| d.queue.clone());
+                    let reply = call(&mut m, now, Enqueue, &["s", &user(*i)]);
+                    // A paused sale queues nobody new.
+                    if paused {
+                        prop_assert_eq!(m.sale("s").map(|d| d.queue.clone()), queue_before);
+                    }
+                    reply
+                }
                 Op::Grant(n) => {
+                    let paused = is_paused(&m);
                     let queue_before = m.sale("s").map(SaleData::queue_in_order).unwrap_or_default();
                     let reply = call(&mut m, now, Grant, &["s", &n.to_string()]);
+                    // A paused sale admits nobody.
+                    if paused {
+                        prop_assert!(!matches!(&reply, Ok(Reply::Grant(GrantReply::Granted { .. }))), "{:?}", reply);
+                    }
                     if let Ok(Reply::Grant(GrantReply::Granted { users, .. })) = &reply {
                         // FIFO: exactly the head of the queue, in order.
                         prop_assert_eq!(&queue_before[..users.len()], &users[..]);
@@ -700,8 +724,17 @@ proptest! {
                     }
                     reply
                 }
+                Op::Pause => {
+                    let queue_before = m.sale("s").map(|d| d.queue.clone());
+                    let reply = call(&mut m, now, Pause, &["s"]);
+                    // Pausing never touches the queue.
+                    prop_assert_eq!(m.sale("s").map(|d| d.queue.clone()), queue_before);
+                    reply
+                }
+                Op::Resume => call(&mut m, now, Resume, &["s"]),
                 Op::Tick(ms) => { now += ms; continue; }
             };
+
             let d = m.sale("s").expect("sale").clone();
             let record = d.sale.clone().expect("record");
             let live = d.holds.values().filter(|&&e| e > now).count() as u64;
@@ -836,4 +869,211 @@ fn an_unpriced_sale_needs_the_amount() {
             amount: 800,
         })
     );
+}
+
+fn sale_state(m: &mut Model, now: u64) -> SaleState {
+    match ok(m, now, Status, &["s"]) {
+        Reply::Status(StatusReply { sale, .. }) => sale.state,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// PAUSE stops a live sale without taking anything from anyone: new buyers
+/// are told `paused` and change nothing, GRANT admits nobody (but still
+/// reclaims lapsed holds), the queue keeps its order, a holder can still
+/// confirm; RESUME continues exactly where it stopped.
+#[test]
+fn pause_stops_admission_and_resume_continues() {
+    let mut m = sale(3, &[]);
+    for user in ["ann", "bob", "cat"] {
+        ok(&mut m, T0, Enqueue, &["s", user]);
+    }
+    assert_eq!(granted(&mut m, T0 + 1, 1), vec!["ann"]);
+    assert_eq!(
+        ok(&mut m, T0 + 2, Pause, &["s"]),
+        Reply::Pause(PauseReply::Paused)
+    );
+    assert_eq!(sale_state(&mut m, T0 + 3), SaleState::Paused);
+    // Idempotent: the second pause changes nothing, not even paused_at.
+    let before = m.sale("s").cloned();
+    assert_eq!(
+        ok(&mut m, T0 + 4, Pause, &["s"]),
+        Reply::Pause(PauseReply::AlreadyPaused)
+    );
+    assert_eq!(m.sale("s").cloned(), before);
+    assert_eq!(
+        before.and_then(|d| d.sale).and_then(|r| r.paused_at),
+        Some(T0 + 2)
+    );
+
+    // Nobody new joins; nothing changes.
+    let before = m.sale("s").cloned();
+    assert_eq!(
+        ok(&mut m, T0 + 5, Enqueue, &["s", "dan"]),
+        Reply::Enqueue(EnqueueReply::Paused)
+    );
+    assert_eq!(m.sale("s").cloned(), before);
+    // Those queued keep their place and are told it.
+    assert_eq!(
+        ok(&mut m, T0 + 5, Enqueue, &["s", "cat"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        })
+    );
+    assert_eq!(
+        user_status(&mut m, T0 + 5, "bob"),
+        UserStatus::Queued { position: 1 }
+    );
+    // GRANT admits nobody, however often it is called.
+    assert_eq!(
+        ok(&mut m, T0 + 6, Grant, &["s", "10"]),
+        Reply::Grant(GrantReply::Paused { released: 0 })
+    );
+    assert_eq!(
+        m.sale("s").map(SaleData::queue_in_order),
+        Some(vec!["bob".into(), "cat".into()])
+    );
+    // The holder keeps the unit and can buy it.
+    assert_eq!(confirmed(&mut m, T0 + 7, "ann"), first_order_at(T0 + 7));
+
+    // Resume: admission continues from the head of the same queue.
+    assert_eq!(
+        ok(&mut m, T0 + 8, Resume, &["s"]),
+        Reply::Resume(ResumeReply::Resumed)
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 8, Resume, &["s"]),
+        Reply::Resume(ResumeReply::NotPaused)
+    );
+    assert_eq!(sale_state(&mut m, T0 + 8), SaleState::Active);
+    assert_eq!(granted(&mut m, T0 + 9, 1), vec!["bob"]);
+    assert!(matches!(
+        ok(&mut m, T0 + 9, Enqueue, &["s", "dan"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 2,
+            length: 2
+        })
+    ));
+}
+
+/// Holds run on while a sale is paused: one that expires is reclaimed by
+/// GRANT as always (its holder lapsed), but its unit goes to nobody until
+/// the sale resumes.
+#[test]
+fn holds_expire_while_paused_and_their_units_wait_for_resume() {
+    let mut m = sale(1, &[]);
+    ok(&mut m, T0, Enqueue, &["s", "ann"]);
+    ok(&mut m, T0, Enqueue, &["s", "bob"]);
+    assert_eq!(granted(&mut m, T0, 1), vec!["ann"]);
+    ok(&mut m, T0 + 1, Pause, &["s"]);
+    assert_eq!(
+        ok(&mut m, T0 + 1000, Grant, &["s", "5"]),
+        Reply::Grant(GrantReply::Paused { released: 1 })
+    );
+    assert_eq!(user_status(&mut m, T0 + 1000, "ann"), UserStatus::Expired);
+    assert_eq!(
+        user_status(&mut m, T0 + 1000, "bob"),
+        UserStatus::Queued { position: 1 }
+    );
+    ok(&mut m, T0 + 2000, Resume, &["s"]);
+    assert_eq!(granted(&mut m, T0 + 2000, 5), vec!["bob"]);
+}
+
+/// Only a live sale can be paused; the refusal changes nothing. A sale that
+/// ends or sells out while paused reports that (the final states win), and
+/// RESUME still clears its mark. SETUP keeps the pause.
+#[test]
+fn pause_needs_a_live_sale() {
+    assert_eq!(
+        call(&mut Model::new(), T0, Pause, &["s"]),
+        Err("NOSALE no such sale".into())
+    );
+    assert_eq!(
+        call(&mut Model::new(), T0, Resume, &["s"]),
+        Err("NOSALE no such sale".into())
+    );
+    let mut m = sale(1, &[]);
+    let before = m.sale("s").cloned();
+    assert_eq!(
+        call(&mut m, T0 - 1, Pause, &["s"]),
+        Err("CONFLICT only a live sale can be paused; it is upcoming".into())
+    );
+    assert_eq!(
+        call(&mut m, T0 + 60_000, Pause, &["s"]),
+        Err("CONFLICT only a live sale can be paused; it is ended".into())
+    );
+    assert_eq!(m.sale("s").cloned(), before);
+    let mut sold = sale(0, &[]);
+    assert_eq!(
+        call(&mut sold, T0, Pause, &["s"]),
+        Err("CONFLICT only a live sale can be paused; it is sold_out".into())
+    );
+
+    ok(&mut m, T0, Pause, &["s"]);
+    // SETUP changes the parameters and keeps the pause.
+    let (start, end) = (T0.to_string(), (T0 + 90_000).to_string());
+    ok(&mut m, T0 + 1, Setup, &["s", "2", &start, &end, "1000"]);
+    assert_eq!(sale_state(&mut m, T0 + 1), SaleState::Paused);
+    // Over while paused: ENQUEUE and STATUS say so, GRANT clears the queue.
+    assert_eq!(sale_state(&mut m, T0 + 90_000), SaleState::Ended);
+    assert_eq!(
+        ok(&mut m, T0 + 90_000, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::Ended)
+    );
+    assert_eq!(
+        call(&mut m, T0 + 90_000, Pause, &["s"]),
+        Err("CONFLICT only a live sale can be paused; it is ended".into())
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 90_000, Resume, &["s"]),
+        Reply::Resume(ResumeReply::Resumed)
+    );
+}
+
+/// CONFIRM's CONTACT is kept in the outbox entry as typed; without it the
+/// entry is as before (no contact field) and the contact is the user id.
+/// A repeated CONFIRM ignores it, like the amount.
+#[test]
+fn confirm_keeps_the_address_as_typed() {
+    let mut m = sale(2, &[]);
+    for user in ["bob@x.com", "ann@x.com"] {
+        ok(&mut m, T0, Enqueue, &["s", user]);
+    }
+    granted(&mut m, T0, 2);
+    assert!(matches!(
+        ok(
+            &mut m,
+            T0 + 1,
+            Confirm,
+            &["s", "bob@x.com", "CONTACT", "Bob+Shoes@x.com"]
+        ),
+        Reply::Confirm(ConfirmReply::Confirmed { .. })
+    ));
+    assert!(matches!(
+        ok(&mut m, T0 + 2, Confirm, &["s", "ann@x.com", "1999"]),
+        Reply::Confirm(ConfirmReply::Confirmed { .. })
+    ));
+    assert!(matches!(
+        ok(
+            &mut m,
+            T0 + 3,
+            Confirm,
+            &["s", "bob@x.com", "contact", "other@x.com"]
+        ),
+        Reply::Confirm(ConfirmReply::Purchased { .. })
+    ));
+    let outbox: Vec<_> = m
+        .sale("s")
+        .expect("sale")
+        .outbox
+        .values()
+        .cloned()
+        .collect();
+    assert_eq!(outbox[0].contact.as_deref(), Some("Bob+Shoes@x.com"));
+    assert_eq!(outbox[0].contact(), "Bob+Shoes@x.com");
+    assert_eq!(outbox[0].user_id, "bob@x.com");
+    assert_eq!(outbox[1].contact, None);
+    assert_eq!(outbox[1].contact(), "ann@x.com");
+    assert_eq!(outbox.len(), 2);
 }

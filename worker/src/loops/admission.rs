@@ -15,7 +15,7 @@ use crate::connect::EngineConn;
 use crate::schedule::SaleSchedule;
 use crate::shutdown::pause;
 
-/// GRANTs every sale that is open, as often as the poll interval; an upcoming
+/// GRANTs every sale that is open or paused, as often as the poll interval; an upcoming
 /// sale is not asked again before it starts, an ended one only once per
 /// sales refresh (an admin may extend it, and then it is open again).
 pub(crate) async fn run(
@@ -44,6 +44,12 @@ pub(crate) async fn run(
                 }
                 Ok(Admission::Upcoming { starts_in }) => {
                     visits.not_before(&sale.id, now + starts_in.min(config.sales_refresh()));
+                }
+                Ok(Admission::Paused { released }) => {
+                    // Asked again at the usual pace, so that admission goes
+                    // on as soon as an admin resumes the sale, and lapsed
+                    // holds are still reclaimed meanwhile.
+                    tracing::debug!(sale = %sale.id, released, "sale paused; nobody admitted");
                 }
                 Ok(Admission::Ended) => {
                     tracing::debug!(sale = %sale.id, "sale ended; queue cleared");

@@ -19,6 +19,9 @@ pub enum SaleState {
     Active,
     Ended,
     SoldOut,
+    /// Live, but stopped by an admin: nobody new queues or is admitted;
+    /// those queued keep their place, holders can still buy.
+    Paused,
 }
 
 impl From<flashsale::SaleState> for SaleState {
@@ -28,6 +31,7 @@ impl From<flashsale::SaleState> for SaleState {
             flashsale::SaleState::Active => SaleState::Active,
             flashsale::SaleState::Ended => SaleState::Ended,
             flashsale::SaleState::SoldOut => SaleState::SoldOut,
+            flashsale::SaleState::Paused => SaleState::Paused,
         }
     }
 }
