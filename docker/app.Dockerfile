@@ -124,8 +124,10 @@ COPY --from=builder /out/flashsale-api /out/flashsale-worker /usr/local/bin/
 USER flashsale:flashsale
 # The API listens on 127.0.0.1 by default; in a container it must be reachable.
 ENV BEND_HOST=0.0.0.0
-# 3000: flashsale-api (BEND_PORT). 9187: flashsale-worker /metrics, /healthz
-# (WORKER_METRICS_ADDR; set it to 0.0.0.0:9187 in a container).
-EXPOSE 3000 9187
+# 3000: flashsale-api (BEND_PORT). 9464: flashsale-api /metrics (METRICS_ADDR,
+# loopback by default; set it to 0.0.0.0:9464 in a container and do not
+# publish it). 9187: flashsale-worker /metrics, /healthz (WORKER_METRICS_ADDR;
+# set it to 0.0.0.0:9187 in a container).
+EXPOSE 3000 9464 9187
 CMD ["flashsale-api"]
 LABEL org.flashsale.build=app

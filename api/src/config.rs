@@ -3,12 +3,13 @@
 //! seed where it had one (`BEND_HOST`, `BEND_PORT`, `MONGO_URL`, `REDIS_URL`,
 //! `HOLD_TTL_SECONDS`, `JWT_SECRET`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flashsale::{BackendChoice, RedisTarget};
 
+use crate::auth::secret::Secret;
 use crate::http::client_ip::{IpNet, TrustedProxies};
 
 /// Longest lifetime of an access token the API issues (the issue's limit).
@@ -115,7 +116,7 @@ pub struct Settings {
 
     /// HS256 secret for admin tokens (at least 32 bytes outside dev mode).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     #[arg(long, env = "JWT_ISSUER", default_value = "flashsale-api")]
     pub jwt_issuer: String,
     #[arg(long, env = "JWT_AUDIENCE", default_value = "flashsale-admin")]
@@ -129,6 +130,10 @@ pub struct Settings {
     /// seed-admin credentials. Never set it in production.
     #[arg(long, env = "DEV_MODE", default_value_t = false, action = clap::ArgAction::Set)]
     pub dev_mode: bool,
+    /// Dev mode is refused on a non-loopback BEND_HOST (anyone who can reach
+    /// it could sign in as admin@example.com / admin123) unless this is set.
+    #[arg(long, env = "ALLOW_DEV_ON_PUBLIC_HOST", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_dev_on_public_host: bool,
 
     /// Browser origins allowed by CORS, comma-separated; `*` for any; empty
     /// for none (same-origin only).
@@ -173,9 +178,73 @@ pub struct Settings {
     pub rate_limit_buy_burst: u32,
 
     /// Concurrent password hashes (Argon2id is CPU- and memory-heavy);
-    /// default: the number of CPUs.
+    /// default: half the CPUs (at least 1), so buyers always get CPU.
     #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
     pub password_hash_concurrency: Option<usize>,
+
+    /// Position, by-email and event-stream requests per second per client;
+    /// default: 2 × RATE_LIMIT_BUY_PER_SECOND (a buyer polls more often than
+    /// it buys, and an operator who raises the buy limit for many buyers
+    /// behind one address raises their polling with it).
+    #[arg(long, env = "RATE_LIMIT_READ_PER_SECOND",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_read_per_second: Option<u32>,
+    /// ...with bursts of up to this many; default: 2 × RATE_LIMIT_BUY_BURST.
+    #[arg(long, env = "RATE_LIMIT_READ_BURST",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_read_burst: Option<u32>,
+    /// Event streams (`GET /orders/events`) open at once per client;
+    /// default: RATE_LIMIT_BUY_BURST.
+    #[arg(long, env = "RATE_LIMIT_EVENT_STREAMS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_event_streams: Option<u32>,
+    /// Public reads per second per client: `/public/flash-sales` and
+    /// `/flash-sales/{saleId}/public` (not the admin catalogue)...
+    #[arg(long, env = "RATE_LIMIT_PUBLIC_PER_SECOND", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_public_per_second: u32,
+    /// ...with bursts of up to this many.
+    #[arg(long, env = "RATE_LIMIT_PUBLIC_BURST", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_public_burst: u32,
+    /// The IPv6 prefix that is one client (a subscriber usually holds a /64).
+    #[arg(long, env = "RATE_LIMIT_IPV6_CLIENT_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_limit_ipv6_client_prefix: u8,
+    /// The wider IPv6 prefix (a site, often a /48 = 65,536 /64s) whose
+    /// buys and confirms share one more bucket: a client must pass both.
+    #[arg(long, env = "RATE_LIMIT_IPV6_NETWORK_PREFIX", default_value_t = 48,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_limit_ipv6_network_prefix: u8,
+    /// That network bucket allows this many times the per-client buy quota.
+    #[arg(long, env = "RATE_LIMIT_IPV6_NETWORK_FACTOR", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_ipv6_network_factor: u32,
+
+    /// Sign-in failures for one account before it is locked (whatever the
+    /// client address; the lock answers 429 without running Argon2).
+    #[arg(long, env = "SIGNIN_MAX_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub signin_max_failures: u32,
+    /// The first lock's length (ms); each further failure doubles it.
+    #[arg(long, env = "SIGNIN_LOCKOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub signin_lockout_ms: u64,
+    /// The longest lock (ms); failures are forgotten after twice this.
+    #[arg(long, env = "SIGNIN_LOCKOUT_MAX_MS", default_value_t = 900_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub signin_lockout_max_ms: u64,
+
+    /// Where `/metrics` is served: a listener of its own, never the public
+    /// port. Default 127.0.0.1:9464 (127.0.0.1:0, any free port, when
+    /// BEND_PORT is 0 as in tests).
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long the public sale list and a sale's public view are reused
+    /// (ms), so N public reads cost far fewer than N engine calls; 0: never.
+    #[arg(long, env = "PUBLIC_CACHE_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub public_cache_ms: u64,
 
     /// Log lines as text or JSON (filter with RUST_LOG).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
@@ -196,6 +265,10 @@ pub enum ConfigError {
     BadCorsOrigin(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("CORS_ORIGINS=* is only accepted in dev mode; list the shop's origins")]
+    AnyCorsOrigin,
+    #[error("dev mode (built-in secret and admin) on the non-loopback BEND_HOST {0}; set ALLOW_DEV_ON_PUBLIC_HOST=true if that is really meant")]
+    DevModeOnPublicHost(IpAddr),
 }
 
 impl Settings {
@@ -207,7 +280,7 @@ impl Settings {
 
     /// The JWT secret to use, refusing weak ones outside dev mode.
     pub fn jwt_secret(&self) -> Result<Vec<u8>, ConfigError> {
-        match (&self.jwt_secret, self.dev_mode) {
+        match (self.jwt_secret.as_ref().map(Secret::expose), self.dev_mode) {
             (None, true) => Ok(DEV_JWT_SECRET.as_bytes().to_vec()),
             (Some(secret), true) => Ok(secret.as_bytes().to_vec()),
             (None, false) => Err(ConfigError::MissingJwtSecret),
@@ -254,6 +327,9 @@ impl Settings {
             if !valid {
                 return Err(ConfigError::BadCorsOrigin(origin.clone()));
             }
+            if origin == "*" && !self.dev_mode {
+                return Err(ConfigError::AnyCorsOrigin);
+            }
         }
         Ok(origins)
     }
@@ -262,10 +338,32 @@ impl Settings {
         self.password_hash_concurrency
             .filter(|&n| n > 0)
             .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cpus / 2).max(1)
             })
+    }
+
+    /// Position, by-email and event requests per second per client.
+    pub fn rate_limit_read(&self) -> (u32, u32) {
+        (
+            self.rate_limit_read_per_second
+                .unwrap_or(self.rate_limit_buy_per_second.saturating_mul(2)),
+            self.rate_limit_read_burst
+                .unwrap_or(self.rate_limit_buy_burst.saturating_mul(2)),
+        )
+    }
+
+    pub fn rate_limit_event_streams(&self) -> u32 {
+        self.rate_limit_event_streams
+            .unwrap_or(self.rate_limit_buy_burst)
+    }
+
+    /// The metrics listener's address (see `METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr.unwrap_or_else(|| {
+            let port = if self.port == 0 { 0 } else { 9464 };
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+        })
     }
 
     /// A single server, or the cluster when REDIS_CLUSTER_NODES is set.
@@ -293,6 +391,9 @@ impl Settings {
         self.cors_origins()?;
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::Zero("BODY_LIMIT_BYTES"));
+        }
+        if self.dev_mode && !self.host.is_loopback() && !self.allow_dev_on_public_host {
+            return Err(ConfigError::DevModeOnPublicHost(self.host));
         }
         Ok(())
     }
@@ -360,5 +461,82 @@ mod tests {
         assert!(settings(&["--cors-origins", "ftp://x"])
             .cors_origins()
             .is_err());
+    }
+
+    #[test]
+    fn any_cors_origin_only_in_dev_mode() {
+        let any = settings(&["--cors-origins", "*"]);
+        assert!(matches!(
+            any.cors_origins(),
+            Err(ConfigError::AnyCorsOrigin)
+        ));
+        assert!(settings(&["--cors-origins", "*", "--dev-mode", "true"])
+            .cors_origins()
+            .is_ok());
+        assert!(settings(&["--cors-origins", "https://shop.example"])
+            .cors_origins()
+            .is_ok());
+    }
+
+    #[test]
+    fn dev_mode_only_on_loopback_unless_explicitly_allowed() {
+        let dev = ["--dev-mode", "true"];
+        for host in ["127.0.0.1", "::1"] {
+            assert!(settings(&[&dev[..], &["--host", host]].concat())
+                .validate()
+                .is_ok());
+        }
+        for host in ["0.0.0.0", "::", "192.0.2.10"] {
+            assert!(matches!(
+                settings(&[&dev[..], &["--host", host]].concat()).validate(),
+                Err(ConfigError::DevModeOnPublicHost(_))
+            ));
+            assert!(settings(
+                &[
+                    &dev[..],
+                    &["--host", host, "--allow-dev-on-public-host", "true"]
+                ]
+                .concat()
+            )
+            .validate()
+            .is_ok());
+        }
+        // Outside dev mode any host is fine (with a real secret).
+        let strong = "0123456789abcdef0123456789abcdef";
+        assert!(settings(&["--host", "0.0.0.0", "--jwt-secret", strong])
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn settings_never_print_the_jwt_secret() {
+        let secret = "a-secret-nobody-may-read-0123456789abcdef";
+        let s = settings(&["--jwt-secret", secret]);
+        let shown = format!("{s:?} {s:#?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("[redacted]"));
+        assert!(s.jwt_secret().is_ok_and(|k| k == secret.as_bytes()));
+    }
+
+    #[test]
+    fn argon2_takes_at_most_half_the_cpus_by_default() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = settings(&[]).password_hash_concurrency();
+        assert!(n >= 1 && (n <= cpus / 2 || n == 1), "{n} of {cpus}");
+        let set = settings(&["--password-hash-concurrency", "3"]);
+        assert_eq!(set.password_hash_concurrency(), 3);
+    }
+
+    #[test]
+    fn derived_limits_and_the_metrics_address() {
+        let s = settings(&[]);
+        assert_eq!(s.rate_limit_read(), (20, 40));
+        assert_eq!(s.rate_limit_event_streams(), 20);
+        assert_eq!(s.metrics_addr().to_string(), "127.0.0.1:9464");
+        let s = settings(&["--port", "0", "--rate-limit-buy-per-second", "7"]);
+        assert_eq!(s.metrics_addr().to_string(), "127.0.0.1:0");
+        assert_eq!(s.rate_limit_read().0, 14);
+        let s = settings(&["--metrics-addr", "0.0.0.0:9999"]);
+        assert_eq!(s.metrics_addr().to_string(), "0.0.0.0:9999");
     }
 }

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use engine::error::ErrorCode;
 use flashsale::{
-    Backend, BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, RedisConn,
-    SetupParams, SetupReply, StatusReply,
+    Backend, BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, PauseReply,
+    RedisConn, ResumeReply, SetupParams, SetupReply, StatusReply,
 };
 use tokio::sync::OnceCell;
 
@@ -160,6 +160,21 @@ fn is_no_price(error: &ClientError) -> bool {
     error
         .engine_error()
         .is_some_and(|e| e.code == ErrorCode::NoPrice)
+}
+
+/// An engine refusal with `code` as `Ok(Err(its message))`, so that it
+/// passes [`LiveSales::run`]'s recovery untouched; other errors stay errors.
+fn refusal<T>(
+    result: Result<T, ClientError>,
+    code: ErrorCode,
+) -> Result<Result<T, String>, ClientError> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(e) => match e.engine_error() {
+            Some(engine) if engine.code == code => Ok(Err(engine.message)),
+            _ => Err(e),
+        },
+    }
 }
 
 /// Why SETUP was refused.
@@ -534,6 +549,39 @@ impl LiveSales {
             },
         );
         Ok(reply)
+    }
+
+    /// PAUSE (admin): nobody new queues, nobody is admitted; those queued
+    /// keep their place and holders can still buy. A sale the engine lost
+    /// is set up again first, as for every command. A sale that is not
+    /// live (not started, ended, sold out, archived) is 409 `sale_not_live`
+    /// with the engine's reason, and nothing changes.
+    pub async fn pause(&self, sale: &SaleId) -> Result<PauseReply, ApiError> {
+        let outcome = self
+            .run(sale, |mut c| async move {
+                refusal(c.pause(sale.as_str()).await, ErrorCode::Conflict)
+            })
+            .await?;
+        match outcome {
+            Outcome::Live(Ok(reply)) => Ok(reply),
+            Outcome::Live(Err(reason)) => Err(ApiError::conflict("sale_not_live", reason)),
+            Outcome::Archived(_) => Err(ApiError::conflict(
+                "sale_not_live",
+                "only a live sale can be paused; it is ended",
+            )),
+        }
+    }
+
+    /// RESUME (admin): a paused sale runs again from the same queue; one
+    /// that is not paused (or archived) is left as it is.
+    pub async fn resume(&self, sale: &SaleId) -> Result<ResumeReply, ApiError> {
+        let outcome = self
+            .run(sale, |mut c| async move { c.resume(sale.as_str()).await })
+            .await?;
+        Ok(match outcome {
+            Outcome::Live(reply) => reply,
+            Outcome::Archived(_) => ResumeReply::NotPaused,
+        })
     }
 
     /// Status without recovery: `None` when the engine has no such sale.

@@ -38,7 +38,6 @@ use crate::web;
         auth::signout,
         ops::healthz,
         ops::readyz,
-        ops::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -47,7 +46,7 @@ use crate::web;
         (name = "orders", description = "The customer's path: queue, position, confirm, order"),
         (name = "admin", description = "Orders and queues for admins"),
         (name = "auth", description = "Admin accounts and tokens"),
-        (name = "ops", description = "Health, readiness, metrics"),
+        (name = "ops", description = "Health and readiness (metrics are on their own listener, METRICS_ADDR)"),
     )
 )]
 pub struct ApiDoc;

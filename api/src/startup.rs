@@ -3,7 +3,7 @@
 //! shutdown signal.
 
 use std::any::Any;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,8 @@ use crate::http::error_shape::{
     json_errors, method_not_allowed, not_found, panic_response, RequestTimeoutLayer,
 };
 use crate::http::metrics::{prometheus_handle, TrackLayer};
-use crate::http::rate_limit::{limit, IdleSweeper, Quota};
+use crate::http::public_cache::{serve_cached, PublicCache, CACHED_ROUTES};
+use crate::http::rate_limit::{cap_streams, limit_by, ClientIpKey, IdleSweeper, Quota, StreamCap};
 use crate::http::request_id::{self, RandomRequestId};
 use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
@@ -48,6 +49,10 @@ pub struct Application {
     port: u16,
     listener: TcpListener,
     router: Router,
+    /// `/metrics`, on a listener of its own (`METRICS_ADDR`).
+    metrics_port: u16,
+    metrics_listener: TcpListener,
+    metrics_router: Router,
     sweepers: Vec<IdleSweeper>,
     state: AppState,
 }
@@ -64,10 +69,21 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_addr = settings.metrics_addr();
+        let metrics_listener = TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_ADDR)"))?;
+        let metrics_port = metrics_listener.local_addr()?.port();
+        let metrics_router = routes::ops::metrics_router()
+            .fallback(not_found)
+            .with_state(state.clone());
         Ok(Application {
             port,
             listener,
             router,
+            metrics_port,
+            metrics_listener,
+            metrics_router,
             sweepers,
             state,
         })
@@ -75,6 +91,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     pub fn state(&self) -> &AppState {
@@ -99,6 +120,14 @@ impl Application {
                 sweepers.iter().for_each(IdleSweeper::sweep);
             }
         });
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = tokio::spawn(
+            axum::serve(self.metrics_listener, self.metrics_router)
+                .with_graceful_shutdown(async {
+                    let _ = metrics_stopped.await;
+                })
+                .into_future(),
+        );
         let served = axum::serve(
             self.listener,
             self.router
@@ -107,6 +136,10 @@ impl Application {
         .with_graceful_shutdown(signal)
         .await;
         sweeping.abort();
+        let _ = stop_metrics.send(());
+        if let Ok(Err(e)) = metrics.await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
         tracing::info!("stopped");
         served
     }
@@ -245,32 +278,72 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
     let mut sweepers = Vec::new();
     let mut auth = routes::auth::router();
     let mut buying = routes::orders::limited_router();
+    // Position, by-email, events.
+    let mut reading = routes::orders::router();
+    // The public sale view and list (cached), and the admin catalogue
+    // that shares a router with the view.
+    let public_cache = PublicCache::new(Duration::from_millis(settings.public_cache_ms));
+    let mut public = Router::new()
+        .merge(routes::sales::router())
+        .merge(web::public_router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            public_cache,
+            serve_cached,
+        ));
     if settings.rate_limit_enabled {
+        let client = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_client_prefix);
+        let network = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_network_prefix);
+        let mut limited = |router: Router<AppState>,
+                           key: &ClientIpKey,
+                           quota: Quota,
+                           only: Option<&'static [&'static str]>| {
+            let (router, sweeper) = limit_by(router, key.clone(), quota, only);
+            sweepers.push(sweeper);
+            router
+        };
         let quota = Quota::per_minute(
             settings.rate_limit_auth_per_minute,
             settings.rate_limit_auth_burst,
         );
-        let sweeper;
-        (auth, sweeper) = limit(auth, trusted.clone(), quota);
-        sweepers.push(sweeper);
+        auth = limited(auth, &client, quota, None);
         let quota = Quota::per_second(
             settings.rate_limit_buy_per_second,
             settings.rate_limit_buy_burst,
         );
-        let sweeper;
-        (buying, sweeper) = limit(buying, trusted, quota);
-        sweepers.push(sweeper);
+        // Both buckets: the client's (outer, so a client over its own limit
+        // does not drain its network's) and its IPv6 network's.
+        buying = limited(
+            buying,
+            &network,
+            quota.times(settings.rate_limit_ipv6_network_factor),
+            None,
+        );
+        buying = limited(buying, &client, quota, None);
+        let (per_second, burst) = settings.rate_limit_read();
+        reading = reading.route_layer(axum::middleware::from_fn_with_state(
+            StreamCap::new(client.clone(), settings.rate_limit_event_streams()),
+            cap_streams,
+        ));
+        reading = limited(reading, &client, Quota::per_second(per_second, burst), None);
+        let quota = Quota::per_second(
+            settings.rate_limit_public_per_second,
+            settings.rate_limit_public_burst,
+        );
+        // The public reads only, not the admin catalogue beside them.
+        public = limited(public, &client, quota, Some(CACHED_ROUTES));
     }
 
     let app = Router::new()
-        .merge(routes::sales::router())
-        .merge(routes::orders::router())
+        .merge(public)
+        .merge(reading)
         .merge(buying)
         .merge(routes::admin::router())
         .merge(auth)
         .merge(routes::ops::router())
         .merge(web::router())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(web::with_docs_policy(Router::from(
+            SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()),
+        )))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let outer = safety_net_layers(metrics_layers(tracing_layers(request_id_layers(

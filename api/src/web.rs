@@ -35,6 +35,27 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
      manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The policy of the API docs (`/docs`, Swagger UI): the same, except
+/// that Swagger UI sets `style` attributes from its scripts (React), which
+/// needs `'unsafe-inline'` for styles; its scripts are files from this
+/// origin (no inline script, no `eval`), so `script-src` stays `'self'`.
+pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// `router` (the Swagger UI routes) with the docs' policy on every answer.
+pub fn with_docs_policy<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+}
+
 /// One embedded file.
 struct Asset {
     name: &'static str,
@@ -76,6 +97,7 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// The pages and their assets.
 pub fn router() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(customer_page))
@@ -99,9 +121,13 @@ pub fn router() -> Router<AppState> {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ));
-    Router::new()
-        .merge(pages)
-        .route("/public/flash-sales", get(open_sales))
+    Router::new().merge(pages)
+}
+
+/// The one API route of this module (rate-limited and cached with the
+/// other public reads, see `startup::router`).
+pub fn public_router() -> Router<AppState> {
+    Router::new().route("/public/flash-sales", get(open_sales))
 }
 
 fn page(body: &'static [u8]) -> Response {

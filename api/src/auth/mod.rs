@@ -6,5 +6,7 @@ pub mod admin;
 pub mod jwt;
 pub mod password;
 pub mod revocation;
+pub mod secret;
+pub mod throttle;
 
 pub use admin::AdminUser;

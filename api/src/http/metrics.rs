@@ -1,7 +1,9 @@
 //! Request metrics for Prometheus: a counter by method, route and status and
 //! a latency histogram by method and route. The route label is the matched
-//! route template (`/flash-sales/{saleId}/public`), never the raw path, so
-//! the number of series stays bounded whatever clients send.
+//! route template (`/flash-sales/{saleId}/public`), never the raw path, and
+//! the method one of the standard ones; anything else (a request no route
+//! matched, a method like `M123`) is `other`, so the number of series stays
+//! bounded whatever clients send.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -92,7 +94,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let method = request.method().clone();
+        let method = method_label(request.method());
         let route = request.extensions().get::<MatchedPath>().cloned();
         TrackFuture {
             started: Instant::now(),
@@ -106,7 +108,7 @@ where
 pub struct TrackFuture<F> {
     inner: Pin<Box<F>>,
     started: Instant,
-    labels: Option<(Method, Option<MatchedPath>)>,
+    labels: Option<(&'static str, Option<MatchedPath>)>,
 }
 
 impl<F, B, E> Future for TrackFuture<F>
@@ -119,52 +121,59 @@ where
         let this = self.get_mut();
         let result = std::task::ready!(this.inner.as_mut().poll(cx));
         if let (Ok(response), Some((method, route))) = (&result, this.labels.take()) {
-            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            record(&method, route, response.status(), this.started.elapsed());
+            let route = route.as_ref().map_or(OTHER, MatchedPath::as_str);
+            record(method, route, response.status(), this.started.elapsed());
         }
         Poll::Ready(result)
+    }
+}
+
+/// The label of anything outside the known set: unmatched routes and
+/// non-standard methods.
+pub const OTHER: &str = "other";
+
+/// The method label: the standard methods by name, anything else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => OTHER,
     }
 }
 
 /// The handles of one route's series, by method (and status).
 #[derive(Default)]
 struct RouteSeries {
-    requests: Vec<(Method, StatusCode, Counter)>,
-    latency: Vec<(Method, Histogram)>,
+    requests: Vec<(&'static str, StatusCode, Counter)>,
+    latency: Vec<(&'static str, Histogram)>,
 }
 
 thread_local! {
     /// Handles already registered, per route template: a request looks
     /// its series up here instead of building a label set (three Strings)
     /// and hashing it in the recorder. Bounded: route templates and
-    /// "unmatched", standard methods only, status codes.
+    /// `other`, the method labels, status codes.
     static SERIES: RefCell<HashMap<Box<str>, RouteSeries>> = RefCell::new(HashMap::new());
 }
 
-fn record(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
+fn record(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
-    let standard = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::HEAD,
-        Method::OPTIONS,
-    ]
-    .contains(method);
-    let cached = standard
-        && SERIES
-            .try_with(|series| {
-                let mut series = series.borrow_mut();
-                let route_series = match series.get_mut(route) {
-                    Some(found) => found,
-                    None => series.entry(route.into()).or_default(),
-                };
-                route_series.count(method, route, status);
-                route_series.time(method, route, seconds);
-            })
-            .is_ok();
+    let cached = SERIES
+        .try_with(|series| {
+            let mut series = series.borrow_mut();
+            let route_series = match series.get_mut(route) {
+                Some(found) => found,
+                None => series.entry(route.into()).or_default(),
+            };
+            route_series.count(method, route, status);
+            route_series.time(method, route, seconds);
+        })
+        .is_ok();
     if !cached {
         requests_counter(method, route, status).increment(1);
         latency_histogram(method, route).record(seconds);
@@ -172,44 +181,44 @@ fn record(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
 }
 
 impl RouteSeries {
-    fn count(&mut self, method: &Method, route: &str, status: StatusCode) {
+    fn count(&mut self, method: &'static str, route: &str, status: StatusCode) {
         if let Some((_, _, counter)) = self
             .requests
             .iter()
-            .find(|(m, s, _)| m == method && *s == status)
+            .find(|(m, s, _)| *m == method && *s == status)
         {
             counter.increment(1);
             return;
         }
         let counter = requests_counter(method, route, status);
         counter.increment(1);
-        self.requests.push((method.clone(), status, counter));
+        self.requests.push((method, status, counter));
     }
 
-    fn time(&mut self, method: &Method, route: &str, seconds: f64) {
-        if let Some((_, histogram)) = self.latency.iter().find(|(m, _)| m == method) {
+    fn time(&mut self, method: &'static str, route: &str, seconds: f64) {
+        if let Some((_, histogram)) = self.latency.iter().find(|(m, _)| *m == method) {
             histogram.record(seconds);
             return;
         }
         let histogram = latency_histogram(method, route);
         histogram.record(seconds);
-        self.latency.push((method.clone(), histogram));
+        self.latency.push((method, histogram));
     }
 }
 
-fn requests_counter(method: &Method, route: &str, status: StatusCode) -> Counter {
+fn requests_counter(method: &'static str, route: &str, status: StatusCode) -> Counter {
     metrics::counter!(
         REQUESTS_TOTAL,
-        "method" => method.as_str().to_owned(),
+        "method" => method,
         "route" => route.to_owned(),
         "status" => status.as_str().to_owned()
     )
 }
 
-fn latency_histogram(method: &Method, route: &str) -> Histogram {
+fn latency_histogram(method: &'static str, route: &str) -> Histogram {
     metrics::histogram!(
         REQUEST_DURATION,
-        "method" => method.as_str().to_owned(),
+        "method" => method,
         "route" => route.to_owned()
     )
 }

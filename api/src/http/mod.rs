@@ -6,5 +6,6 @@ pub mod client_ip;
 pub mod error_shape;
 pub mod extract;
 pub mod metrics;
+pub mod public_cache;
 pub mod rate_limit;
 pub mod request_id;

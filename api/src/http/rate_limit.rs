@@ -1,16 +1,22 @@
-//! Per-client-IP rate limits (tower_governor: a GCRA token bucket per key).
-//! The key is [`TrustedProxies::client_ip_of`], never a header from an
-//! untrusted peer. A refused request gets 429, `Retry-After` and the JSON
-//! error shape.
+//! Per-client rate limits (tower_governor: a GCRA token bucket per key),
+//! and a cap on the event streams a client holds open at once. The key is
+//! [`TrustedProxies::client_ip_of`] (never a header from an untrusted
+//! peer), an IPv6 address cut to its prefix. A refused request gets 429,
+//! `Retry-After` and the JSON error shape.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{MatchedPath, State};
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
+use futures::StreamExt;
+use tower::{Layer, ServiceExt};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
@@ -18,27 +24,52 @@ use tower_governor::{GovernorError, GovernorLayer};
 use crate::error::ApiError;
 use crate::http::client_ip::TrustedProxies;
 
+/// The bucket key of a request: its client address, an IPv6 one cut to
+/// `ipv6_prefix` bits.
 #[derive(Debug, Clone)]
-pub struct ClientIpKey(pub TrustedProxies);
+pub struct ClientIpKey {
+    pub trusted: TrustedProxies,
+    pub ipv6_prefix: u8,
+}
+
+/// A client's IPv6 unit when nothing else is configured: a subscriber
+/// usually holds a whole /64 and could use a fresh address per request.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+impl ClientIpKey {
+    pub fn new(trusted: TrustedProxies, ipv6_prefix: u8) -> Self {
+        ClientIpKey {
+            trusted,
+            ipv6_prefix,
+        }
+    }
+
+    pub fn of<T>(&self, request: &Request<T>) -> IpAddr {
+        bucket_of(self.trusted.client_ip_of(request), self.ipv6_prefix)
+    }
+}
 
 impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &Request<T>) -> Result<Self::Key, GovernorError> {
-        Ok(bucket_of(self.0.client_ip_of(request)))
+        Ok(self.of(request))
     }
 }
 
-/// The rate-limit bucket of an address. An IPv6 client usually holds a whole
-/// /64 and could use a fresh address per request, so the /64 is the unit.
-pub fn bucket_of(ip: IpAddr) -> IpAddr {
+/// The rate-limit bucket of an address: an IPv4 address (or IPv4-mapped
+/// IPv6) itself, an IPv6 address with all but its first `ipv6_prefix` bits
+/// cleared.
+pub fn bucket_of(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
+            None => {
+                let keep = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
         },
     }
 }
@@ -55,21 +86,39 @@ mod tests {
     #[test]
     fn ipv6_addresses_of_one_64_share_a_bucket() {
         assert_eq!(
-            bucket_of(ip("2001:db8:1:2:aaaa::1")),
-            bucket_of(ip("2001:db8:1:2:ffff:1:2:3"))
+            bucket_of(ip("2001:db8:1:2:aaaa::1"), 64),
+            bucket_of(ip("2001:db8:1:2:ffff:1:2:3"), 64)
         );
         assert_ne!(
-            bucket_of(ip("2001:db8:1:2::1")),
-            bucket_of(ip("2001:db8:1:3::1"))
+            bucket_of(ip("2001:db8:1:2::1"), 64),
+            bucket_of(ip("2001:db8:1:3::1"), 64)
         );
-        assert_eq!(bucket_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket_of(ip("2001:db8:1:2:aaaa::1"), 64),
+            ip("2001:db8:1:2::")
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_48_share_the_network_bucket() {
+        // Two /64s of one /48: different clients, one network.
+        let (a, b) = (ip("2001:db8:1:2::1"), ip("2001:db8:1:ffff::9"));
+        assert_ne!(bucket_of(a, 64), bucket_of(b, 64));
+        assert_eq!(bucket_of(a, 48), bucket_of(b, 48));
+        assert_eq!(bucket_of(a, 48), ip("2001:db8:1::"));
+        assert_ne!(bucket_of(a, 48), bucket_of(ip("2001:db8:2::1"), 48));
+        assert_eq!(bucket_of(a, 128), a);
+        assert_eq!(bucket_of(a, 0), ip("::"));
     }
 
     #[test]
     fn ipv4_and_mapped_ipv4_are_per_address() {
-        assert_eq!(bucket_of(ip("203.0.113.7")), ip("203.0.113.7"));
-        assert_eq!(bucket_of(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
-        assert_ne!(bucket_of(ip("203.0.113.7")), bucket_of(ip("203.0.113.8")));
+        assert_eq!(bucket_of(ip("203.0.113.7"), 64), ip("203.0.113.7"));
+        assert_eq!(bucket_of(ip("::ffff:203.0.113.7"), 48), ip("203.0.113.7"));
+        assert_ne!(
+            bucket_of(ip("203.0.113.7"), 64),
+            bucket_of(ip("203.0.113.8"), 64)
+        );
     }
 }
 
@@ -95,6 +144,15 @@ impl Quota {
             burst: burst.max(1),
         }
     }
+
+    /// `factor` times this quota (a wider network's bucket).
+    pub fn times(self, factor: u32) -> Quota {
+        let factor = factor.max(1);
+        Quota {
+            period: self.period / factor,
+            burst: self.burst.saturating_mul(factor),
+        }
+    }
 }
 
 /// Forgets clients whose bucket is full again, so the map of keys does not
@@ -108,8 +166,8 @@ impl IdleSweeper {
     }
 }
 
-/// Puts `quota` (one bucket per client IP, shared by all of `router`'s
-/// routes) in front of every route of `router`.
+/// Puts `quota` (one bucket per client IP, an IPv6 client being its /64,
+/// shared by all of `router`'s routes) in front of every route of `router`.
 pub fn limit<S>(
     router: Router<S>,
     trusted: TrustedProxies,
@@ -118,8 +176,29 @@ pub fn limit<S>(
 where
     S: Clone + Send + Sync + 'static,
 {
+    limit_by(
+        router,
+        ClientIpKey::new(trusted, DEFAULT_IPV6_PREFIX),
+        quota,
+        None,
+    )
+}
+
+/// Puts `quota` (one bucket per `key`, shared by the limited routes) in
+/// front of the routes of `router` whose template is in `only`, or of every
+/// route when `only` is `None`. Called twice with different keys, a request
+/// must pass both buckets.
+pub fn limit_by<S>(
+    router: Router<S>,
+    key: ClientIpKey,
+    quota: Quota,
+    only: Option<&'static [&'static str]>,
+) -> (Router<S>, IdleSweeper)
+where
+    S: Clone + Send + Sync + 'static,
+{
     let config = GovernorConfigBuilder::default()
-        .key_extractor(ClientIpKey(trusted))
+        .key_extractor(key)
         .period(quota.period.max(Duration::from_nanos(1)))
         .burst_size(quota.burst.max(1))
         .finish();
@@ -131,7 +210,29 @@ where
     let limiter = config.limiter().clone();
     let sweeper = IdleSweeper(Arc::new(move || limiter.retain_recent()));
     let layer = GovernorLayer::new(config).error_handler(governor_error);
-    (router.route_layer(layer), sweeper)
+    let Some(only) = only else {
+        return (router.route_layer(layer), sweeper);
+    };
+    let limit_some = move |request: Request<Body>, next: Next| {
+        let limited = request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| only.contains(&p.as_str()));
+        let layer = layer.clone();
+        async move {
+            if !limited {
+                return next.run(request).await;
+            }
+            match layer.layer(next).oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    (
+        router.route_layer(axum::middleware::from_fn(limit_some)),
+        sweeper,
+    )
 }
 
 fn governor_error(error: GovernorError) -> Response<Body> {
@@ -156,4 +257,98 @@ fn governor_error(error: GovernorError) -> Response<Body> {
         // Our key extractor never fails; answer like an overload anyway.
         other => ApiError::unavailable(anyhow::anyhow!("rate limiter: {other}")).into_response(),
     }
+}
+
+/// The route whose responses are open event streams.
+const EVENT_STREAM_ROUTE: &str = "/orders/events";
+
+/// At most `cap` event streams open at once per client: each holds a
+/// connection and a task for minutes, so the per-second limit alone would
+/// let one client pile up thousands.
+#[derive(Clone)]
+pub struct StreamCap {
+    key: ClientIpKey,
+    cap: u32,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// Gives a client's slot back when the stream's body is dropped (the
+/// stream ended or the client went away).
+struct StreamSlot {
+    client: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(n) = open.get_mut(&self.client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.client);
+                }
+            }
+        }
+    }
+}
+
+impl StreamCap {
+    pub fn new(key: ClientIpKey, cap: u32) -> Self {
+        StreamCap {
+            key,
+            cap: cap.max(1),
+            open: Arc::default(),
+        }
+    }
+
+    fn take(&self, client: IpAddr) -> Option<StreamSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(client).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            client,
+            open: self.open.clone(),
+        })
+    }
+
+    /// Streams open now for the client of this address (tests, metrics).
+    pub fn open_for(&self, client: IpAddr) -> u32 {
+        self.open
+            .lock()
+            .map_or(0, |open| open.get(&client).copied().unwrap_or(0))
+    }
+}
+
+/// Middleware (route layer): a request to the event stream route takes a
+/// slot for as long as its response body lives, or is answered 429.
+pub async fn cap_streams(
+    State(cap): State<StreamCap>,
+    request: Request<Body>,
+    next: Next,
+) -> Response<Body> {
+    let is_stream = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str() == EVENT_STREAM_ROUTE);
+    if !is_stream {
+        return next.run(request).await;
+    }
+    let Some(slot) = cap.take(cap.key.of(&request)) else {
+        return ApiError::client(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("at most {} event streams open at once per client", cap.cap),
+        )
+        .with_retry_after(1)
+        .into_response();
+    };
+    let (parts, body) = next.run(request).await.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _held = &slot;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::accounts::create_admin;
+use crate::auth::throttle::SigninThrottle;
 use crate::auth::{revocation, AdminUser};
 use crate::domain::Email;
 use crate::error::{ApiError, ErrorBody};
@@ -95,7 +96,7 @@ pub struct TokenResponse {
         (status = 200, body = TokenResponse),
         (status = 400, body = ErrorBody),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 429, description = "rate_limited (this address), or signin_locked: too many failures for this account (Retry-After)", body = ErrorBody),
     )
 )]
 pub async fn signin(
@@ -112,6 +113,12 @@ pub async fn signin(
     // A malformed address cannot match an account: same answer as a wrong
     // one, so sign-in never tells which addresses exist.
     let email = Email::parse(&body.email).ok();
+    // A locked account is refused before any MongoDB or Argon2 work.
+    let throttle = SigninThrottle::from_settings(&state.settings);
+    let mut redis = state.redis.clone();
+    if let Some(email) = &email {
+        throttle.check(&mut redis, email.as_str()).await?;
+    }
     let user = match &email {
         Some(email) => users::find_by_email(&state.db.users, email.as_str()).await?,
         None => None,
@@ -120,8 +127,15 @@ pub async fn signin(
     let matches = state.passwords.verify(body.password, hash).await?;
     let user = match user {
         Some(user) if matches && user.is_admin => user,
-        _ => return Err(invalid()),
+        _ => {
+            // Unknown accounts count too: the answer must not tell them apart.
+            if let Some(email) = &email {
+                throttle.failed(&mut redis, email.as_str()).await?;
+            }
+            return Err(invalid());
+        }
     };
+    throttle.succeeded(&mut redis, &user.email).await?;
     let (token, _) = state.jwt.issue(&user.id.to_hex(), &user.email)?;
     tracing::info!(email = user.email, "admin signed in");
     Ok(Json(TokenResponse {

@@ -1,4 +1,7 @@
-//! Operations: liveness, readiness, Prometheus metrics.
+//! Operations: liveness and readiness on the public port; Prometheus
+//! metrics on a listener of their own (`METRICS_ADDR`, loopback by
+//! default): a scrape costs up to 200 engine STATUS calls and shows every
+//! sale's figures, neither of which the public should have.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -22,7 +25,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+}
+
+/// The metrics listener's routes (see `startup::Application`).
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// How long a readiness check may take per dependency.
@@ -45,14 +52,19 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
+/// Each dependency `ok` or `down`; why it is down goes to the log, not to
+/// whoever asks (error text names hosts, ports and versions).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Checks {
-    /// `ok` or why not.
+    /// `ok` or `down`.
     pub redis: String,
+    /// `ok` or `down`.
     pub mongodb: String,
-    /// `ok (module)` / `ok (functions)` or why not.
+    /// `ok (module)` / `ok (functions)` or `down`.
     pub engine: String,
 }
+
+const DOWN: &str = "down";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
@@ -66,16 +78,19 @@ pub struct NotReady {
     pub checks: Checks,
 }
 
-async fn within<F, T, E>(check: F) -> String
+/// `ok`, or `down` with the reason logged.
+async fn within<F, T, E>(dependency: &'static str, check: F) -> String
 where
     F: std::future::Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
-        Ok(Ok(_)) => "ok".into(),
+    let reason = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(_)) => return "ok".into(),
         Ok(Err(e)) => e.to_string(),
-        Err(_) => "timed out".into(),
-    }
+        Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+    };
+    tracing::warn!(dependency, %reason, "readiness check failed");
+    DOWN.into()
 }
 
 /// Redis and MongoDB answer and the engine's commands are there.
@@ -85,9 +100,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut redis = state.redis.clone();
     let ping = async move { redis::cmd("PING").query_async::<String>(&mut redis).await };
     let (redis, mongodb, engine) = tokio::join!(
-        within(ping),
-        within(state.db.ping()),
-        within(state.live.check()),
+        within("redis", ping),
+        within("mongodb", state.db.ping()),
+        within("engine", state.live.check()),
     );
     let engine = if engine == "ok" {
         format!("ok ({})", state.live.backend_name().unwrap_or("unknown"))

@@ -2,6 +2,8 @@
 //! (revocation with an absolute expiry), the token attacks, `seed-admin`,
 //! and the refusal to start with a weak secret.
 
+use std::time::Duration;
+
 use api::config::SeedAdminArgs;
 use api::seed_admin::{seed_admin, Seeded};
 use api::Application;
@@ -9,8 +11,11 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use mongodb::bson::doc;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tests::Backend;
 
-use crate::support::{b64url, test_settings, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET};
+use crate::support::{
+    b64url, test_settings, Reply, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET,
+};
 
 fn now() -> u64 {
     chrono::Utc::now().timestamp() as u64
@@ -377,11 +382,170 @@ async fn refuses_to_start_with_a_weak_secret() {
     ];
     for secret in weak {
         let mut settings = test_settings();
-        settings.jwt_secret = secret.clone();
+        settings.jwt_secret = secret.clone().map(Into::into);
         // Unreachable servers: the secret is checked before connecting.
         settings.redis_url = "redis://127.0.0.1:1/".into();
         let built = Application::build(settings).await;
         let error = built.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("JWT_SECRET"), "{secret:?}: {error}");
+    }
+}
+
+/// A password-guessing run spread over many client addresses (behind a
+/// trusted proxy, so each guess comes from its own address and the per-IP
+/// limit never sees two) is slowed per account: after K failures the
+/// account answers 429 + Retry-After without running Argon2, even to the
+/// right password; after the lock the real admin signs in, which clears the
+/// count. Buyers are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_from_many_addresses_is_slowed_per_account() {
+    let app = TestApp::spawn_with(Backend::Module, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.rate_limit_auth_per_minute = 1;
+        s.rate_limit_auth_burst = 1;
+        s.signin_max_failures = 3;
+        s.signin_lockout_ms = 1_500;
+        s.signin_lockout_max_ms = 60_000;
+    })
+    .await;
+    app.insert_admin(ADMIN_EMAIL).await;
+    let token_for_sale = {
+        // A sale to buy from while the guessing goes on (signed in before
+        // it starts, from an address of its own).
+        let reply = sign_in_from(&app, "198.51.100.250", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        reply.assert_ok()["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let sale = crate::support::sale_id(&app.create_sale(&token_for_sale, json!({})).await);
+
+    let guesses = async {
+        let mut answers = Vec::new();
+        for i in 0..12 {
+            // A new address per guess: the per-IP limit (1 per minute)
+            // would stop any address's second guess.
+            let from = format!("203.0.113.{i}");
+            let started = std::time::Instant::now();
+            let reply = sign_in_from(&app, &from, ADMIN_EMAIL, &format!("guess-{i}-xxxx")).await;
+            answers.push((reply, started.elapsed()));
+        }
+        answers
+    };
+    let buying = async {
+        let started = std::time::Instant::now();
+        let reply = app.buy(&sale, "buyer@x.io").await;
+        (reply, started.elapsed())
+    };
+    let (answers, (bought, buy_took)) = tokio::join!(guesses, buying);
+    bought.assert_ok();
+    assert!(buy_took < Duration::from_secs(5), "a buy took {buy_took:?}");
+
+    for (reply, _) in &answers[..3] {
+        reply.assert_error(401, "invalid_credentials");
+    }
+    for (reply, took) in &answers[3..] {
+        reply.assert_error(429, "signin_locked");
+        let retry: u64 = reply
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=2).contains(&retry), "Retry-After {retry}");
+        assert!(
+            *took < Duration::from_secs(5),
+            "a locked answer took {took:?}"
+        );
+    }
+    // Locked means locked: the right password too, from yet another address.
+    sign_in_from(&app, "203.0.113.100", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .assert_error(429, "signin_locked");
+    // Another account is not affected.
+    app.insert_admin("other-admin@example.com").await;
+    sign_in_from(
+        &app,
+        "203.0.113.101",
+        "other-admin@example.com",
+        ADMIN_PASSWORD,
+    )
+    .await
+    .assert_ok();
+
+    // After the window the real admin signs in, and that clears the count:
+    // the next wrong password is an ordinary 401.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    sign_in_from(&app, "203.0.113.102", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .assert_ok();
+    sign_in_from(&app, "203.0.113.103", ADMIN_EMAIL, "wrong-again-xxxx")
+        .await
+        .assert_error(401, "invalid_credentials");
+}
+
+/// A second lock lasts twice as long as the first.
+#[tokio::test]
+async fn sign_in_locks_grow_with_further_failures() {
+    let app = TestApp::spawn_with(Backend::Module, |s| {
+        s.signin_max_failures = 2;
+        s.signin_lockout_ms = 3_000;
+    })
+    .await;
+    app.insert_admin(ADMIN_EMAIL).await;
+    for _ in 0..2 {
+        app.sign_in(ADMIN_EMAIL, "wrong-password-x")
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    let locked = app.sign_in(ADMIN_EMAIL, "wrong-password-x").await;
+    locked.assert_error(429, "signin_locked");
+    assert_eq!(locked.header("retry-after"), Some("3"));
+    // An unknown account is counted like a known one (no difference shows).
+    for _ in 0..2 {
+        app.sign_in("nobody@example.com", "wrong-password-x")
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    app.sign_in("nobody@example.com", "wrong-password-x")
+        .await
+        .assert_error(429, "signin_locked");
+    // The failure count lives in Redis with the lock (shared by instances).
+    let mut redis = app.redis().await;
+    let failures: u64 = redis::cmd("GET")
+        .arg(format!("flashsale-api:{{signin:{ADMIN_EMAIL}}}:failures"))
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert_eq!(failures, 2);
+    // Expire the lock now rather than waiting: a third failure locks for 6 s.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("flashsale-api:{{signin:{ADMIN_EMAIL}}}:locked"))
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
+    app.sign_in(ADMIN_EMAIL, "wrong-password-x")
+        .await
+        .assert_error(401, "invalid_credentials");
+    let locked = app.sign_in(ADMIN_EMAIL, "wrong-password-x").await;
+    locked.assert_error(429, "signin_locked");
+    assert_eq!(locked.header("retry-after"), Some("6"));
+}
+
+async fn sign_in_from(app: &TestApp, client: &str, email: &str, password: &str) -> Reply {
+    let response = app
+        .http
+        .post(format!("{}/auth/signin", app.url))
+        .header("x-forwarded-for", client)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        json: serde_json::from_str(&text).unwrap_or_default(),
+        text,
     }
 }

@@ -10,6 +10,7 @@ mod events;
 mod journey;
 mod ops;
 mod pages;
+mod pause;
 mod rate_limit;
 mod sales;
 mod support;

@@ -7,7 +7,46 @@ use std::time::Duration;
 use serde_json::json;
 use tests::Backend;
 
-use crate::support::{sale_id, TestApp};
+use crate::support::{sale_id, Reply, TestApp};
+
+/// A request's reply (the support's own sender is private to it).
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("HTTP request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// A free loopback port for the metrics listener (bound and let go: the
+/// test support builds the application itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An application whose metrics listener is at the returned URL.
+pub async fn spawn_with_metrics(configure: impl FnOnce(&mut api::Settings)) -> (TestApp, String) {
+    let port = free_port();
+    let app = TestApp::spawn_with(Backend::Module, |s| {
+        s.metrics_addr = Some(([127, 0, 0, 1], port).into());
+        configure(s);
+    })
+    .await;
+    (app, format!("http://127.0.0.1:{port}/metrics"))
+}
+
+pub async fn scrape(app: &TestApp, url: &str) -> Reply {
+    send(app.http.get(url)).await
+}
 
 // Multi-threaded: stopping MongoDB blocks this thread while the API keeps
 // serving on another.
@@ -29,7 +68,9 @@ async fn health_and_readiness() {
     let reply = app.get("/readyz").await;
     reply.assert_error(503, "not_ready");
     assert_eq!(reply.json["checks"]["redis"], "ok");
-    assert_ne!(reply.json["checks"]["mongodb"], "ok");
+    // Which dependency, without its error text (hosts, ports, versions).
+    assert_eq!(reply.json["checks"]["mongodb"], "down", "{}", reply.text);
+    assert_eq!(reply.json["checks"].as_object().map(|c| c.len()), Some(3));
     app.get("/healthz").await.assert_ok();
     // A route that needs MongoDB answers 503, not 500.
     app.get("/flash-sales/abc/public")
@@ -53,7 +94,9 @@ async fn readiness_names_the_functions_backend() {
 
 #[tokio::test]
 async fn metrics_count_requests_and_show_sale_gauges() {
-    let app = TestApp::spawn().await;
+    let (app, metrics) = spawn_with_metrics(|_| {}).await;
+    // Not on the public port.
+    app.get("/metrics").await.assert_error(404, "not_found");
     let token = app.admin_token().await;
     let id = sale_id(
         &app.create_sale(&token, json!({ "initialQuantity": 3 }))
@@ -65,7 +108,7 @@ async fn metrics_count_requests_and_show_sale_gauges() {
     app.buy(&id, "c@x.io").await.assert_ok();
     app.get("/nope").await;
 
-    let reply = app.get("/metrics").await;
+    let reply = scrape(&app, &metrics).await;
     assert_eq!(reply.status, 200);
     assert!(reply
         .header("content-type")
@@ -76,7 +119,7 @@ async fn metrics_count_requests_and_show_sale_gauges() {
         has(r#"http_requests_total{method="POST",route="/orders/buy",status="200"}"#),
         "{text}"
     );
-    assert!(has(r#"route="unmatched",status="404""#), "{text}");
+    assert!(has(r#"route="other",status="404""#), "{text}");
     assert!(has("http_request_duration_seconds_bucket"), "{text}");
     assert!(
         text.contains(&format!("flashsale_queue_length{{sale=\"{id}\"}} 2")),
@@ -230,7 +273,6 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
         "POST /auth/signout",
         "GET /healthz",
         "GET /readyz",
-        "GET /metrics",
     ]
     .into_iter()
     .map(String::from)
@@ -276,4 +318,80 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
             .is_some_and(|c| c.starts_with("text/html")));
         assert!(docs.text.to_lowercase().contains("swagger"), "{path}");
     }
+}
+
+/// Swagger UI gets a policy that lets it run (its scripts are files; it
+/// sets style attributes, hence inline styles) and nothing more.
+#[tokio::test]
+async fn docs_have_a_content_security_policy_swagger_ui_works_under() {
+    let app = TestApp::spawn().await;
+    let docs = app.get("/docs/").await;
+    assert_eq!(docs.status, 200);
+    let csp = docs
+        .header("content-security-policy")
+        .expect("a CSP on /docs/")
+        .to_string();
+    assert_eq!(csp, api::web::DOCS_CONTENT_SECURITY_POLICY);
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "style-src 'self' 'unsafe-inline'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe-eval"), "{csp}");
+    // The page's scripts are files from this origin: every <script> has a
+    // src, so script-src 'self' runs them all; each one is served.
+    let html = docs.text.to_lowercase();
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty(), "{html}");
+    for script in scripts {
+        let tag = script.split('>').next().unwrap_or("");
+        let src = tag
+            .split("src=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("an inline script: {script}"));
+        let path = format!("/docs/{}", src.trim_start_matches("./"));
+        let served = app.get(&path).await;
+        assert_eq!(served.status, 200, "{path}");
+        assert!(served.header("content-security-policy").is_some(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_methods_and_routes_fold_into_other_so_series_stay_bounded() {
+    let (app, metrics) = spawn_with_metrics(|_| {}).await;
+    for i in 0..1000 {
+        let method = reqwest::Method::from_bytes(format!("M{i}").as_bytes()).expect("a method");
+        let path = if i % 2 == 0 {
+            "/healthz"
+        } else {
+            "/no/such/route"
+        };
+        let reply = send(app.http.request(method, format!("{}{path}?n={i}", app.url))).await;
+        assert!(reply.status.is_client_error(), "{reply:?}");
+    }
+    let text = scrape(&app, &metrics).await.text;
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .collect();
+    assert!(
+        series.iter().all(|l| !l.contains("method=\"M")),
+        "a raw method became a label"
+    );
+    assert!(
+        series.iter().any(|l| l.contains(r#"method="other""#)),
+        "{text}"
+    );
+    assert!(
+        series.iter().all(|l| !l.contains("/no/such/route")),
+        "a raw path became a label"
+    );
+    // Every test of this binary shares the recorder; whatever they did, the
+    // series are a few per route template, not one per request.
+    assert!(series.len() < 300, "{} series:\n{text}", series.len());
 }

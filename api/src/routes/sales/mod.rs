@@ -1,5 +1,5 @@
 //! Flash sales: the public page of one sale, and the admin catalogue
-//! (list, create, read, update, delete). The handlers parse, call the
+//! (list, create, read, update, delete, pause, resume). The handlers parse, call the
 //! [`SaleCatalogue`] or the engine, and answer; the request types and their
 //! validation are in [`input`], the answers in [`views`].
 
@@ -9,7 +9,7 @@ mod views;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -34,6 +34,8 @@ pub fn router() -> Router<AppState> {
             "/flash-sales/{saleId}",
             get(get_sale).put(update_sale).delete(delete_sale),
         )
+        .route("/flash-sales/{saleId}/pause", post(pause_sale))
+        .route("/flash-sales/{saleId}/resume", post(resume_sale))
 }
 
 /// The public page of a sale.
@@ -228,4 +230,79 @@ pub async fn delete_sale(
         .delete(&sale_id, query.force.unwrap_or(false))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pause a live sale (admin): new buys answer 409 `sale_paused`, nobody is
+/// admitted, those queued keep their place and holders can still confirm.
+/// Pausing a paused sale changes nothing. The pause lives in the engine
+/// (Redis), with the queue it protects.
+#[utoipa::path(
+    post,
+    path = "/flash-sales/{saleId}/pause",
+    tag = "sales",
+    params(("saleId" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Paused (or already paused); `status` is `paused`", body = AdminSale),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "sale_not_live: the sale has not started, has ended or is sold out; nothing changed", body = ErrorBody),
+    )
+)]
+pub async fn pause_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+) -> Result<Json<AdminSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let sale = sales::find(&state.db.sales, &sale_id)
+        .await?
+        .ok_or_else(ApiError::sale_not_found)?;
+    let reply = state.live.pause(&sale_id).await?;
+    tracing::info!(sale = %sale_id, outcome = reply.outcome(), "sale paused by an admin");
+    live_admin_view(&state, &sale).await
+}
+
+/// Resume a paused sale (admin): admission goes on from the same queue.
+/// Resuming a sale that is not paused changes nothing.
+#[utoipa::path(
+    post,
+    path = "/flash-sales/{saleId}/resume",
+    tag = "sales",
+    params(("saleId" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Running again (or was not paused)", body = AdminSale),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn resume_sale(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+) -> Result<Json<AdminSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let sale = sales::find(&state.db.sales, &sale_id)
+        .await?
+        .ok_or_else(ApiError::sale_not_found)?;
+    let reply = state.live.resume(&sale_id).await?;
+    tracing::info!(sale = %sale_id, outcome = reply.outcome(), "sale resumed by an admin");
+    live_admin_view(&state, &sale).await
+}
+
+/// The admin's view of `sale` with the engine's figures as they are now.
+async fn live_admin_view(
+    state: &AppState,
+    sale: &sales::SaleDoc,
+) -> Result<Json<AdminSale>, ApiError> {
+    let sale_id = SaleId::parse(&sale.id)?;
+    let live = state.live.status_if_known(&sale_id).await?;
+    Ok(Json(admin_view(
+        sale,
+        live.as_ref().map(|s| &s.sale),
+        state.settings.hold_ttl_seconds,
+    )?))
 }

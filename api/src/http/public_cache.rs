@@ -1,0 +1,129 @@
+//! A short-lived cache of the public reads (`GET /public/flash-sales` and
+//! `GET /flash-sales/{saleId}/public`). Every customer's page asks for them,
+//! and each answer costs engine STATUS calls (up to 50 for the list) that
+//! compete with ENQUEUE, GRANT and CONFIRM on Redis; reusing an answer for a
+//! fraction of a second (`PUBLIC_CACHE_MS`) makes N readers cost about one
+//! engine read per period. A cached answer is a consistent snapshot (its
+//! `serverTime` is the engine clock of that read) and says how old it is in
+//! `Age` (whole seconds, RFC 9111).
+//!
+//! One request per route and path fills an expired entry while the others
+//! wait for it (a per-key async lock), so a burst of readers after the
+//! expiry is still one engine read. Only 200 answers are kept.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, Response, StatusCode};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+
+use crate::error::ApiError;
+
+/// The routes (templates) whose GET answers are cached.
+pub const CACHED_ROUTES: &[&str] = &["/public/flash-sales", "/flash-sales/{saleId}/public"];
+
+/// Largest answer kept (the list of 50 sales is a few tens of KiB).
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Entries kept before idle ones are dropped (distinct sale ids seen).
+const MAX_ENTRIES: usize = 10_000;
+
+struct Cached {
+    at: Instant,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+#[derive(Clone)]
+pub struct PublicCache {
+    ttl: Duration,
+    entries: Arc<Mutex<HashMap<String, Slot>>>,
+}
+
+impl PublicCache {
+    pub fn new(ttl: Duration) -> Self {
+        PublicCache {
+            ttl,
+            entries: Arc::default(),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Option<Slot> {
+        let mut entries = self.entries.lock().ok()?;
+        if let Some(slot) = entries.get(key) {
+            return Some(slot.clone());
+        }
+        if entries.len() >= MAX_ENTRIES {
+            // Keep only the entries somebody is filling or reading now.
+            entries.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        let slot = Slot::default();
+        entries.insert(key.to_string(), slot.clone());
+        Some(slot)
+    }
+}
+
+fn answer(cached: &Cached) -> Response<Body> {
+    let mut response = Response::new(Body::from(cached.body.clone()));
+    if let Some(content_type) = &cached.content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    response.headers_mut().insert(
+        header::AGE,
+        HeaderValue::from(cached.at.elapsed().as_secs()),
+    );
+    response
+}
+
+/// Middleware (route layer): answers a cached route's GET from the cache
+/// when the entry is younger than the TTL, otherwise runs the handler once
+/// and keeps a 200 answer.
+pub async fn serve_cached(
+    State(cache): State<PublicCache>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let cached_route = request.method() == Method::GET
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| CACHED_ROUTES.contains(&p.as_str()));
+    if cache.ttl.is_zero() || !cached_route {
+        return next.run(request).await;
+    }
+    // The path only: neither route reads a query, and a query in the key
+    // would let a client skip the cache with `?1`, `?2`, ...
+    let key = request.uri().path().to_string();
+    let Some(slot) = cache.slot(&key) else {
+        return next.run(request).await;
+    };
+    let mut entry = slot.lock().await;
+    if let Some(cached) = entry.as_ref().filter(|c| c.at.elapsed() < cache.ttl) {
+        return answer(cached);
+    }
+    let at = Instant::now();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => return ApiError::internal(anyhow::anyhow!("public cache: {e}")).into_response(),
+    };
+    let cached = Cached {
+        at,
+        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        body,
+    };
+    let response = Response::from_parts(parts, Body::from(cached.body.clone()));
+    *entry = Some(cached);
+    response
+}

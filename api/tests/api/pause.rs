@@ -1,0 +1,168 @@
+//! Pausing a live sale (issue 13): an admin stops it, new buys answer 409
+//! `sale_paused` and change nothing, admission admits nobody, queued
+//! buyers keep their place, a holder can still buy; resuming goes on from
+//! the same queue.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tests::Backend;
+
+use crate::support::{sale_id, Reply, TestApp};
+
+async fn admin_post(app: &TestApp, path: &str, token: &str) -> Reply {
+    app.request(Method::POST, path, None, Some(token)).await
+}
+
+/// The sale's queue, head first, straight from Redis.
+async fn queue(app: &TestApp, sale: &str) -> Vec<String> {
+    let mut conn = app.redis().await;
+    redis::cmd("ZRANGE")
+        .arg(flashsale::keys::queue(sale))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("ZRANGE")
+}
+
+/// GRANT as the worker sends it, answered as the engine answers it.
+async fn grant(app: &TestApp, sale: &str, max: u64) -> flashsale::GrantReply {
+    let mut client = app.engine.client().await;
+    client.grant(sale, max).await.expect("GRANT")
+}
+
+async fn pause_and_resume(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |_| {}).await;
+    let token = app.admin_token().await;
+    let sale = app
+        .create_sale(&token, json!({ "initialQuantity": 3 }))
+        .await;
+    let id = sale_id(&sale);
+    let (ann, bob, cat, dan) = (
+        "ann@example.com",
+        "bob@example.com",
+        "cat@example.com",
+        "dan@example.com",
+    );
+    for email in [ann, bob, cat] {
+        app.buy(&id, email).await.assert_ok();
+    }
+    // Ann is admitted before the pause and holds a unit. (Plain lower-case
+    // addresses: the engine's user id is the address itself.)
+    assert_eq!(app.grant(&id, 1).await, vec![ann.to_string()]);
+
+    let paused = admin_post(&app, &format!("/flash-sales/{id}/pause"), &token).await;
+    assert_eq!(
+        paused.assert_ok()["live"]["status"],
+        "paused",
+        "{paused:#?}"
+    );
+    // Idempotent.
+    let again = admin_post(&app, &format!("/flash-sales/{id}/pause"), &token).await;
+    assert_eq!(again.assert_ok()["live"]["status"], "paused");
+    // Everyone sees it.
+    let public = app.get(&format!("/flash-sales/{id}/public")).await;
+    assert_eq!(public.assert_ok()["status"], "paused");
+
+    // A new buyer is refused, and the queue is exactly as it was.
+    let before = queue(&app, &id).await;
+    assert_eq!(before, vec![bob.to_string(), cat.to_string()]);
+    app.buy(&id, dan).await.assert_error(409, "sale_paused");
+    assert_eq!(queue(&app, &id).await, before);
+    assert_eq!(
+        app.status(&id, Some(dan)).await.user,
+        Some(flashsale::UserStatus::None)
+    );
+    // Those queued keep their place.
+    let bob_place = app.position(&id, bob).await;
+    assert_eq!(
+        (&bob_place.json["status"], &bob_place.json["position"]),
+        (&Value::from("queued"), &Value::from(1)),
+        "{bob_place:#?}"
+    );
+    assert_eq!(app.position(&id, cat).await.json["position"], 2);
+    // The worker's GRANT admits nobody, however often it asks.
+    for _ in 0..3 {
+        assert_eq!(
+            grant(&app, &id, 10).await,
+            flashsale::GrantReply::Paused { released: 0 }
+        );
+    }
+    assert_eq!(queue(&app, &id).await, before);
+    // The holder keeps the unit and can buy it.
+    let bought = app.confirm(&id, ann).await;
+    assert_eq!(bought.assert_ok()["created"], true, "{bought:#?}");
+    assert_eq!(app.position(&id, ann).await.json["status"], "purchased");
+
+    // Resume: admission goes on from the head of the same queue, and new
+    // buyers queue behind it.
+    let resumed = admin_post(&app, &format!("/flash-sales/{id}/resume"), &token).await;
+    assert_eq!(resumed.assert_ok()["live"]["status"], "active");
+    let again = admin_post(&app, &format!("/flash-sales/{id}/resume"), &token).await;
+    assert_eq!(again.assert_ok()["live"]["status"], "active");
+    assert_eq!(app.grant(&id, 1).await, vec![bob.to_string()]);
+    wait_ready(&app, &id, bob).await;
+    let dan_buys = app.buy(&id, dan).await;
+    assert_eq!(dan_buys.assert_ok()["position"], 2, "{dan_buys:#?}");
+}
+
+async fn wait_ready(app: &TestApp, sale: &str, email: &str) {
+    crate::support::wait_for_status(app, sale, email, "ready").await;
+}
+
+#[tokio::test]
+async fn pause_and_resume_module() {
+    pause_and_resume(Backend::Module).await;
+}
+
+#[tokio::test]
+async fn pause_and_resume_lua() {
+    pause_and_resume(Backend::Lua).await;
+}
+
+/// Only admins pause and resume; a sale that is not live cannot be paused
+/// (409, nothing changed); an unknown sale is 404.
+#[tokio::test]
+async fn pause_is_for_admins_and_live_sales() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let live = sale_id(&app.create_sale(&token, json!({})).await);
+    let unauthenticated = app
+        .request(
+            Method::POST,
+            &format!("/flash-sales/{live}/pause"),
+            None,
+            None,
+        )
+        .await;
+    unauthenticated.assert_error(401, "unauthorized");
+    assert_eq!(
+        app.status(&live, None).await.sale.state,
+        flashsale::SaleState::Active
+    );
+
+    let upcoming = sale_id(
+        &app.create_sale(
+            &token,
+            json!({ "startsAt": crate::support::rfc3339(600), "endsAt": crate::support::rfc3339(1200) }),
+        )
+        .await,
+    );
+    let before = app.sale_keys(&upcoming).await;
+    admin_post(&app, &format!("/flash-sales/{upcoming}/pause"), &token)
+        .await
+        .assert_error(409, "sale_not_live");
+    assert_eq!(app.sale_keys(&upcoming).await, before);
+    assert_eq!(
+        app.status(&upcoming, None).await.sale.state,
+        flashsale::SaleState::Upcoming
+    );
+
+    let unknown = "0123456789abcdef01234567";
+    admin_post(&app, &format!("/flash-sales/{unknown}/pause"), &token)
+        .await
+        .assert_error(404, "sale_not_found");
+    admin_post(&app, &format!("/flash-sales/{unknown}/resume"), &token)
+        .await
+        .assert_error(404, "sale_not_found");
+}
