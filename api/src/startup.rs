@@ -69,10 +69,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
-        let metrics_addr = settings.metrics_addr();
-        let metrics_listener = TcpListener::bind(metrics_addr)
-            .await
-            .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_ADDR)"))?;
+        let metrics_listener = bind_metrics(settings).await?;
         let metrics_port = metrics_listener.local_addr()?.port();
         let metrics_router = routes::ops::metrics_router()
             .fallback(not_found)
@@ -142,6 +139,30 @@ impl Application {
         }
         tracing::info!("stopped");
         served
+    }
+}
+
+/// The metrics listener. A METRICS_ADDR that was set must be free; the
+/// default's port being taken (a second API on this host: a test platform,
+/// `scripts/run`) only moves metrics to a free loopback port, with a
+/// warning, rather than keeping the shop from starting.
+async fn bind_metrics(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let addr = settings.metrics_addr();
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if settings.metrics_addr.is_none() => {
+            let listener = TcpListener::bind((addr.ip(), 0))
+                .await
+                .with_context(|| format!("cannot listen on {} for metrics", addr.ip()))?;
+            tracing::warn!(
+                default = %addr,
+                error = %e,
+                metrics = %listener.local_addr()?,
+                "the default metrics address is taken; set METRICS_ADDR"
+            );
+            Ok(listener)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr} (METRICS_ADDR)")),
     }
 }
 
