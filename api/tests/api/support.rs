@@ -93,6 +93,9 @@ pub fn test_settings() -> Settings {
     settings.trusted_proxies = vec![];
     settings.cors_origins = vec![];
     settings.password_hash_concurrency = Some(2);
+    // Tests read their own writes on the public views; the cache has its
+    // own tests (limits.rs).
+    settings.public_cache_ms = 0;
     settings
 }
 
