@@ -1,6 +1,6 @@
 // The admin dashboard: sign in, the sales (list, create, edit, delete) and
 // a live view of one sale (figures every second, a chart drawn on a canvas,
-// the queue and the orders). The token lives in memory and sessionStorage
+// the queue and the orders, a button to pause and resume it). The token lives in memory and sessionStorage
 // (gone with the tab), never localStorage; signing out revokes it.
 // Views are addressed by the hash: #/sales, #/new, #/edit/<id>, #/live/<id>.
 'use strict';
@@ -298,6 +298,7 @@
   async function showLive(id) {
     show('live');
     notice('');
+    $('live-pause').hidden = $('live-pause-hint').hidden = true;
     samples = [];
     queuePage = 1;
     ordersPage = 1;
@@ -336,6 +337,7 @@
       const badge = $('live-status');
       badge.dataset.status = o.status;
       setText(badge, STATUS_WORDS[o.status] || o.status);
+      drawPauseButton(o.status);
       setText('live-updated', 'updated ' + new Date(o.serverTime).toLocaleTimeString());
       draw();
       // The lists every 2 s (the figures every second).
@@ -345,6 +347,44 @@
       setText('live-updated', 'connection trouble, retrying…');
     }
     if (!$('live-view').hidden) liveTimer = setTimeout(liveTick, 1000);
+  }
+
+  // One button pauses a live sale and resumes a paused one; it is shown
+  // only when one of the two can be done (the engine refuses to pause a
+  // sale that has not started, has ended or is sold out).
+  const PAUSE_HINTS = {
+    pause: 'Pausing stops new buyers and admission; those queued keep their place, holders can still buy.',
+    resume: 'Paused: nobody new joins the queue and nobody is admitted. Resuming goes on from the same queue.',
+  };
+
+  function drawPauseButton(status) {
+    const button = $('live-pause');
+    const hint = $('live-pause-hint');
+    const action = status === 'paused' ? 'resume' : status === 'active' ? 'pause' : null;
+    button.hidden = hint.hidden = !action;
+    if (!action || button.disabled) return;
+    button.dataset.action = action;
+    setText(button, action === 'pause' ? 'Pause sale' : 'Resume sale');
+    setText(hint, PAUSE_HINTS[action]);
+  }
+
+  async function togglePause() {
+    const button = $('live-pause');
+    const action = button.dataset.action;
+    if (!liveSale || !action) return;
+    const name = '“' + liveSale.name + '”';
+    button.disabled = true;
+    try {
+      const sale = await call('POST', '/flash-sales/' + encodeURIComponent(liveSale.id) + '/' + action);
+      notice(action === 'pause' ? 'Paused ' + name + '.' : 'Resumed ' + name + '.', 'good');
+      button.disabled = false;
+      drawPauseButton((sale.live || {}).status);
+    } catch (e) {
+      button.disabled = false;
+      if (e.code === 'sale_not_live') notice(name + ' cannot be paused now: ' + e.message, 'bad');
+      else if (e.status !== 401) notice('Could not ' + action + ' ' + name + ': ' + e.message, 'bad');
+    }
+    liveTick();
   }
 
   // Holds granted per second over the last ~5 s (sold + held rising).
@@ -459,6 +499,7 @@
     $('sale-form').addEventListener('submit', save);
     $('cancel').addEventListener('click', () => (location.hash = '#/sales'));
     $('back').addEventListener('click', () => (location.hash = '#/sales'));
+    $('live-pause').addEventListener('click', togglePause);
     window.addEventListener('hashchange', route);
     route();
   });

@@ -165,4 +165,66 @@ describe('admin dashboard', () => {
     consoleWatch.assertClean();
     await page.close();
   });
+
+  test('pause and resume from the live view: new buyers refused, the queue kept, holders still buy', async () => {
+    const token = await platform.adminToken();
+    // Two units: the first two buyers hold them, the third waits in line.
+    const sale = await platform.createSale(token, { name: 'Pause me', initialQuantity: 2 });
+    for (const email of ['p1@example.com', 'p2@example.com', 'p3@example.com']) {
+      const r = await platform.buy(sale.id, email);
+      assert.equal(r.status, 200, r.text);
+    }
+    await waitFor('p1 and p2 admitted by the worker', async () =>
+      (await platform.position(sale.id, 'p1@example.com')).json?.status === 'ready' &&
+      (await platform.position(sale.id, 'p2@example.com')).json?.status === 'ready');
+
+    const page = await browser.context.newPage();
+    // The refused buy (409) is the script's, not the page's.
+    const consoleWatch = watchConsole(page);
+    await page.goto(platform.url + '/admin');
+    await page.locator('#signin-email').fill('admin@example.com');
+    await page.locator('#signin-password').fill('admin123');
+    await page.keyboard.press('Enter');
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+    await page.locator('#sales-body tr', { hasText: 'Pause me' }).getByRole('link', { name: 'Live view of Pause me' }).click();
+    await page.locator('#live-view').waitFor({ state: 'visible' });
+
+    // Pause.
+    const pause = page.getByRole('button', { name: 'Pause sale' });
+    await pause.waitFor({ state: 'visible' });
+    await pause.click();
+    await waitFor('the paused badge', async () => (await page.locator('#live-status').textContent()) === 'Paused');
+    const resume = page.getByRole('button', { name: 'Resume sale' });
+    await resume.waitFor({ state: 'visible' });
+    assert.match(await page.locator('#notice').textContent(), /Paused “Pause me”/);
+    assert.equal((await platform.call('GET', `/flash-sales/${sale.id}/public`)).json.status, 'paused');
+
+    // A new buyer is told; the one queued keeps the place; a holder still
+    // buys; the worker admits nobody, even to the unit a holder gives up.
+    const refused = await platform.buy(sale.id, 'p4@example.com');
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal(refused.json.error.code, 'sale_paused');
+    const p3 = await platform.position(sale.id, 'p3@example.com');
+    assert.deepEqual([p3.json.status, p3.json.position], ['queued', 1]);
+    const bought = await platform.confirm(sale.id, 'p1@example.com');
+    assert.equal(bought.status, 200, bought.text);
+    const more = await platform.call('PUT', `/flash-sales/${sale.id}`, { initialQuantity: 3 }, token);
+    assert.equal(more.status, 200, more.text);
+    await sleep(1500); // several worker rounds
+    assert.equal((await platform.position(sale.id, 'p3@example.com')).json.status, 'queued');
+    await waitFor('the figures on the dashboard', async () =>
+      (await page.locator('#s-queue').textContent()) === '1' && (await page.locator('#s-sold').textContent()) === '1');
+    assert.equal(await page.locator('#live-status').textContent(), 'Paused');
+    await screenshot(page, 'admin-paused');
+
+    // Resume: the worker admits the head of the same queue.
+    await resume.click();
+    await waitFor('the active badge', async () => (await page.locator('#live-status').textContent()) !== 'Paused');
+    assert.match(await page.locator('#notice').textContent(), /Resumed “Pause me”/);
+    await page.getByRole('button', { name: 'Pause sale' }).waitFor({ state: 'visible' });
+    await waitFor('p3 admitted after the resume', async () => (await platform.position(sale.id, 'p3@example.com')).json?.status === 'ready');
+
+    consoleWatch.assertClean();
+    await page.close();
+  });
 });
