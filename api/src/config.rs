@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use flashsale::{BackendChoice, RedisTarget};
 
 use crate::auth::secret::Secret;
+use crate::buyer_token::{self, BuyerTokens, KeyError, SecretSpec, SigningKey};
 use crate::http::client_ip::{IpNet, TrustedProxies};
 
 /// Longest lifetime of an access token the API issues (the issue's limit).
@@ -19,6 +20,10 @@ pub const MAX_JWT_TTL_SECONDS: u64 = 15 * 60;
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// Used in dev mode when `JWT_SECRET` is not set; never accepted otherwise.
 pub const DEV_JWT_SECRET: &str = "flashsale-dev-only-jwt-secret-do-not-use-in-production";
+/// The key id of the buyer-token key derived from the JWT secret when
+/// BUYER_TOKEN_SECRETS is not set, and what it is derived for.
+pub const DERIVED_BUYER_TOKEN_KID: &str = "jwt";
+const BUYER_TOKEN_KEY_PURPOSE: &[u8] = b"flashsale buyer-token key";
 /// Well-known placeholder secrets (the seed's `.env.example` and common
 /// tutorials) refused outside dev mode, whatever their length.
 const DEFAULT_SECRETS: &[&str] = &[
@@ -249,6 +254,27 @@ pub struct Settings {
     /// Log lines as text or JSON (filter with RUST_LOG).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    // Buyer tokens and identity (src/buyer_token.rs).
+    /// Keys that sign buyer tokens, `kid:secret,kid:secret`: the first
+    /// signs, all verify (add the new key first, drop the old one once its
+    /// tokens have expired). Each secret at least 32 bytes outside dev mode.
+    /// Unset: one key (kid `jwt`) derived from the JWT secret.
+    #[arg(
+        long,
+        env = "BUYER_TOKEN_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub buyer_token_secrets: Vec<SecretSpec>,
+    /// A buyer token stays good this long after its sale's end (to see the
+    /// order afterwards; a sale extended by more outlives its tokens).
+    #[arg(long, env = "BUYER_TOKEN_GRACE_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub buyer_token_grace_seconds: u64,
+    /// One person, one place: `bob+1@x.com` counts as `bob@x.com`.
+    #[arg(long, env = "IDENTITY_STRIP_PLUS_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub identity_strip_plus_tags: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +291,10 @@ pub enum ConfigError {
     BadCorsOrigin(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("BUYER_TOKEN_SECRETS: {0}")]
+    BadBuyerTokenKey(KeyError),
+    #[error("BUYER_TOKEN_SECRETS: the secret of key id {0:?} must be at least {MIN_JWT_SECRET_BYTES} bytes outside dev mode")]
+    WeakBuyerTokenSecret(String),
     #[error("CORS_ORIGINS=* is only accepted in dev mode; list the shop's origins")]
     AnyCorsOrigin,
     #[error("dev mode (built-in secret and admin) on the non-loopback BEND_HOST {0}; set ALLOW_DEV_ON_PUBLIC_HOST=true if that is really meant")]
@@ -384,9 +414,38 @@ impl Settings {
         Duration::from_millis(self.request_timeout_ms.max(1))
     }
 
+    /// The buyer-token keys: BUYER_TOKEN_SECRETS (strong ones outside dev
+    /// mode), or one derived from the JWT secret, which has the same rules.
+    pub fn buyer_tokens(&self) -> Result<BuyerTokens, ConfigError> {
+        let specs: Vec<&SecretSpec> = self
+            .buyer_token_secrets
+            .iter()
+            .filter(|s| !s.is_blank())
+            .collect();
+        let keys = if specs.is_empty() {
+            let jwt = buyer_token::Secret::new(self.jwt_secret()?);
+            let derived = jwt.derive(BUYER_TOKEN_KEY_PURPOSE);
+            vec![SigningKey::new(DERIVED_BUYER_TOKEN_KID, derived)
+                .map_err(ConfigError::BadBuyerTokenKey)?]
+        } else {
+            let mut keys = Vec::with_capacity(specs.len());
+            for spec in specs {
+                let key = SigningKey::parse(spec).map_err(ConfigError::BadBuyerTokenKey)?;
+                if !self.dev_mode && key.secret_len() < MIN_JWT_SECRET_BYTES {
+                    return Err(ConfigError::WeakBuyerTokenSecret(key.kid().to_string()));
+                }
+                keys.push(key);
+            }
+            keys
+        };
+        BuyerTokens::new(keys, Duration::from_secs(self.buyer_token_grace_seconds))
+            .map_err(ConfigError::BadBuyerTokenKey)
+    }
+
     /// Checks everything that can be wrong before anything connects.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.jwt_secret()?;
+        self.buyer_tokens()?;
         self.trusted_proxies()?;
         self.cors_origins()?;
         if self.body_limit_bytes == 0 {
@@ -429,6 +488,48 @@ mod tests {
         ));
         let strong = "0123456789abcdef0123456789abcdef";
         assert!(settings(&["--jwt-secret", strong]).jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn buyer_token_key_rules() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        // Derived from the JWT secret when not set; refused like it.
+        assert!(matches!(
+            settings(&[]).buyer_tokens(),
+            Err(ConfigError::MissingJwtSecret)
+        ));
+        assert!(settings(&["--jwt-secret", strong]).buyer_tokens().is_ok());
+        assert!(settings(&["--dev-mode", "true"]).buyer_tokens().is_ok());
+        let with = |keys: &str| settings(&["--jwt-secret", strong, "--buyer-token-secrets", keys]);
+        assert!(with(&format!("k2:{strong}x,k1:{strong}"))
+            .buyer_tokens()
+            .is_ok());
+        assert!(matches!(
+            with("k1:short").buyer_tokens(),
+            Err(ConfigError::WeakBuyerTokenSecret(kid)) if kid == "k1"
+        ));
+        assert!(matches!(
+            with(strong).buyer_tokens(),
+            Err(ConfigError::BadBuyerTokenKey(KeyError::NotKidSecret))
+        ));
+        assert!(matches!(
+            with(&format!("a:{strong},a:{strong}")).buyer_tokens(),
+            Err(ConfigError::BadBuyerTokenKey(KeyError::DuplicateKid(_)))
+        ));
+        // Short secrets are fine in dev mode; secrets never print.
+        let dev = settings(&[
+            "--dev-mode",
+            "true",
+            "--buyer-token-secrets",
+            "d:tiny-secret",
+        ]);
+        assert!(dev.buyer_tokens().is_ok());
+        assert!(!format!("{dev:?}").contains("tiny-secret"));
+        let error = with("k1:short-secret")
+            .buyer_tokens()
+            .err()
+            .map(|e| e.to_string());
+        assert!(error.is_some_and(|e| !e.contains("short-secret")));
     }
 
     #[test]

@@ -457,13 +457,16 @@ impl LiveSales {
     }
 
     /// CONFIRM at the sale's price as the engine has it (`amount`, when
-    /// given, must equal it); when the sale's primary has replicas (or
-    /// CONFIRM_MIN_REPLICAS says so), the order must reach them within
-    /// CONFIRM_WAIT_MS, or the buyer gets 503 `not_durable` and retries.
+    /// given, must equal it), the order keeping `contact` (the address as
+    /// the buyer typed it; `user` is their identity); when the sale's
+    /// primary has replicas (or CONFIRM_MIN_REPLICAS says so), the order
+    /// must reach them within CONFIRM_WAIT_MS, or the buyer gets 503
+    /// `not_durable` and retries.
     pub async fn confirm(
         &self,
         sale: &SaleId,
         user: &Email,
+        contact: Option<&str>,
         amount: Option<Money>,
     ) -> Result<ConfirmReply, ApiError> {
         let amount = amount.map(Money::minor_units);
@@ -471,7 +474,8 @@ impl LiveSales {
         if replicas == 0 {
             let outcome = self
                 .run(sale, |mut c| async move {
-                    c.confirm(sale.as_str(), user.as_str(), amount).await
+                    c.confirm_with_contact(sale.as_str(), user.as_str(), amount, contact)
+                        .await
                 })
                 .await?;
             return match outcome {
@@ -482,8 +486,15 @@ impl LiveSales {
         let wait_ms = self.durability.wait_ms;
         let outcome = self
             .run(sale, |mut c| async move {
-                c.confirm_replicated(sale.as_str(), user.as_str(), amount, replicas, wait_ms)
-                    .await
+                c.confirm_replicated_with_contact(
+                    sale.as_str(),
+                    user.as_str(),
+                    amount,
+                    contact,
+                    replicas,
+                    wait_ms,
+                )
+                .await
             })
             .await?;
         let (reply, durable) = match outcome {

@@ -245,6 +245,7 @@ async fn prepare_engine(live: &LiveSales) -> anyhow::Result<()> {
 
 async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let secret = settings.jwt_secret()?;
+    let buyer_tokens = settings.buyer_tokens()?;
     let redis = redis_connection(&settings)?;
     let db = Db::connect(&settings).await?;
     ensure_indexes(db.clone());
@@ -273,6 +274,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         jwt: Arc::new(jwt),
         passwords,
         metrics: prometheus_handle()?,
+        buyer_tokens: Arc::new(buyer_tokens),
     })
 }
 
@@ -418,6 +420,8 @@ fn request_span(request: &Request) -> tracing::Span {
         .get(request_id::HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    // The path only, never the query: GET /orders/events may carry a buyer
+    // token there (EventSource cannot send headers).
     tracing::info_span!(
         "request",
         method = %request.method(),

@@ -1,5 +1,5 @@
 //! What every handler shares: settings, the Redis connection and engine
-//! client, MongoDB, the token keys, the password hasher and the metrics
+//! client, MongoDB, the token keys (admin and buyer), the password hasher and the metrics
 //! handle. Cloned per request; everything inside is cheap to clone.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
+use crate::buyer_token::BuyerTokens;
 use crate::config::Settings;
 use crate::live_sales::LiveSales;
 use crate::store::Db;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub passwords: Passwords,
     pub metrics: PrometheusHandle,
+    /// Signs and checks buyer tokens.
+    pub buyer_tokens: Arc<BuyerTokens>,
 }

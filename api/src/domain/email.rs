@@ -2,6 +2,10 @@
 //! lower-case) is the user id the engine sees, so it must also fit the
 //! engine's user-id charset `[A-Za-z0-9_.@+-]{1,128}`; addresses with other
 //! characters (quotes, unicode, ...) are refused rather than mangled.
+//!
+//! A buyer is one person per sale: [`Email::buyer_identity`] also drops a
+//! `+tag` from the local part (`bob+1@x.com` is `bob@x.com`), so that one
+//! mailbox cannot queue many times under tagged addresses.
 
 use std::fmt;
 
@@ -27,6 +31,25 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The person behind the address, as the one-per-person rule counts
+    /// them: the normalised address, and with `strip_plus_tags` without a
+    /// `+tag` suffix of the local part. A local part that is all tag
+    /// (`+x@y.com`) is kept as it is rather than emptied.
+    pub fn buyer_identity(&self, strip_plus_tags: bool) -> Email {
+        if !strip_plus_tags {
+            return self.clone();
+        }
+        let Some((local, domain)) = self.0.split_once('@') else {
+            return self.clone();
+        };
+        match local.split_once('+') {
+            Some((base, _tag)) if !base.is_empty() && !base.ends_with('.') => {
+                Email(format!("{base}@{domain}"))
+            }
+            _ => self.clone(),
+        }
     }
 }
 
@@ -78,6 +101,27 @@ mod tests {
     fn normalises() {
         let email = Email::parse("  Ann.Lee+Sale@Example.COM ").map(|e| e.0);
         assert_eq!(email.ok().as_deref(), Some("ann.lee+sale@example.com"));
+    }
+
+    #[test]
+    fn one_identity_per_person() {
+        let identity = |raw: &str, strip: bool| {
+            Email::parse(raw)
+                .map(|e| e.buyer_identity(strip).0)
+                .unwrap_or_else(|e| panic!("{raw}: {e}"))
+        };
+        for raw in [
+            "bob@x.com",
+            "Bob@X.com ",
+            " bob+1@x.com",
+            "BOB+sale+2@x.com",
+        ] {
+            assert_eq!(identity(raw, true), "bob@x.com", "{raw}");
+        }
+        assert_eq!(identity("bob+1@x.com", false), "bob+1@x.com");
+        // All tag, or a dot before the tag: kept as typed (never invalid).
+        assert_eq!(identity("+1@x.com", true), "+1@x.com");
+        assert_eq!(identity("bob.+1@x.com", true), "bob.+1@x.com");
     }
 
     #[test]

@@ -5,19 +5,27 @@
 //! after a state that no longer changes by itself (purchased, expired, not
 //! in the sale, the sale over). Driven by the sale's feed
 //! ([`crate::sale_feed`]), not by a timer per connection.
+//!
+//! Like every request about a buyer it needs the buyer's token; a browser's
+//! `EventSource` cannot set headers, so here (and only here) the token may
+//! also come as the `buyerToken` query parameter. The request's query is
+//! never logged (the request span records the path only).
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
+use serde::Deserialize;
 use tokio::sync::watch;
+use utoipa::IntoParams;
 
 use super::orders::{
-    estimated_wait, position_view, CustomerQuery, CustomerStatus, PositionResponse,
+    authorised, estimated_wait, position_view, CustomerQuery, CustomerStatus, PositionResponse,
 };
 use super::sales::SaleState;
 use super::time_from_ms;
@@ -37,24 +45,51 @@ const OWN_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// After the hold's end, the engine is asked again this much later.
 const HOLD_END_SLACK: Duration = Duration::from_millis(200);
 
-/// Follow a customer's state (Server-Sent Events).
+/// `?flashSaleId=&email=&buyerToken=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    pub flash_sale_id: String,
+    pub email: String,
+    /// The buyer token, for clients that cannot set the `X-Buyer-Token`
+    /// header (a browser's EventSource); the header wins when both are sent.
+    pub buyer_token: Option<String>,
+}
+
+/// Follow a customer's state (Server-Sent Events; the buyer's token
+/// required, as the header or the `buyerToken` parameter).
 #[utoipa::path(
     get,
     path = "/orders/events",
     tag = "orders",
-    params(CustomerQuery),
+    params(
+        EventsQuery,
+        ("X-Buyer-Token" = Option<String>, Header, description = "The buyer token from the buy (or the buyerToken parameter)"),
+    ),
     responses(
         (status = 200, description = "`text/event-stream`: `status` events, each data a PositionResponse; the first at once", content_type = "text/event-stream", body = PositionResponse),
         (status = 400, body = ErrorBody),
+        (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
+        (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
-    Query(query): Query<CustomerQuery>,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let email = Email::parse(&query.email)?;
-    let sale = SaleId::parse(&query.flash_sale_id)?;
+    let EventsQuery {
+        flash_sale_id,
+        email,
+        buyer_token,
+    } = query;
+    let customer = CustomerQuery {
+        flash_sale_id,
+        email,
+    };
+    let (sale, email) = authorised(&state, &headers, buyer_token.as_deref(), &customer)?;
     // The first state exactly, and an unknown sale refused before streaming.
     let reply = state.live.status(&sale, Some(&email)).await?;
     let first = position_view(&state, &sale, &email, reply);

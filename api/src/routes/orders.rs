@@ -1,9 +1,15 @@
 //! The customer's path: join the queue, watch the position, confirm with a
-//! live hold, see the order. The customer is their normalised e-mail address,
+//! live hold, see the order. The customer is their identity — the normalised
+//! e-mail address, without a `+tag` by default ([`Email::buyer_identity`]) —
 //! which is also the engine's user id.
+//!
+//! The buy that first puts an identity into a sale hands out a buyer token
+//! ([`crate::buyer_token`]); every later request about that buyer must carry
+//! it, and is checked before the engine is asked anything, so a refused
+//! request changes nothing.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -12,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::buyer_token::{self, ClientKey};
 use crate::domain::{Email, Money, SaleId};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::extract::{Json, Query};
@@ -55,6 +62,12 @@ pub enum CustomerStatus {
 pub struct BuyRequest {
     pub email: String,
     pub flash_sale_id: String,
+    /// Optional: a random string (16 to 64 of `A-Z a-z 0-9 _ -`) the client
+    /// makes once per sale and buyer and sends with every buy. A repeated
+    /// buy with the same key gets the buyer token again — the first answer
+    /// may have been lost on the way; without it, none is handed out twice.
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,6 +91,108 @@ pub struct BuyResponse {
     pub estimated_wait_sec: Option<u64>,
     /// When purchased.
     pub order_id: Option<String>,
+    /// The buyer token, handed out once: by the buy that first puts this
+    /// person into the sale. Send it as `X-Buyer-Token` on position,
+    /// confirm, by-email and events. Null on any later buy — which then, if
+    /// it carries no token, answers the state only (no place, hold, wait or
+    /// order id): knowing an address is not enough to act for its owner.
+    pub buyer_token: Option<String>,
+}
+
+impl BuyResponse {
+    /// The answer to someone who names a buyer already in the sale but
+    /// cannot prove to be them: that they are in, nothing more.
+    fn withhold_details(&mut self) {
+        self.position = None;
+        self.hold_ttl_sec = None;
+        self.estimated_wait_sec = None;
+        self.order_id = None;
+        self.buyer_token = None;
+    }
+}
+
+/// A buyer as a request names them: the address as typed (trimmed; the
+/// order keeps it) and the identity the engine counts (one place per
+/// identity).
+pub(crate) struct Buyer {
+    pub typed: String,
+    pub identity: Email,
+}
+
+impl Buyer {
+    pub(crate) fn parse(state: &AppState, raw: &str) -> Result<Buyer, ApiError> {
+        let email = Email::parse(raw)?;
+        Ok(Buyer {
+            typed: raw.trim().to_string(),
+            identity: email.buyer_identity(state.settings.identity_strip_plus_tags),
+        })
+    }
+
+    /// The address for the order when it is not the identity itself
+    /// (CONFIRM's CONTACT).
+    pub(crate) fn contact(&self) -> Option<&str> {
+        (self.typed != self.identity.as_str()).then_some(self.typed.as_str())
+    }
+}
+
+/// Redis hash (one per sale, in the sale's slot) of the identities a buyer
+/// token was handed out to: a token is handed out once per person and sale,
+/// whatever the number of buys. It expires with the tokens.
+fn issued_key(sale: &SaleId) -> String {
+    format!("flashsale-api:{{{sale}}}:buyer-tokens")
+}
+
+/// A token for `identity`: when `claim` (a place just taken) and none was
+/// handed out for them in this sale before — atomically: of two buys
+/// racing for one address, one wins — or when the buy repeats the first
+/// one's client key.
+async fn issue_token(
+    state: &AppState,
+    sale: &SaleId,
+    identity: &Email,
+    client_key: Option<&ClientKey>,
+    claim: bool,
+) -> Result<Option<String>, ApiError> {
+    if !claim && client_key.is_none() {
+        return Ok(None);
+    }
+    let tokens = &state.buyer_tokens;
+    let ends_at = match tokens.cached_end(sale) {
+        Some(end) => end,
+        None => {
+            let live = state.live.status(sale, None).await?.sale;
+            tokens.remember_end(sale, live.ends_at);
+            live.ends_at
+        }
+    };
+    let expires_at = tokens.expiry_for(ends_at);
+    let key = issued_key(sale);
+    // The first buy's client key (its digest; empty without one).
+    let digest = client_key.map(ClientKey::digest).unwrap_or_default();
+    let mut pipe = redis::pipe();
+    if claim {
+        pipe.cmd("HSETNX")
+            .arg(&key)
+            .arg(identity.as_str())
+            .arg(&digest)
+            .cmd("EXPIREAT")
+            .arg(&key)
+            .arg(expires_at)
+            .ignore();
+    }
+    pipe.cmd("HGET").arg(&key).arg(identity.as_str());
+    let mut redis = state.redis.clone();
+    let (first, stored) = if claim {
+        pipe.query_async::<(bool, Option<String>)>(&mut redis)
+            .await?
+    } else {
+        (
+            false,
+            pipe.query_async::<(Option<String>,)>(&mut redis).await?.0,
+        )
+    };
+    let repeated = client_key.is_some_and(|k| stored.is_some_and(|s| k.matches(&s)));
+    Ok((first || repeated).then(|| tokens.sign(sale, identity, expires_at)))
 }
 
 /// Notes where `email` stands (the queue's speed is measured from these)
@@ -95,15 +210,21 @@ pub(crate) fn estimated_wait(
     drain.estimated_wait(sale.as_str(), position, rate, now)
 }
 
-/// Join the queue (repeating it never creates a second place).
+/// Join the queue (repeating it never creates a second place). The first
+/// buy of a person in a sale returns their `buyerToken`.
 #[utoipa::path(
     post,
     path = "/orders/buy",
     tag = "orders",
     request_body = BuyRequest,
+    params(
+        ("X-Buyer-Token" = Option<String>, Header, description = "Optional: the buyer's token from their first buy; with it a repeated buy answers in full"),
+    ),
     responses(
         (status = 200, description = "Queued, holding or already purchased", body = BuyResponse),
         (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_buyer_token: a token was sent but is not valid", body = ErrorBody),
+        (status = 403, description = "buyer_token_mismatch: the token sent is another buyer's or another sale's", body = ErrorBody),
         (status = 404, description = "No such sale", body = ErrorBody),
         (status = 409, description = "sale_not_started, sale_ended, sold_out or queue_full", body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -112,12 +233,28 @@ pub(crate) fn estimated_wait(
 )]
 pub async fn buy(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<BuyRequest>,
 ) -> Result<Json<BuyResponse>, ApiError> {
-    let email = Email::parse(&body.email)?;
+    let buyer = Buyer::parse(&state, &body.email)?;
+    let email = &buyer.identity;
     let sale = SaleId::parse(&body.flash_sale_id)?;
-    let reply = state.live.enqueue(&sale, &email).await?;
-    let response = match reply {
+    let client_key = body
+        .client_key
+        .as_deref()
+        .map(ClientKey::parse)
+        .transpose()?;
+    // A token is optional here, but one that is sent must be this buyer's.
+    let presented = buyer_token::from_headers(&headers);
+    if presented.is_some() {
+        state.buyer_tokens.check(presented, &sale, email)?;
+    }
+    let reply = state.live.enqueue(&sale, email).await?;
+    // Only a place just taken earns a token (holding or bought without one
+    // means it went to whoever queued first); "queued" may also be a
+    // repeat, which the claim in Redis tells apart.
+    let newly_queued = matches!(reply, EnqueueReply::Queued { .. });
+    let mut response = match reply {
         EnqueueReply::Queued { position, length } => {
             let params = state.live.params(&sale).await?;
             BuyResponse {
@@ -128,8 +265,9 @@ pub async fn buy(
                 has_active_hold: false,
                 hold_ttl_sec: None,
                 hold_duration_sec: ceil_secs(params.hold_ttl_ms),
-                estimated_wait_sec: estimated_wait(&state, &sale, &email, position, params.rate),
+                estimated_wait_sec: estimated_wait(&state, &sale, email, position, params.rate),
                 order_id: None,
+                buyer_token: None,
             }
         }
         EnqueueReply::Holding { ms_left } => {
@@ -144,6 +282,7 @@ pub async fn buy(
                 hold_duration_sec: ceil_secs(live.hold_ttl_ms),
                 estimated_wait_sec: None,
                 order_id: None,
+                buyer_token: None,
             }
         }
         EnqueueReply::Purchased { order_id } => {
@@ -158,6 +297,7 @@ pub async fn buy(
                 hold_duration_sec: ceil_secs(live.hold_ttl_ms),
                 estimated_wait_sec: None,
                 order_id: Some(order_id),
+                buyer_token: None,
             }
         }
         EnqueueReply::NotStarted { ms_until_start } => {
@@ -182,6 +322,13 @@ pub async fn buy(
             )
         }
     };
+    if presented.is_none() {
+        let token = issue_token(&state, &sale, email, client_key.as_ref(), newly_queued).await?;
+        match token {
+            Some(token) => response.buyer_token = Some(token),
+            None => response.withhold_details(),
+        }
+    }
     Ok(Json(response))
 }
 
@@ -221,26 +368,50 @@ pub struct PositionResponse {
     pub server_time: DateTime<Utc>,
 }
 
-/// Where a customer stands in a sale.
+/// Where a customer stands in a sale (the buyer's token required).
 #[utoipa::path(
     get,
     path = "/orders/position",
     tag = "orders",
-    params(CustomerQuery),
+    params(
+        CustomerQuery,
+        ("X-Buyer-Token" = String, Header, description = "The buyer token from the buy"),
+    ),
     responses(
         (status = 200, body = PositionResponse),
         (status = 400, body = ErrorBody),
+        (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
+        (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
 )]
 pub async fn position(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<CustomerQuery>,
 ) -> Result<Json<PositionResponse>, ApiError> {
-    let email = Email::parse(&query.email)?;
-    let sale = SaleId::parse(&query.flash_sale_id)?;
+    let (sale, email) = authorised(&state, &headers, None, &query)?;
     let reply = state.live.status(&sale, Some(&email)).await?;
     Ok(Json(position_view(&state, &sale, &email, reply)))
+}
+
+/// The sale and the buyer a request is about, once its buyer token proves
+/// it comes from that buyer (`fallback`: a token from the query string,
+/// where a header cannot be set). Before any engine call: a refused request
+/// changes nothing and learns nothing.
+pub(crate) fn authorised(
+    state: &AppState,
+    headers: &HeaderMap,
+    fallback: Option<&str>,
+    query: &CustomerQuery,
+) -> Result<(SaleId, Email), ApiError> {
+    let buyer = Buyer::parse(state, &query.email)?;
+    let sale = SaleId::parse(&query.flash_sale_id)?;
+    let presented = buyer_token::from_headers(headers).or(fallback.filter(|t| !t.is_empty()));
+    state
+        .buyer_tokens
+        .check(presented, &sale, &buyer.identity)?;
+    Ok((sale, buyer.identity))
 }
 
 /// Where the customer stands, from the engine's STATUS of them.
@@ -300,6 +471,7 @@ pub struct ConfirmResponse {
     /// False when this repeats an earlier confirmation (same order id).
     pub created: bool,
     pub flash_sale_id: String,
+    /// The address the order is recorded with: as the buyer typed it.
     pub email: String,
     /// What the order was confirmed at: the sale's price when the buyer
     /// was admitted. Null only on a repeat whose order has already left the
@@ -314,10 +486,14 @@ pub struct ConfirmResponse {
     path = "/orders/confirm",
     tag = "orders",
     request_body = ConfirmRequest,
+    params(
+        ("X-Buyer-Token" = String, Header, description = "The buyer token from the buy"),
+    ),
     responses(
         (status = 200, body = ConfirmResponse),
         (status = 400, description = "amount_mismatch: totalAmount is not the sale's price, or invalid input", body = ErrorBody),
-        (status = 403, description = "no_hold: not admitted (yet)", body = ErrorBody),
+        (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
+        (status = 403, description = "no_hold: not admitted (yet); buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "sold_out or sale_ended", body = ErrorBody),
         (status = 410, description = "hold_expired", body = ErrorBody),
@@ -326,25 +502,37 @@ pub struct ConfirmResponse {
 )]
 pub async fn confirm(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<ConfirmRequest>,
 ) -> Result<Json<ConfirmResponse>, ApiError> {
-    let email = Email::parse(&body.email)?;
+    let buyer = Buyer::parse(&state, &body.email)?;
+    let email = &buyer.identity;
     let sale_id = SaleId::parse(&body.flash_sale_id)?;
-    // Redis only: the engine charges the price it keeps for the sale.
+    state
+        .buyer_tokens
+        .check(buyer_token::from_headers(&headers), &sale_id, email)?;
+    // Redis only: the engine charges the price it keeps for the sale; the
+    // order keeps the address as typed.
     let reply = state
         .live
-        .confirm(&sale_id, &email, body.total_amount)
+        .confirm(&sale_id, email, buyer.contact(), body.total_amount)
         .await?;
-    let (order_id, created, total_amount) = match reply {
-        ConfirmReply::Confirmed { order_id, amount } => {
-            (order_id, true, Money::from_minor_units(amount).ok())
-        }
+    let (order_id, created, total_amount, recorded_as) = match reply {
+        ConfirmReply::Confirmed { order_id, amount } => (
+            order_id,
+            true,
+            Money::from_minor_units(amount).ok(),
+            buyer.typed.clone(),
+        ),
         ConfirmReply::Purchased { order_id } => {
             let mut redis = state.redis.clone();
             let earlier =
                 flashsale::outbox::order_entry(&mut redis, sale_id.as_str(), &order_id).await?;
-            let amount = earlier.and_then(|e| Money::from_minor_units(e.amount).ok());
-            (order_id, false, amount)
+            let amount = earlier
+                .as_ref()
+                .and_then(|e| Money::from_minor_units(e.amount).ok());
+            let contact = earlier.map_or_else(|| buyer.typed.clone(), |e| e.contact().to_string());
+            (order_id, false, amount, contact)
         }
         ConfirmReply::AmountMismatch { price } => {
             let price = Money::from_minor_units(price).map_err(|_| {
@@ -381,7 +569,7 @@ pub async fn confirm(
         order_id,
         created,
         flash_sale_id: sale_id.to_string(),
-        email: email.to_string(),
+        email: recorded_as,
         total_amount,
     }))
 }
@@ -423,19 +611,24 @@ impl From<OrderRecord> for OrderView {
     get,
     path = "/orders/by-email",
     tag = "orders",
-    params(CustomerQuery),
+    params(
+        CustomerQuery,
+        ("X-Buyer-Token" = String, Header, description = "The buyer token from the buy"),
+    ),
     responses(
         (status = 200, body = OrderView),
         (status = 400, body = ErrorBody),
+        (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
+        (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, description = "sale_not_found or order_not_found", body = ErrorBody),
     )
 )]
 pub async fn by_email(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<CustomerQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let email = Email::parse(&query.email)?;
-    let sale = SaleId::parse(&query.flash_sale_id)?;
+    let (sale, email) = authorised(&state, &headers, None, &query)?;
     if let Some(order) = orders::find_for_user(&state.db.orders, &sale, &email).await? {
         return Ok(Json(order.into()));
     }
@@ -477,9 +670,10 @@ async fn from_outbox(
         return Ok(None);
     };
     let confirmed_at = Some(time_from_ms(entry.confirmed_at));
+    let user_email = entry.contact().to_string();
     Ok(Some(OrderView {
         order_id: entry.order_id,
-        user_email: entry.user_id,
+        user_email,
         flash_sale_id: sale.to_string(),
         payment_status: records::order::PAID.into(),
         total_amount: Money::from_minor_units(entry.amount).ok(),

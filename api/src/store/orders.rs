@@ -70,13 +70,22 @@ fn time(value: &Bson) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The order of the buyer whose identity (the engine's user id) is
+/// `email`: `buyerId`, or for orders written before it existed, `userEmail`
+/// (which was the user id then; it is now the address as typed).
 pub async fn find_for_user(
     orders: &Collection<Document>,
     sale: &SaleId,
     email: &Email,
 ) -> mongodb::error::Result<Option<OrderRecord>> {
     let found = orders
-        .find_one(doc! { field::SALE_ID: sale.as_str(), field::USER_EMAIL: email.as_str() })
+        .find_one(doc! {
+            field::SALE_ID: sale.as_str(),
+            "$or": [
+                { field::BUYER_ID: email.as_str() },
+                { field::BUYER_ID: { "$exists": false }, field::USER_EMAIL: email.as_str() },
+            ],
+        })
         .await?;
     Ok(found.as_ref().map(OrderRecord::from_document))
 }

@@ -5,7 +5,7 @@ use mongodb::bson::doc;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{rfc3339, sale_id, TestApp};
+use crate::support::{rfc3339, sale_id, unix_in, TestApp};
 
 /// What must be untouched after the bad requests: every Redis key with its
 /// value dump, and the MongoDB counts.
@@ -174,11 +174,18 @@ async fn customer_routes_refuse_bad_input_and_change_nothing() {
                 .await
                 .assert_error(400, code);
         }
-        app.get(&format!(
-            "{path}?flashSaleId=000000000000000000000000&email=ann%40example.com"
-        ))
-        .await
-        .assert_error(404, "sale_not_found");
+        // An unknown sale: no token can be had for it (asking without one
+        // is refused first, so nothing is learnt); with one the server
+        // signed, it is simply not found.
+        let nowhere = "000000000000000000000000";
+        let unknown = format!("{path}?flashSaleId={nowhere}&email=ann%40example.com");
+        app.get(&unknown)
+            .await
+            .assert_error(401, "buyer_token_required");
+        let token = app.mint_token(nowhere, "ann@example.com", unix_in(3600));
+        app.buyer_request(Method::GET, &unknown, None, Some(&token))
+            .await
+            .assert_error(404, "sale_not_found");
     }
     for bad in ["a%7Bb", "a%20b", &"x".repeat(65), "%FF"] {
         let reply = app.get(&format!("/flash-sales/{bad}/public")).await;

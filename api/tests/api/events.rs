@@ -6,7 +6,29 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{encode, sale_id, TestApp};
+use crate::support::{encode, sale_id, unix_in, TestApp};
+
+async fn events_request(
+    app: &TestApp,
+    sale: &str,
+    email: &str,
+    token: Option<&str>,
+    in_query: bool,
+) -> reqwest::Result<reqwest::Response> {
+    let mut url = format!(
+        "{}/orders/events?flashSaleId={sale}&email={}",
+        app.url,
+        encode(email)
+    );
+    if let (Some(token), true) = (token, in_query) {
+        url.push_str(&format!("&buyerToken={}", encode(token)));
+    }
+    let mut request = reqwest::Client::new().get(&url);
+    if let (Some(token), false) = (token, in_query) {
+        request = request.header(api::buyer_token::HEADER, token);
+    }
+    request.send().await
+}
 
 /// The `status` events of one buyer's stream.
 struct Events {
@@ -15,14 +37,22 @@ struct Events {
 }
 
 impl Events {
+    /// The buyer's stream, with their token in the header.
     async fn open(app: &TestApp, sale: &str, email: &str) -> Events {
-        let response = reqwest::Client::new()
-            .get(format!(
-                "{}/orders/events?flashSaleId={sale}&email={}",
-                app.url,
-                encode(email)
-            ))
-            .send()
+        let token = app.token_of(sale, email).expect("the buyer's token");
+        Events::open_with(app, sale, email, Some(&token), false).await
+    }
+
+    /// With `token` in the header, or as `?buyerToken=` (as a browser's
+    /// EventSource sends it) when `in_query`.
+    async fn open_with(
+        app: &TestApp,
+        sale: &str,
+        email: &str,
+        token: Option<&str>,
+        in_query: bool,
+    ) -> Events {
+        let response = events_request(app, sale, email, token, in_query)
             .await
             .expect("GET /orders/events");
         assert_eq!(response.status(), 200);
@@ -130,11 +160,58 @@ async fn the_stream_ends_with_the_purchase_and_an_outsider_gets_one_event() {
     assert!(bought["orderId"].is_string());
     assert_eq!(again.next().await, None);
 
-    let mut outsider = Events::open(&app, &id, "z@x.io").await;
+    // Someone not in the sale (with a token the server signed, as a buyer
+    // whose place is gone would have): one event. The token may come in
+    // the query, as EventSource sends it.
+    let z = app.mint_token(&id, "z@x.io", unix_in(3600));
+    let mut outsider = Events::open_with(&app, &id, "z@x.io", Some(&z), true).await;
     assert_eq!(outsider.next().await.expect("one event")["status"], "none");
     assert_eq!(outsider.next().await, None);
     // An unknown sale is refused before any stream starts.
-    app.get("/orders/events?flashSaleId=000000000000000000000000&email=a%40x.io")
+    let nowhere = "000000000000000000000000";
+    let token = app.mint_token(nowhere, "a@x.io", unix_in(3600));
+    app.buyer_request(
+        reqwest::Method::GET,
+        &format!("/orders/events?flashSaleId={nowhere}&email=a%40x.io"),
+        None,
+        Some(&token),
+    )
+    .await
+    .assert_error(404, "sale_not_found");
+}
+
+#[tokio::test]
+async fn a_stream_needs_the_buyers_token() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&token, json!({})).await);
+    let victim = app.buy_token(&id, "victim@x.io").await;
+    app.buy_token(&id, "mallory@x.io").await;
+    let mallory = app.token_of(&id, "mallory@x.io");
+    let path = format!("/orders/events?flashSaleId={id}&email=victim%40x.io");
+    let get = |token: Option<String>| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.buyer_request(reqwest::Method::GET, &path, None, token.as_deref())
+                .await
+        }
+    };
+    get(None).await.assert_error(401, "buyer_token_required");
+    get(mallory.clone())
         .await
-        .assert_error(404, "sale_not_found");
+        .assert_error(403, "buyer_token_mismatch");
+    get(Some(format!("{victim}x")))
+        .await
+        .assert_error(401, "invalid_buyer_token");
+    // In the query as well: another buyer's is refused, the victim's own works.
+    let query_reply = app
+        .get(&format!(
+            "{path}&buyerToken={}",
+            encode(mallory.as_deref().unwrap_or_default())
+        ))
+        .await;
+    query_reply.assert_error(403, "buyer_token_mismatch");
+    let mut mine = Events::open_with(&app, &id, "victim@x.io", Some(&victim), true).await;
+    assert_eq!(mine.next().await.expect("first")["status"], "queued");
 }

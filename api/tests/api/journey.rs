@@ -36,10 +36,12 @@ async fn journey(backend: Backend) {
     let local_ms = chrono::Utc::now().timestamp_millis() as u64;
     assert!(server_ms.abs_diff(local_ms) < 60_000);
 
-    // Buy: queued at 1; repeating it keeps the same place.
-    for _ in 0..2 {
+    // Buy: queued at 1, with a buyer token; repeating it (with the token)
+    // keeps the same place and hands out no second token.
+    for round in 0..2 {
         let reply = app.buy(&id, "  Ann@Example.com ").await;
         let body = reply.assert_ok();
+        assert_eq!(body["buyerToken"].is_string(), round == 0, "{body}");
         assert_eq!(body["status"], "queued");
         assert_eq!(body["queued"], true);
         assert_eq!(body["position"], 1);
@@ -83,8 +85,7 @@ async fn journey(backend: Backend) {
 
     // The client cannot pick its price; refusing it changes nothing.
     let cheap = app
-        .post(
-            "/orders/confirm",
+        .confirm_body(
             &json!({ "email": "ann@example.com", "flashSaleId": id, "totalAmount": "0.01" }),
         )
         .await;
@@ -97,8 +98,7 @@ async fn journey(backend: Backend) {
     // Confirm (with the right amount given explicitly), then again.
     let clock_before = tests::server_time_ms(&mut app.redis().await).await;
     let confirmed = app
-        .post(
-            "/orders/confirm",
+        .confirm_body(
             &json!({ "email": "ann@example.com", "flashSaleId": id, "totalAmount": 49.99 }),
         )
         .await;
@@ -120,11 +120,7 @@ async fn journey(backend: Backend) {
 
     // Visible at once, before any worker copied it to MongoDB.
     assert_eq!(app.count("orders", doc! {}).await, 0);
-    let mine = app
-        .get(&format!(
-            "/orders/by-email?email=ann%40example.com&flashSaleId={id}"
-        ))
-        .await;
+    let mine = app.by_email(&id, "ann@example.com").await;
     let body = mine.assert_ok();
     assert_eq!(body["orderId"], order_id);
     assert_eq!(body["userEmail"], "ann@example.com");
@@ -137,11 +133,7 @@ async fn journey(backend: Backend) {
     // Once the worker has recorded it, MongoDB answers.
     app.record_order(&order_id, &id, "ann@example.com", 4999)
         .await;
-    let mine = app
-        .get(&format!(
-            "/orders/by-email?email=ann%40example.com&flashSaleId={id}"
-        ))
-        .await;
+    let mine = app.by_email(&id, "ann@example.com").await;
     assert_eq!(mine.assert_ok()["persisted"], true);
     assert_eq!(mine.json["totalAmount"], "49.99");
 
@@ -157,12 +149,12 @@ async fn journey(backend: Backend) {
     assert_eq!(page.json["queueLength"], 1);
 
     // Someone without an order.
-    app.get(&format!(
-        "/orders/by-email?email=zed%40example.com&flashSaleId={id}"
-    ))
-    .await
-    .assert_error(404, "order_not_found");
-    let none = app.position(&id, "zed@example.com").await;
+    // (With a token of theirs: a buyer whose place lapsed with the sale.)
+    let zed = app.mint_token(&id, "zed@example.com", crate::support::unix_in(3600));
+    app.by_email_with(&id, "zed@example.com", Some(&zed))
+        .await
+        .assert_error(404, "order_not_found");
+    let none = app.position_with(&id, "zed@example.com", Some(&zed)).await;
     assert_eq!(none.assert_ok()["status"], "none");
 }
 

@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod buyers;
 mod events;
 mod journey;
 mod ops;

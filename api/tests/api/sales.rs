@@ -187,10 +187,7 @@ async fn update_goes_to_the_engine_first() {
     assert_eq!(doc.get_i64("pricePerUnit").ok(), Some(1050));
     app.admit(&id, 1).await;
     let stale = app
-        .post(
-            "/orders/confirm",
-            &json!({ "email": "c@x.io", "flashSaleId": id, "totalAmount": "49.99" }),
-        )
+        .confirm_body(&json!({ "email": "c@x.io", "flashSaleId": id, "totalAmount": "49.99" }))
         .await;
     stale.assert_error(400, "amount_mismatch");
     assert_eq!(stale.json["error"]["details"]["expected"], "10.50");
@@ -303,11 +300,7 @@ async fn delete_refuses_sales_with_orders_unless_forced() {
     assert!(stored(&app, &sold).await.is_none());
     assert_eq!(app.count("orders", doc! { "flashSaleId": &sold }).await, 1);
     assert_eq!(app.sale_keys(&sold).await, Vec::<String>::new());
-    let order = app
-        .get(&format!(
-            "/orders/by-email?email=a%40x.io&flashSaleId={sold}"
-        ))
-        .await;
+    let order = app.by_email(&sold, "a@x.io").await;
     assert_eq!(order.assert_ok()["orderId"], order_id);
     assert_eq!(order.json["persisted"], true);
 }

@@ -3,10 +3,13 @@
 //! `Application::build` on port 0, and a reqwest client for it. Dropping the
 //! `TestApp` stops the API and kills both servers.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use api::buyer_token::{self, BuyerTokens};
+use api::domain::{Email, SaleId};
 use api::store::users::UserDoc;
 use api::{Application, Settings};
 use chrono::{SecondsFormat, Utc};
@@ -32,6 +35,10 @@ pub struct TestApp {
     pub db: mongodb::Database,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// The buyer token each (sale, identity) got from its first buy, sent
+    /// by the buyer helpers (`position`, `confirm`, `by_email`, ...) like an
+    /// honest client would.
+    buyer_tokens: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A response, with the body parsed as JSON when it is JSON.
@@ -155,6 +162,7 @@ impl TestApp {
             db,
             shutdown: Some(shutdown),
             server: Some(server),
+            buyer_tokens: Mutex::default(),
         }
     }
 
@@ -272,28 +280,131 @@ impl TestApp {
         reply.json
     }
 
+    /// The identity the API counts for `email` (as the server normalises).
+    pub fn identity(&self, email: &str) -> String {
+        Email::parse(email)
+            .map(|e| {
+                e.buyer_identity(self.settings.identity_strip_plus_tags)
+                    .to_string()
+            })
+            .unwrap_or_else(|_| email.to_string())
+    }
+
+    /// The token the buyer got from their first buy, if any.
+    pub fn token_of(&self, sale: &str, email: &str) -> Option<String> {
+        let key = (sale.to_string(), self.identity(email));
+        self.buyer_tokens.lock().ok()?.get(&key).cloned()
+    }
+
+    /// The server's token keys (from the same settings), to make tokens the
+    /// API would never hand out: expired ones, for unknown sales.
+    pub fn token_keys(&self) -> BuyerTokens {
+        self.settings.buyer_tokens().expect("buyer-token keys")
+    }
+
+    /// A token signed with the server's keys, for any sale and buyer.
+    pub fn mint_token(&self, sale: &str, email: &str, expires_at: u64) -> String {
+        let sale = SaleId::parse(sale).expect("a sale id");
+        let who = Email::parse(&self.identity(email)).expect("an email");
+        self.token_keys().sign(&sale, &who, expires_at)
+    }
+
+    /// Buy as the buyer: with their token once they have one; a token in
+    /// the answer is kept for their later requests.
     pub async fn buy(&self, sale: &str, email: &str) -> Reply {
-        self.post(
-            "/orders/buy",
-            &json!({ "email": email, "flashSaleId": sale }),
-        )
-        .await
+        let token = self.token_of(sale, email);
+        let reply = self.buy_with(sale, email, token.as_deref()).await;
+        if let Some(issued) = reply.json["buyerToken"].as_str() {
+            if let Ok(mut tokens) = self.buyer_tokens.lock() {
+                tokens.insert((sale.to_string(), self.identity(email)), issued.into());
+            }
+        }
+        reply
+    }
+
+    /// Buys (a first buy) and returns the buyer token it handed out.
+    pub async fn buy_token(&self, sale: &str, email: &str) -> String {
+        let reply = self.buy(sale, email).await;
+        reply.assert_ok()["buyerToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a buyer token for {email}: {reply:#?}"))
+            .to_string()
+    }
+
+    /// A buy with exactly this token (or none), remembering nothing.
+    pub async fn buy_with(&self, sale: &str, email: &str, token: Option<&str>) -> Reply {
+        let body = json!({ "email": email, "flashSaleId": sale });
+        self.buyer_request(Method::POST, "/orders/buy", Some(&body), token)
+            .await
+    }
+
+    /// A request with an `X-Buyer-Token` header (when `token` is given).
+    pub async fn buyer_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.header(buyer_token::HEADER, token);
+        }
+        send(request).await
     }
 
     pub async fn position(&self, sale: &str, email: &str) -> Reply {
-        self.get(&format!(
+        let token = self.token_of(sale, email);
+        self.position_with(sale, email, token.as_deref()).await
+    }
+
+    pub async fn position_with(&self, sale: &str, email: &str, token: Option<&str>) -> Reply {
+        let path = format!(
             "/orders/position?flashSaleId={sale}&email={}",
             encode(email)
-        ))
-        .await
+        );
+        self.buyer_request(Method::GET, &path, None, token).await
     }
 
     pub async fn confirm(&self, sale: &str, email: &str) -> Reply {
-        self.post(
+        let token = self.token_of(sale, email);
+        self.confirm_with(sale, email, token.as_deref()).await
+    }
+
+    pub async fn confirm_with(&self, sale: &str, email: &str, token: Option<&str>) -> Reply {
+        let body = json!({ "email": email, "flashSaleId": sale });
+        self.buyer_request(Method::POST, "/orders/confirm", Some(&body), token)
+            .await
+    }
+
+    /// `POST /orders/confirm` with this body, as the buyer it names.
+    pub async fn confirm_body(&self, body: &Value) -> Reply {
+        let sale = body["flashSaleId"].as_str().unwrap_or_default();
+        let email = body["email"].as_str().unwrap_or_default();
+        let token = self.token_of(sale, email);
+        self.buyer_request(
+            Method::POST,
             "/orders/confirm",
-            &json!({ "email": email, "flashSaleId": sale }),
+            Some(body),
+            token.as_deref(),
         )
         .await
+    }
+
+    pub async fn by_email(&self, sale: &str, email: &str) -> Reply {
+        let token = self.token_of(sale, email);
+        self.by_email_with(sale, email, token.as_deref()).await
+    }
+
+    pub async fn by_email_with(&self, sale: &str, email: &str, token: Option<&str>) -> Reply {
+        let path = format!(
+            "/orders/by-email?email={}&flashSaleId={sale}",
+            encode(email)
+        );
+        self.buyer_request(Method::GET, &path, None, token).await
     }
 
     /// Admission, as the worker would do it: FLASHSALE.GRANT.
@@ -436,6 +547,11 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 pub fn sale_id(sale: &Value) -> String {
     sale["id"].as_str().expect("sale id").to_string()
+}
+
+/// Unix seconds, `offset_secs` from now.
+pub fn unix_in(offset_secs: i64) -> u64 {
+    (Utc::now().timestamp() + offset_secs).max(0) as u64
 }
 
 pub async fn wait_for_status(app: &TestApp, sale: &str, email: &str, want: &str) -> Value {

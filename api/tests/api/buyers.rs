@@ -1,0 +1,279 @@
+//! Buyer tokens and identities (issue 13, items 1 and 2): every attack of a
+//! stranger who knows a buyer's address fails and changes nothing, honest
+//! buyers are unaffected, and one person is one place however they spell
+//! their address.
+
+use mongodb::bson::doc;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tests::Backend;
+
+use crate::support::{sale_id, unix_in, TestApp};
+
+const VICTIM: &str = "victim@x.io";
+const MALLORY: &str = "mallory@x.io";
+
+fn holding(app_status: &flashsale::StatusReply) -> bool {
+    matches!(app_status.user, Some(flashsale::UserStatus::Holding { .. }))
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_watch_confirm_or_read_for_a_buyer() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&admin, json!({ "initialQuantity": 5 }))
+            .await,
+    );
+    let other_sale = sale_id(&app.create_sale(&admin, json!({})).await);
+    let victim = app.buy_token(&id, VICTIM).await;
+    let mallory = app.buy_token(&id, MALLORY).await;
+    // The victim's own token for another sale.
+    let elsewhere = app.buy_token(&other_sale, VICTIM).await;
+    assert_ne!(victim, elsewhere);
+    assert_eq!(app.admit(&id, 1).await, vec![VICTIM.to_string()]);
+
+    let parts: Vec<&str> = victim.split('.').collect();
+    let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+    let expired = app.mint_token(&id, VICTIM, unix_in(-1));
+    let unknown_key = victim.replacen(parts[0], "nokey", 1);
+    let refusals: Vec<(Option<&str>, u16, &str)> = vec![
+        (None, 401, "buyer_token_required"),
+        (Some(""), 401, "buyer_token_required"),
+        (Some("garbage"), 401, "invalid_buyer_token"),
+        (Some(&tampered), 401, "invalid_buyer_token"),
+        (Some(&expired), 401, "invalid_buyer_token"),
+        (Some(&unknown_key), 401, "invalid_buyer_token"),
+        (Some(&mallory), 403, "buyer_token_mismatch"),
+        (Some(&elsewhere), 403, "buyer_token_mismatch"),
+    ];
+    for (token, status, code) in &refusals {
+        let what = format!("{token:?}");
+        app.position_with(&id, VICTIM, *token)
+            .await
+            .assert_error(*status, code);
+        app.confirm_with(&id, VICTIM, *token)
+            .await
+            .assert_error(*status, code);
+        app.by_email_with(&id, VICTIM, *token)
+            .await
+            .assert_error(*status, code);
+        // The same address in another spelling is the same buyer.
+        app.confirm_with(&id, " VICTIM+x@X.io", *token)
+            .await
+            .assert_error(*status, code);
+        // Nothing changed: the victim still holds, nothing was sold.
+        let now = app.status(&id, Some(VICTIM)).await;
+        assert!(holding(&now), "{what}: {now:?}");
+        assert_eq!(now.sale.sold, 0, "{what}");
+    }
+    // The victim's token presented on a buy for another address is refused
+    // too (and queues nobody).
+    app.buy_with(&id, "someone-new@x.io", Some(&victim))
+        .await
+        .assert_error(403, "buyer_token_mismatch");
+    assert_eq!(app.status(&id, None).await.sale.queued, 1);
+
+    // The honest buyer is unaffected.
+    let shown = app.position(&id, VICTIM).await;
+    assert_eq!(shown.assert_ok()["status"], "ready");
+    let confirmed = app.confirm(&id, VICTIM).await;
+    let order = confirmed.assert_ok()["orderId"].clone();
+    assert_eq!(
+        app.by_email(&id, VICTIM).await.assert_ok()["orderId"],
+        order
+    );
+    assert_eq!(app.status(&id, None).await.sale.sold, 1);
+    // Still no way in for mallory, now that there is an order to read.
+    app.by_email_with(&id, VICTIM, Some(&mallory))
+        .await
+        .assert_error(403, "buyer_token_mismatch");
+}
+
+#[tokio::test]
+async fn a_second_buy_answers_the_state_only() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&admin, json!({})).await);
+    app.buy_token(&id, "first@x.io").await;
+    let token = app.buy_token(&id, VICTIM).await;
+
+    // A stranger "buys" for the victim: told they are in, nothing more.
+    let again = app.buy_with(&id, VICTIM, None).await;
+    let body = again.assert_ok();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["buyerToken"], Value::Null);
+    assert_eq!(body["position"], Value::Null);
+    assert_eq!(body["estimatedWaitSec"], Value::Null);
+    // The victim, with the token, gets the full answer (and no new token).
+    let mine = app.buy_with(&id, VICTIM, Some(&token)).await;
+    assert_eq!(mine.assert_ok()["position"], 2);
+    assert_eq!(mine.json["buyerToken"], Value::Null);
+
+    // Holding, then bought: still the state only.
+    app.admit(&id, 2).await;
+    let held = app.buy_with(&id, VICTIM, None).await;
+    assert_eq!(held.assert_ok()["status"], "ready");
+    assert_eq!(held.json["holdTtlSec"], Value::Null);
+    assert_eq!(held.json["buyerToken"], Value::Null);
+    app.confirm(&id, VICTIM).await.assert_ok();
+    let bought = app.buy_with(&id, VICTIM, None).await;
+    assert_eq!(bought.assert_ok()["status"], "purchased");
+    assert_eq!(bought.json["orderId"], Value::Null);
+    assert_eq!(bought.json["buyerToken"], Value::Null);
+
+    // The client key: a buy whose answer was lost, repeated with the same
+    // key, gets the token again; another key, or none, gets nothing.
+    let key = "0123456789abcdef0123456789abcdef";
+    let buy_keyed = |email: &'static str, key: &'static str| {
+        let body = json!({ "email": email, "flashSaleId": id, "clientKey": key });
+        let app = &app;
+        async move {
+            app.buyer_request(Method::POST, "/orders/buy", Some(&body), None)
+                .await
+        }
+    };
+    let first = buy_keyed("keyed@x.io", key).await;
+    let token = first.assert_ok()["buyerToken"].clone();
+    assert!(token.is_string(), "{first:#?}");
+    let retried = buy_keyed("Keyed@X.io", key).await;
+    assert_eq!(retried.assert_ok()["buyerToken"], token);
+    assert_eq!(retried.json["position"], first.json["position"]);
+    let guessed = buy_keyed("keyed@x.io", "fedcba9876543210fedcba9876543210").await;
+    assert_eq!(guessed.assert_ok()["buyerToken"], Value::Null);
+    assert_eq!(
+        app.buy_with(&id, "keyed@x.io", None).await.json["buyerToken"],
+        Value::Null
+    );
+    buy_keyed("keyed@x.io", "short")
+        .await
+        .assert_error(400, "invalid_client_key");
+
+    // Many buys racing for one new address: one token between them.
+    let racers = (0..8).map(|_| app.buy_with(&id, "racer@x.io", None));
+    let replies = futures::future::join_all(racers).await;
+    let tokens = replies
+        .iter()
+        .filter(|r| r.assert_ok()["buyerToken"].is_string())
+        .count();
+    assert_eq!(tokens, 1, "{replies:#?}");
+}
+
+#[tokio::test]
+async fn tags_case_and_spaces_are_one_person_with_one_place() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&admin, json!({ "initialQuantity": 5 }))
+            .await,
+    );
+    let bob = app.buy_token(&id, "bob@x.com").await;
+    for alias in ["bob+1@x.com", "Bob@X.com ", "  BOB+sale@x.COM"] {
+        let reply = app.buy_with(&id, alias, None).await;
+        assert_eq!(reply.assert_ok()["status"], "queued", "{alias}");
+        assert_eq!(reply.json["buyerToken"], Value::Null, "{alias}");
+        assert_eq!(reply.json["size"], 1, "{alias}");
+        // bob's token is good for every spelling of bob.
+        let shown = app.position_with(&id, alias, Some(&bob)).await;
+        assert_eq!(shown.assert_ok()["position"], 1, "{alias}");
+    }
+    let status = app.status(&id, Some("bob@x.com")).await;
+    assert_eq!(status.sale.queued, 1);
+    assert_eq!(
+        status.user,
+        Some(flashsale::UserStatus::Queued { position: 1 })
+    );
+    app.admit(&id, 1).await;
+    let confirmed = app.confirm_with(&id, " Bob+2@X.com", Some(&bob)).await;
+    // The order keeps the address as typed (trimmed).
+    assert_eq!(confirmed.assert_ok()["email"], "Bob+2@X.com");
+    // One unit for the person, whatever the spelling.
+    app.buy_with(&id, "bob+3@x.com", Some(&bob))
+        .await
+        .assert_ok();
+    assert_eq!(app.status(&id, None).await.sale.sold, 1);
+    let again = app.confirm_with(&id, "bob+3@x.com", Some(&bob)).await;
+    assert_eq!(again.assert_ok()["created"], false);
+    assert_eq!(again.json["email"], "Bob+2@X.com");
+    assert_eq!(app.status(&id, None).await.sale.sold, 1);
+    // Before the worker copied it (the engine's outbox), and after (as the
+    // worker writes it: the typed address and the identity).
+    let order = app.by_email_with(&id, "bob@x.com", Some(&bob)).await;
+    assert_eq!(order.assert_ok()["userEmail"], "Bob+2@X.com");
+    assert_eq!(order.json["persisted"], false);
+    let order_id = order.json["orderId"].as_str().expect("an order id");
+    let now = mongodb::bson::DateTime::now();
+    app.db
+        .collection::<mongodb::bson::Document>("orders")
+        .insert_one(doc! {
+            "_id": order_id, "userEmail": "Bob+2@X.com", "buyerId": "bob@x.com",
+            "flashSaleId": &id, "paymentStatus": "paid", "totalAmount": 4999_i64,
+            "createdAt": now, "updatedAt": now,
+        })
+        .await
+        .expect("insert order");
+    let order = app.by_email_with(&id, "BOB+4@x.com", Some(&bob)).await;
+    assert_eq!(order.assert_ok()["userEmail"], "Bob+2@X.com");
+    assert_eq!(order.json["persisted"], true);
+}
+
+#[tokio::test]
+async fn with_tag_stripping_off_tagged_addresses_are_separate_buyers() {
+    let app = TestApp::spawn_with(Backend::Module, |s| s.identity_strip_plus_tags = false).await;
+    let admin = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&admin, json!({})).await);
+    app.buy_token(&id, "bob@x.com").await;
+    app.buy_token(&id, "bob+1@x.com").await;
+    assert_eq!(app.status(&id, None).await.sale.queued, 2);
+    // Case and spaces still do not make another person.
+    let same = app.buy_with(&id, " BOB@x.com", None).await;
+    assert_eq!(same.assert_ok()["buyerToken"], Value::Null);
+}
+
+const OLD: &str = "old:an-old-secret-of-at-least-thirty-two-bytes";
+const NEW: &str = "new:the-new-secret-of-at-least-thirty-two-bytes!";
+
+#[tokio::test]
+async fn a_token_of_an_older_key_verifies_while_that_key_is_configured() {
+    let rotated = |s: &mut api::Settings| {
+        s.buyer_token_secrets = [NEW, OLD]
+            .iter()
+            .map(|k| k.parse().expect("spec"))
+            .collect();
+    };
+    let app = TestApp::spawn_with(Backend::Module, rotated).await;
+    let admin = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&admin, json!({})).await);
+    let fresh = app.buy_token(&id, VICTIM).await;
+    assert!(fresh.starts_with("new."), "{fresh}");
+
+    // A token issued before the rotation, when only the old key signed.
+    let keys_with = |specs: &[&str]| {
+        let mut settings = app.settings.clone();
+        settings.buyer_token_secrets = specs.iter().map(|k| k.parse().expect("spec")).collect();
+        settings.buyer_tokens().expect("keys")
+    };
+    let sale = api::domain::SaleId::parse(&id).expect("sale id");
+    let who = api::domain::Email::parse(VICTIM).expect("email");
+    let before = keys_with(&[OLD]).sign(&sale, &who, unix_in(3600));
+    assert!(before.starts_with("old."));
+    let shown = app.position_with(&id, VICTIM, Some(&before)).await;
+    assert_eq!(shown.assert_ok()["status"], "queued");
+    // A key that is not configured (any more) verifies nothing.
+    let retired = keys_with(&["gone:a-retired-secret-of-at-least-32-bytes"]);
+    let stale = retired.sign(&sale, &who, unix_in(3600));
+    app.position_with(&id, VICTIM, Some(&stale))
+        .await
+        .assert_error(401, "invalid_buyer_token");
+    // Same key id, another secret: a forgery.
+    let forged =
+        keys_with(&["old:somebody-elses-guess-at-the-old-secret"]).sign(&sale, &who, unix_in(3600));
+    app.buyer_request(
+        Method::POST,
+        "/orders/confirm",
+        Some(&json!({ "email": VICTIM, "flashSaleId": id })),
+        Some(&forged),
+    )
+    .await
+    .assert_error(401, "invalid_buyer_token");
+}
