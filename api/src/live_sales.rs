@@ -385,6 +385,21 @@ impl LiveSales {
             "the engine lost this sale; restoring it from MongoDB"
         );
         self.setup_from(sale, &doc).await?;
+        // An admin's pause outlives the loss: PAUSE right after the SETUP.
+        // Two commands, so a GRANT landing in the one round trip between
+        // them could still admit a batch of the (new, nearly empty) queue;
+        // a sale no longer live cannot be paused, and needs not be.
+        if records::sale::is_paused(&self.db.sales, sale.as_str()).await? {
+            let paused = refusal(
+                self.client().await?.pause(sale.as_str()).await,
+                ErrorCode::Conflict,
+            )?;
+            tracing::warn!(
+                sale = sale.as_str(),
+                ?paused,
+                "restored paused, as an admin left it"
+            );
+        }
         Ok(None)
     }
 
@@ -566,7 +581,10 @@ impl LiveSales {
     /// keep their place and holders can still buy. A sale the engine lost
     /// is set up again first, as for every command. A sale that is not
     /// live (not started, ended, sold out, archived) is 409 `sale_not_live`
-    /// with the engine's reason, and nothing changes.
+    /// with the engine's reason, and nothing changes. The pause is also
+    /// noted in MongoDB, after the engine (the truth during the sale), so
+    /// that a sale Redis loses comes back paused; if that note fails the
+    /// admin gets the error and pauses again (it is idempotent).
     pub async fn pause(&self, sale: &SaleId) -> Result<PauseReply, ApiError> {
         let outcome = self
             .run(sale, |mut c| async move {
@@ -574,7 +592,10 @@ impl LiveSales {
             })
             .await?;
         match outcome {
-            Outcome::Live(Ok(reply)) => Ok(reply),
+            Outcome::Live(Ok(reply)) => {
+                records::sale::set_paused(&self.db.sales, sale.as_str(), true).await?;
+                Ok(reply)
+            }
             Outcome::Live(Err(reason)) => Err(ApiError::conflict("sale_not_live", reason)),
             Outcome::Archived(_) => Err(ApiError::conflict(
                 "sale_not_live",
@@ -584,11 +605,14 @@ impl LiveSales {
     }
 
     /// RESUME (admin): a paused sale runs again from the same queue; one
-    /// that is not paused (or archived) is left as it is.
+    /// that is not paused (or archived) is left as it is. MongoDB's note
+    /// is cleared after the engine, so a failure between the two errs on
+    /// the side of a sale restored paused.
     pub async fn resume(&self, sale: &SaleId) -> Result<ResumeReply, ApiError> {
         let outcome = self
             .run(sale, |mut c| async move { c.resume(sale.as_str()).await })
             .await?;
+        records::sale::set_paused(&self.db.sales, sale.as_str(), false).await?;
         Ok(match outcome {
             Outcome::Live(reply) => reply,
             Outcome::Archived(_) => ResumeReply::NotPaused,

@@ -9,6 +9,7 @@
 //! fields take their defaults.
 
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::Collection;
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,40 @@ pub mod field {
     pub const STARTS_AT: &str = "startsAt";
     pub const ENDS_AT: &str = "endsAt";
     pub const UPDATED_AT: &str = "updatedAt";
+    /// `true` while an admin has the sale paused (the engine's PAUSE), so
+    /// that a sale Redis lost is set up paused again. Not a [`super::SaleDoc`]
+    /// field: an edit of the sale writes SaleDoc's fields, and must never
+    /// undo a pause it read before. Absent: running.
+    pub const PAUSED: &str = "paused";
+}
+
+/// Records whether the sale is paused ([`field::PAUSED`]); false if there
+/// is no such sale.
+pub async fn set_paused<T: Send + Sync>(
+    sales: &Collection<T>,
+    id: &str,
+    paused: bool,
+) -> mongodb::error::Result<bool> {
+    let change = if paused {
+        doc! { "$set": { field::PAUSED: true } }
+    } else {
+        doc! { "$unset": { field::PAUSED: "" } }
+    };
+    let result = sales.update_one(id_filter(id), change).await?;
+    Ok(result.matched_count == 1)
+}
+
+/// Whether the sale was left paused ([`set_paused`]).
+pub async fn is_paused<T: Send + Sync>(
+    sales: &Collection<T>,
+    id: &str,
+) -> mongodb::error::Result<bool> {
+    let found = sales
+        .clone_with_type::<Document>()
+        .find_one(id_filter(id))
+        .projection(doc! { field::PAUSED: 1 })
+        .await?;
+    Ok(found.is_some_and(|d| d.get_bool(field::PAUSED).unwrap_or(false)))
 }
 
 pub(crate) fn epoch() -> DateTime {

@@ -166,3 +166,47 @@ async fn pause_is_for_admins_and_live_sales() {
         .await
         .assert_error(404, "sale_not_found");
 }
+
+/// Redis loses a paused sale (a flush, an old snapshot): the API sets it up
+/// again from MongoDB on the next buy, and it comes back paused. Once
+/// resumed, a loss brings it back running.
+#[tokio::test]
+async fn a_paused_sale_that_redis_lost_comes_back_paused() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&token, json!({})).await);
+    admin_post(&app, &format!("/flash-sales/{id}/pause"), &token)
+        .await
+        .assert_ok();
+    lose(&app, &id).await;
+    app.buy(&id, "ann@example.com")
+        .await
+        .assert_error(409, "sale_paused");
+    assert_eq!(
+        app.status(&id, None).await.sale.state,
+        flashsale::SaleState::Paused
+    );
+
+    admin_post(&app, &format!("/flash-sales/{id}/resume"), &token)
+        .await
+        .assert_ok();
+    lose(&app, &id).await;
+    let bought = app.buy(&id, "ann@example.com").await;
+    assert_eq!(bought.assert_ok()["status"], "queued", "{bought:#?}");
+    assert_eq!(
+        app.status(&id, None).await.sale.state,
+        flashsale::SaleState::Active
+    );
+}
+
+/// Deletes every Redis key of the sale.
+async fn lose(app: &TestApp, sale: &str) {
+    let keys = app.sale_keys(sale).await;
+    assert!(!keys.is_empty(), "the sale has keys");
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+}
