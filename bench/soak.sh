@@ -9,7 +9,9 @@
 # chunks of ~10 s with a mix of requests:
 #   POST /orders/buy        a fresh e-mail every time (a new buyer queues,
 #                           the worker admits them, their holds lapse)
-#   GET  /orders/position   a buyer of this chunk
+#   GET  /orders/position   a buyer of this chunk, with the buyer token its
+#                           buy handed out (read from the buy's answer, so
+#                           wrk parses response bodies)
 #   GET  /healthz
 # After every chunk it reads VmRSS of the API, the worker and redis-server
 # from /proc/<pid>/status and prints a row: requests so far, throughput of
@@ -52,17 +54,44 @@ end
 function init(args)
   nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
   counter = 0
-  last = nil
+  buyer, buyer_token = nil, nil
+end
+-- A token is "kid.payload.mac", the payload base64url JSON naming the
+-- buyer ("u"): a position asks about the buyer of the last token seen.
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local digit = {}
+for i = 1, #alphabet do digit[alphabet:sub(i, i)] = i - 1 end
+local function unbase64url(text)
+  local out, bits, held = {}, 0, 0
+  for i = 1, #text do
+    local v = digit[text:sub(i, i)]
+    if v then
+      bits, held = bits * 64 + v, held + 6
+      if held >= 8 then
+        held = held - 8
+        out[#out + 1] = string.char(math.floor(bits / 2 ^ held) % 256)
+        bits = bits % 2 ^ held
+      end
+    end
+  end
+  return table.concat(out)
+end
+function response(status, headers, body)
+  local token = body and body:match('"buyerToken":"([^"]+)"')
+  local payload = token and token:match("^[^.]+%.([^.]+)%.")
+  local who = payload and unbase64url(payload):match('"u":"([^"]+)"')
+  if who then buyer, buyer_token = who, token end
 end
 function request()
   counter = counter + 1
   local kind = counter % 3
-  if kind == 1 or last == nil then
-    last = string.format("s%s-%d-%d@soak.test", nonce, tid, counter)
-    local body = string.format('{"email":"%s","flashSaleId":"%s"}', last, sale)
+  if kind == 1 or buyer == nil then
+    local email = string.format("s%s-%d-%d@soak.test", nonce, tid, counter)
+    local body = string.format('{"email":"%s","flashSaleId":"%s"}', email, sale)
     return wrk.format("POST", "/orders/buy", {["Content-Type"] = "application/json"}, body)
   elseif kind == 2 then
-    return wrk.format("GET", "/orders/position?flashSaleId=" .. sale .. "&email=" .. last)
+    return wrk.format("GET", "/orders/position?flashSaleId=" .. sale .. "&email=" .. buyer,
+      {["X-Buyer-Token"] = buyer_token})
   else
     return wrk.format("GET", "/healthz")
   end

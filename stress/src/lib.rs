@@ -13,7 +13,7 @@ pub mod sse;
 pub mod stats;
 mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -155,6 +155,9 @@ pub struct Run {
     /// Buyers told `expired` while waiting: admitted, and the hold ran out
     /// before they saw `ready`.
     expired_unseen: AtomicU64,
+    /// Each buyer's token from its first buy (sale, e-mail): sent on every
+    /// later request about the buyer, as the API requires.
+    buyer_tokens: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Run {
@@ -215,7 +218,35 @@ impl Run {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.api_url.trim_end_matches('/'))
     }
+
+    /// The buyer's token, if its buy handed one out.
+    pub fn buyer_token(&self, sale: &str, email: &str) -> Option<String> {
+        let tokens = self.buyer_tokens.lock().ok()?;
+        tokens.get(&(sale.to_string(), email.to_string())).cloned()
+    }
+
+    fn keep_buyer_token(&self, sale: &str, email: &str, token: &str) {
+        if let Ok(mut tokens) = self.buyer_tokens.lock() {
+            tokens.insert((sale.to_string(), email.to_string()), token.to_string());
+        }
+    }
+
+    /// `request` with the buyer's token in `X-Buyer-Token` (when it has one).
+    fn as_buyer(
+        &self,
+        request: reqwest::RequestBuilder,
+        sale: &str,
+        email: &str,
+    ) -> reqwest::RequestBuilder {
+        match self.buyer_token(sale, email) {
+            Some(token) => request.header(BUYER_TOKEN_HEADER, token),
+            None => request,
+        }
+    }
 }
+
+/// The header the API wants a buyer's token in.
+pub const BUYER_TOKEN_HEADER: &str = "x-buyer-token";
 
 async fn sign_in(http: &reqwest::Client, config: &StressConfig) -> anyhow::Result<String> {
     let response = http
@@ -362,8 +393,11 @@ async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (usize, St
 const MAX_REJOINS: usize = 5;
 
 async fn buyer(run: &Run, sale: &str, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
+    // Sent with every buy: a buy repeated after a lost answer (a timeout,
+    // a retried 503) gets the buyer token again.
+    let client_key = format!("{:032x}", rand::random::<u128>());
     for _ in 0..=MAX_REJOINS {
-        if let Some(outcome) = attempt(run, sale, email, abandons).await? {
+        if let Some(outcome) = attempt(run, sale, email, &client_key, abandons).await? {
             return Ok(outcome);
         }
     }
@@ -379,17 +413,23 @@ async fn attempt(
     run: &Run,
     sale: &str,
     email: &str,
+    client_key: &str,
     abandons: bool,
 ) -> anyhow::Result<Option<Outcome>> {
-    let body = json!({ "email": email, "flashSaleId": sale });
-    let (status, reply) = run
-        .send(
-            "POST /orders/buy",
-            run.http.post(run.url("/orders/buy")).json(&body),
-        )
-        .await?;
+    let body = json!({ "email": email, "flashSaleId": sale, "clientKey": client_key });
+    let buy = run.as_buyer(run.http.post(run.url("/orders/buy")), sale, email);
+    let (status, reply) = run.send("POST /orders/buy", buy.json(&body)).await?;
+    // The first buy hands out the token; a rejoin sends it back instead.
+    if let Some(token) = reply["buyerToken"].as_str() {
+        run.keep_buyer_token(sale, email, token);
+    }
     if let Some(outcome) = settled(status, &reply) {
         return Ok(Some(outcome));
+    }
+    if run.buyer_token(sale, email).is_none() {
+        return Ok(Some(Outcome::GaveUp(format!(
+            "the buy handed out no buyer token: {reply}"
+        ))));
     }
     let waited = match run.watch {
         Watch::Poll => poll_until_admitted(run, sale, email).await?,
@@ -407,11 +447,9 @@ async fn attempt(
         return Ok(Some(Outcome::Abandoned));
     }
     let body = json!({ "email": email, "flashSaleId": sale });
+    let confirm = run.as_buyer(run.http.post(run.url("/orders/confirm")), sale, email);
     let (status, reply) = run
-        .send(
-            "POST /orders/confirm",
-            run.http.post(run.url("/orders/confirm")).json(&body),
-        )
+        .send("POST /orders/confirm", confirm.json(&body))
         .await?;
     Ok(match status {
         200 => Some(Outcome::Purchased(
@@ -465,8 +503,7 @@ async fn poll_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Resu
             return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
         }
         let request = run
-            .http
-            .get(run.url("/orders/position"))
+            .as_buyer(run.http.get(run.url("/orders/position")), sale, email)
             .query(&[("flashSaleId", sale), ("email", email)]);
         let (status, position) = run.send("GET /orders/position", request).await?;
         if status != 200 {
@@ -522,8 +559,7 @@ async fn stream_once(run: &Run, sale: &str, email: &str) -> anyhow::Result<Optio
     let mut response = loop {
         let left = run.deadline.saturating_duration_since(Instant::now());
         let request = run
-            .http
-            .get(run.url("/orders/events"))
+            .as_buyer(run.http.get(run.url("/orders/events")), sale, email)
             .query(&[("flashSaleId", sale), ("email", email)])
             .header(reqwest::header::ACCEPT, "text/event-stream")
             // Instead of the client's 30 s for a whole request.
@@ -685,6 +721,7 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         sse_events: AtomicU64::new(0),
         sse_reopened: AtomicU64::new(0),
         expired_unseen: AtomicU64::new(0),
+        buyer_tokens: Mutex::default(),
     });
     let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut users = Vec::with_capacity(config.users);

@@ -286,18 +286,24 @@ async fn buyers_as_the_api_shows_them(
         run.url("/orders/position"),
         sale.to_string(),
     );
-    let owned: Vec<(String, Outcome)> = outcomes
+    // Each buyer asks with its own token, as the API requires.
+    let owned: Vec<(String, Outcome, Option<String>)> = outcomes
         .iter()
-        .map(|(email, outcome)| (email.clone(), outcome.clone()))
+        .map(|(email, outcome)| {
+            let token = run.buyer_token(&sale, email);
+            (email.clone(), outcome.clone(), token)
+        })
         .collect();
-    let asks = owned.into_iter().map(move |(email, outcome)| {
+    let asks = owned.into_iter().map(move |(email, outcome, token)| {
         let (http, url, sale) = (http.clone(), url.clone(), sale.clone());
         async move {
-            let shown = http
+            let mut request = http
                 .get(url)
-                .query(&[("flashSaleId", sale.as_str()), ("email", email.as_str())])
-                .send()
-                .await;
+                .query(&[("flashSaleId", sale.as_str()), ("email", email.as_str())]);
+            if let Some(token) = token {
+                request = request.header(crate::BUYER_TOKEN_HEADER, token);
+            }
+            let shown = request.send().await;
             let shown: serde_json::Value = match shown {
                 Ok(response) => response.json().await.unwrap_or_default(),
                 Err(error) => return Some(format!("{email}: {error}")),

@@ -58,6 +58,10 @@ const KEY_LOAD_DELAY_US: &str = "100";
 /// How long both programs get to become ready by themselves.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
+/// The buyers here are queued straight into Redis, so they never got a
+/// token from a buy: the test signs the ones the API would have handed out.
+const BUYER_TOKEN: &str = api::buyer_token::HEADER;
+
 fn buyer(i: usize) -> String {
     format!("buyer{i:05}@example.com")
 }
@@ -309,9 +313,11 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
     tests::fixtures::queue_users(&mut conn, &sale, &users).await;
     let position_of = |email: String| {
         let (http, api_url, sale) = (http.clone(), api_url.clone(), sale.clone());
+        let token = common::buyer_token(&settings, &sale, &email);
         async move {
             send(
                 http.get(format!("{api_url}/orders/position"))
+                    .header(BUYER_TOKEN, token)
                     .query(&[("flashSaleId", sale.as_str()), ("email", email.as_str())]),
             )
             .await
@@ -435,9 +441,11 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
     let (worker_url, worker) = run_worker(worker);
     let position_of = |email: String| {
         let (http, api_url, sale) = (http.clone(), api_url.clone(), sale.clone());
+        let token = common::buyer_token(&settings, &sale, &email);
         async move {
             send(
                 http.get(format!("{api_url}/orders/position"))
+                    .header(BUYER_TOKEN, token)
                     .query(&[("flashSaleId", sale.as_str()), ("email", email.as_str())]),
             )
             .await
@@ -465,6 +473,10 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
     assert_unavailable(&buy, "POST /orders/buy");
     let confirm = send(
         http.post(format!("{api_url}/orders/confirm"))
+            .header(
+                BUYER_TOKEN,
+                common::buyer_token(&settings, &sale, &buyer(0)),
+            )
             .json(&json!({ "email": buyer(0), "flashSaleId": sale })),
     )
     .await;
@@ -513,6 +525,10 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
     }
     let confirm = send(
         http.post(format!("{api_url}/orders/confirm"))
+            .header(
+                BUYER_TOKEN,
+                common::buyer_token(&settings, &sale, &buyer(0)),
+            )
             .json(&json!({ "email": buyer(0), "flashSaleId": sale })),
     )
     .await;
@@ -527,9 +543,11 @@ async fn the_platform_starts_while_redis_loads_a_large_aof_and_becomes_ready_by_
         Duration::from_millis(50),
         || {
             let (http, api_url, sale) = (http.clone(), api_url.clone(), sale.clone());
+            let token = common::buyer_token(&settings, &sale, &buyer(0));
             async move {
                 let reply = send(
                     http.get(format!("{api_url}/orders/by-email"))
+                        .header(BUYER_TOKEN, token)
                         .query(&[("flashSaleId", sale.as_str()), ("email", buyer(0).as_str())]),
                 )
                 .await;

@@ -528,27 +528,26 @@ impl Shared {
 /// Follows one buyer over `GET /orders/events` until the task is dropped.
 async fn follow_events(
     addr: SocketAddr,
-    path: String,
+    request: String,
     follower: Arc<Follower>,
     shared: Arc<Shared>,
     gate: Arc<Semaphore>,
 ) {
-    if let Err(error) = follow_events_or_fail(addr, &path, &follower, &shared, gate).await {
+    if let Err(error) = follow_events_or_fail(addr, &request, &follower, &shared, gate).await {
         shared.failed(&error);
     }
 }
 
 async fn follow_events_or_fail(
     addr: SocketAddr,
-    path: &str,
+    request: &str,
     follower: &Follower,
     shared: &Shared,
     gate: Arc<Semaphore>,
 ) -> anyhow::Result<()> {
     let mut permit = Some(gate.acquire_owned().await?);
     let mut reader = connect(addr).await?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n");
+    let request = format!("{request}Accept: text/event-stream\r\n\r\n");
     reader.get_mut().write_all(request.as_bytes()).await?;
     let head = read_head(&mut reader).await?;
     if head.status != 200 || !head.chunked {
@@ -588,14 +587,13 @@ async fn follow_events_or_fail(
 /// its own) on one keep-alive connection, until the task is dropped.
 async fn poll_position(
     addr: SocketAddr,
-    path: String,
+    request: String,
     every: Duration,
     follower: Arc<Follower>,
     shared: Arc<Shared>,
     gate: Arc<Semaphore>,
 ) {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
+    let request = format!("{request}Accept: application/json\r\n\r\n");
     let mut connection = None;
     let mut body = Vec::new();
     let mut next = None;
@@ -814,8 +812,9 @@ fn buyer_index(email: &str) -> Option<usize> {
         .ok()
 }
 
-/// `POST /orders/buy` for every buyer.
-async fn enqueue(ctx: &Ctx, api: &Api, sale: &str) -> anyhow::Result<()> {
+/// `POST /orders/buy` for every buyer; the buyer tokens they got, by
+/// buyer (each later request about a buyer carries its token).
+async fn enqueue(ctx: &Ctx, api: &Api, sale: &str) -> anyhow::Result<Vec<String>> {
     let buys = (0..ctx.connections).map(|i| {
         let request = ctx
             .http
@@ -825,31 +824,43 @@ async fn enqueue(ctx: &Ctx, api: &Api, sale: &str) -> anyhow::Result<()> {
             let response = request.send().await?;
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            if !status.is_success() || body["status"] != "queued" {
-                bail!("buy: {status} {body}");
+            let token = body["buyerToken"].as_str();
+            match token {
+                Some(token) if status.is_success() && body["status"] == "queued" => {
+                    anyhow::Ok((i, token.to_string()))
+                }
+                _ => bail!("buy: {status} {body}"),
             }
-            anyhow::Ok(())
         }
     });
+    let mut tokens = vec![String::new(); ctx.connections];
     let mut buys = futures::stream::iter(buys).buffer_unordered(64);
     while let Some(bought) = buys.next().await {
-        bought?;
+        let (i, token) = bought?;
+        tokens[i] = token;
     }
-    Ok(())
+    Ok(tokens)
 }
 
-fn buyer_path(sale: &str, i: usize, route: &str) -> anyhow::Result<String> {
+/// The raw `GET` of `route` for buyer `i`, with its buyer token (the
+/// `Accept` header follows, then the blank line).
+fn buyer_request(sale: &str, i: usize, token: &str, route: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse_with_params(
         &format!("http://127.0.0.1{route}"),
         &[("flashSaleId", sale), ("email", email(i).as_str())],
     )?;
-    Ok(format!("{}?{}", url.path(), url.query().unwrap_or("")))
+    Ok(format!(
+        "GET {}?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}: {token}\r\n",
+        url.path(),
+        url.query().unwrap_or(""),
+        stress::BUYER_TOKEN_HEADER
+    ))
 }
 
 async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Phase> {
     let api = Api::start(ctx).await?;
     let sale = create_sale(ctx, &api).await?;
-    enqueue(ctx, &api, &sale).await?;
+    let tokens = enqueue(ctx, &api, &sale).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_before_kib = rss_kib(api.pid)?;
     let open_fds_at_start = open_fds(api.pid);
@@ -859,19 +870,21 @@ async fn run_phase(ctx: &mut Ctx, mode: Mode, round: usize) -> anyhow::Result<Ph
     let mut followers = Vec::with_capacity(ctx.connections);
     let mut tasks = JoinSet::new();
     let opening = Instant::now();
-    for i in 0..ctx.connections {
+    for (i, token) in tokens.iter().enumerate() {
         let follower = Arc::new(Follower::default());
         followers.push(follower.clone());
         let (shared, gate) = (shared.clone(), gate.clone());
         match mode {
             Mode::Sse => {
-                let path = buyer_path(&sale, i, "/orders/events")?;
-                tasks.spawn(follow_events(api.addr, path, follower, shared, gate));
+                let request = buyer_request(&sale, i, token, "/orders/events")?;
+                tasks.spawn(follow_events(api.addr, request, follower, shared, gate));
             }
             Mode::Poll => {
-                let path = buyer_path(&sale, i, "/orders/position")?;
+                let request = buyer_request(&sale, i, token, "/orders/position")?;
                 let every = Duration::from_secs(1);
-                tasks.spawn(poll_position(api.addr, path, every, follower, shared, gate));
+                tasks.spawn(poll_position(
+                    api.addr, request, every, follower, shared, gate,
+                ));
             }
         }
     }

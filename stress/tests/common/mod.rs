@@ -4,7 +4,9 @@
 //! settings for it.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use api::config::SeedAdminArgs;
@@ -175,6 +177,19 @@ pub struct Buyers {
     pub sale: String,
     /// The dev admin's access token.
     pub token: String,
+    /// Each buyer's token from its first buy, sent on its later requests.
+    buyer_tokens: Mutex<HashMap<String, String>>,
+}
+
+/// A buyer token as the API with `settings` hands it out at a buy, for
+/// buyers a test puts into a sale without one (straight into Redis).
+pub fn buyer_token(settings: &Settings, sale: &str, email: &str) -> String {
+    let keys = settings.buyer_tokens().expect("buyer-token keys");
+    let sale = api::domain::SaleId::parse(sale).expect("a sale id");
+    let who = api::domain::Email::parse(email)
+        .expect("an email")
+        .buyer_identity(settings.identity_strip_plus_tags);
+    keys.sign(&sale, &who, api::buyer_token::unix_now() + 3600)
 }
 
 impl Buyers {
@@ -221,7 +236,24 @@ impl Buyers {
             api: platform.api_url.clone(),
             sale,
             token,
+            buyer_tokens: Mutex::default(),
         }
+    }
+
+    /// A request as `email` (with its token, once its buy handed one out).
+    pub async fn send_as(
+        &self,
+        email: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let token = self
+            .buyer_tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.get(email).cloned());
+        self.send_with(method, path, body, token.as_deref()).await
     }
 
     /// Any request; its status and JSON body.
@@ -231,9 +263,22 @@ impl Buyers {
         path: &str,
         body: Option<Value>,
     ) -> (reqwest::StatusCode, Value) {
+        self.send_with(method, path, body, None).await
+    }
+
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        buyer_token: Option<&str>,
+    ) -> (reqwest::StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.api));
         if let Some(body) = body {
             request = request.json(&body);
+        }
+        if let Some(token) = buyer_token {
+            request = request.header(api::buyer_token::HEADER, token);
         }
         // Far below MongoDB's own server-selection wait (30 s): an answer
         // that had waited for MongoDB would not come back in time.
@@ -253,10 +298,30 @@ impl Buyers {
         body
     }
 
+    /// A request as `email` that must answer 2xx; its JSON body.
+    async fn call_as(
+        &self,
+        email: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, body) = self.send_as(email, method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
     pub async fn buy(&self, email: &str) -> Value {
         let body = json!({ "email": email, "flashSaleId": self.sale });
-        self.call(reqwest::Method::POST, "/orders/buy", Some(body))
-            .await
+        let reply = self
+            .call_as(email, reqwest::Method::POST, "/orders/buy", Some(body))
+            .await;
+        if let (Some(token), Ok(mut tokens)) =
+            (reply["buyerToken"].as_str(), self.buyer_tokens.lock())
+        {
+            tokens.insert(email.to_string(), token.to_string());
+        }
+        reply
     }
 
     pub async fn position(&self, email: &str) -> Value {
@@ -265,12 +330,12 @@ impl Buyers {
             self.sale,
             email.replace('@', "%40")
         );
-        self.call(reqwest::Method::GET, &path, None).await
+        self.call_as(email, reqwest::Method::GET, &path, None).await
     }
 
     pub async fn confirm(&self, email: &str) -> Value {
         let body = json!({ "email": email, "flashSaleId": self.sale });
-        self.call(reqwest::Method::POST, "/orders/confirm", Some(body))
+        self.call_as(email, reqwest::Method::POST, "/orders/confirm", Some(body))
             .await
     }
 
