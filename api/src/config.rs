@@ -231,7 +231,8 @@ pub struct Settings {
     #[arg(long, env = "SIGNIN_MAX_FAILURES", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub signin_max_failures: u32,
-    /// The first lock's length (ms); each further failure doubles it.
+    /// The first lock's length (ms); then one attempt per lock window, and
+    /// each failure doubles the lock.
     #[arg(long, env = "SIGNIN_LOCKOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub signin_lockout_ms: u64,

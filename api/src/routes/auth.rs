@@ -116,9 +116,10 @@ pub async fn signin(
     // A locked account is refused before any MongoDB or Argon2 work.
     let throttle = SigninThrottle::from_settings(&state.settings);
     let mut redis = state.redis.clone();
-    if let Some(email) = &email {
-        throttle.check(&mut redis, email.as_str()).await?;
-    }
+    let attempt = match &email {
+        Some(email) => Some(throttle.admit(&mut redis, email.as_str()).await?),
+        None => None,
+    };
     let user = match &email {
         Some(email) => users::find_by_email(&state.db.users, email.as_str()).await?,
         None => None,
@@ -129,8 +130,8 @@ pub async fn signin(
         Some(user) if matches && user.is_admin => user,
         _ => {
             // Unknown accounts count too: the answer must not tell them apart.
-            if let Some(email) = &email {
-                throttle.failed(&mut redis, email.as_str()).await?;
+            if let (Some(email), Some(attempt)) = (&email, attempt) {
+                throttle.failed(&mut redis, email.as_str(), attempt).await?;
             }
             return Err(invalid());
         }

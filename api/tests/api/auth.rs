@@ -508,10 +508,11 @@ async fn sign_in_locks_grow_with_further_failures() {
     app.sign_in("nobody@example.com", "wrong-password-x")
         .await
         .assert_error(429, "signin_locked");
-    // The failure count lives in Redis with the lock (shared by instances).
+    // The count lives in Redis with the lock (shared by instances); refused
+    // attempts are not counted.
     let mut redis = app.redis().await;
     let failures: u64 = redis::cmd("GET")
-        .arg(format!("flashsale-api:{{signin:{ADMIN_EMAIL}}}:failures"))
+        .arg(format!("flashsale-api:{{signin:{ADMIN_EMAIL}}}:attempts"))
         .query_async(&mut redis)
         .await
         .expect("GET");
@@ -548,4 +549,31 @@ async fn sign_in_from(app: &TestApp, client: &str, email: &str, password: &str) 
         json: serde_json::from_str(&text).unwrap_or_default(),
         text,
     }
+}
+
+/// A wave of simultaneous guesses: attempts are counted when they start,
+/// so at most one more than the allowed failures reaches Argon2; the rest
+/// are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_simultaneous_guesses_gets_at_most_one_extra_attempt() {
+    let app = TestApp::spawn_with(Backend::Module, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.signin_max_failures = 3;
+        s.signin_lockout_ms = 60_000;
+    })
+    .await;
+    app.insert_admin(ADMIN_EMAIL).await;
+    let guesses = (0..30).map(|i| {
+        let from = format!("203.0.113.{i}");
+        let app = &app;
+        async move { sign_in_from(app, &from, ADMIN_EMAIL, &format!("guess-{i}-xxxx")).await }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let locked = answers
+        .iter()
+        .filter(|r| r.status == 429 && r.json["error"]["code"] == "signin_locked")
+        .count();
+    assert_eq!(checked + locked, 30, "{answers:#?}");
+    assert!((3..=4).contains(&checked), "{checked} reached Argon2");
 }
