@@ -19,11 +19,18 @@
     }
   }
 
-  /** Calls the JSON API; resolves with the parsed body (null for 204), rejects with ApiError. */
-  async function api(method, path, { body, token, signal } = {}) {
+  /** The header that carries a buyer's token (the proof of being the buyer who queued). */
+  const BUYER_TOKEN_HEADER = 'X-Buyer-Token';
+
+  /**
+   * Calls the JSON API; resolves with the parsed body (null for 204), rejects with ApiError.
+   * `token`: an admin's bearer token; `buyerToken`: a buyer's token from their buy.
+   */
+  async function api(method, path, { body, token, buyerToken, signal } = {}) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = 'Bearer ' + token;
+    if (buyerToken) headers[BUYER_TOKEN_HEADER] = buyerToken;
     let response;
     try {
       response = await fetch(path, {
@@ -125,11 +132,14 @@
     active: 'On sale now',
     ended: 'Ended',
     sold_out: 'Sold out',
+    paused: 'Paused',
   };
 
   function sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  window.FS = { ApiError, api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep };
+  window.FS = {
+    ApiError, api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep, BUYER_TOKEN_HEADER,
+  };
 })();

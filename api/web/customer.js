@@ -1,7 +1,14 @@
 // The customer's sale page: `/` lists the open sales, `/sales/<id>` is one
 // sale. The countdown follows the server's clock (the offset to it is taken
-// from every response carrying serverTimeMs), the queue position is polled
-// with backoff, and every outcome is a message in an aria-live region.
+// from every response carrying serverTimeMs), the queue position is pushed
+// (or polled with backoff), and every outcome is a message in an aria-live
+// region.
+//
+// The buy that puts an email into the sale hands out a buyer token: the
+// proof, on every later request (place, events, confirm, order), that this
+// tab is the buyer who queued. It is kept for the tab in sessionStorage,
+// keyed by sale and email, so a reload carries on; a second buy for the same
+// email gets no token, so a tab (or a stranger) without it cannot act.
 'use strict';
 
 (function () {
@@ -60,6 +67,58 @@
   let rejoins = 0; // places lost to a server switch-over, joined again
   const storageKey = 'flashsale:email:' + saleId;
 
+  // The buyer token of (this sale, an email), for this tab.
+  const tokenKey = (who) => 'flashsale:buyer-token:' + saleId + ':' + who.trim().toLowerCase();
+  function tokenOf(who) {
+    try {
+      return sessionStorage.getItem(tokenKey(who)) || undefined;
+    } catch (e) {
+      return undefined;
+    }
+  }
+  // In-memory copy, for browsers that refuse sessionStorage.
+  const tokens = new Map();
+  function keepToken(who, token) {
+    try {
+      sessionStorage.setItem(tokenKey(who), token);
+    } catch (e) {
+      // Storage refused (private mode quota): the token lives as long as the page.
+    }
+    tokens.set(tokenKey(who), token);
+  }
+  const buyerToken = (who) => tokenOf(who) || tokens.get(tokenKey(who));
+
+  // A random key sent with every buy of (this sale, an email) from this tab:
+  // if the first buy's answer is lost (network trouble), the retry with the
+  // same key gets the token again — a buy from anywhere else does not.
+  const clientKeys = new Map();
+  function clientKey(who) {
+    const key = 'flashsale:client-key:' + saleId + ':' + who.trim().toLowerCase();
+    let value = clientKeys.get(key);
+    try {
+      value = value || sessionStorage.getItem(key);
+    } catch (e) {
+      // No storage: the in-memory key still covers retries of this page.
+    }
+    if (!value) {
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      value = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+      try {
+        sessionStorage.setItem(key, value);
+      } catch (e) {
+        // As above.
+      }
+    }
+    clientKeys.set(key, value);
+    return value;
+  }
+
+  const PAUSED_TEXT = 'The sale is paused — you keep your place.';
+  const LOCKED_TEXT =
+    'This email already has a place in this sale, taken from another tab or device. ' +
+    'For your protection only the tab that joined can follow or confirm it: please go back to that tab. ' +
+    'A place that is not confirmed in time goes to the next person in line.';
+
   async function loadSale() {
     const sentAt = Date.now();
     const reply = await api('GET', '/flash-sales/' + encodeURIComponent(saleId) + '/public');
@@ -79,6 +138,12 @@
     const badge = $('sale-status');
     setText(badge, STATUS_WORDS[sale.status] || sale.status);
     badge.dataset.status = sale.status;
+    // Paused and resumed while waiting: say so (the place is kept).
+    const shown = $('progress').dataset.state;
+    if (state === 'queued' && sale.status === 'paused' && shown !== 'paused') say('paused', PAUSED_TEXT);
+    else if (state === 'queued' && sale.status === 'active' && shown === 'paused') {
+      say('queued', 'You are in the queue. Keep this page open — it updates by itself.');
+    }
     updateBuyButton();
     tick();
   }
@@ -194,6 +259,17 @@
         setState('idle');
         say('queue_full', 'The queue is full right now. Please try again in a moment.');
         break;
+      case 'sale_paused':
+        setState('idle');
+        say('paused', PAUSED_TEXT);
+        break;
+      case 'buyer_token_required':
+      case 'invalid_buyer_token':
+      case 'buyer_token_mismatch':
+        // This tab cannot prove it is the buyer (the token is lost, or
+        // was never here): nothing to follow or confirm from here.
+        locked();
+        return;
       case 'hold_expired':
         holdExpired();
         return;
@@ -218,6 +294,12 @@
         say('error', 'Something went wrong: ' + error.message);
     }
     loadSale().catch(() => {});
+  }
+
+  function locked() {
+    stopPolling();
+    setState('locked');
+    say('locked', LOCKED_TEXT);
   }
 
   function showEmailError(text) {
@@ -246,8 +328,17 @@
     setState('buying');
     say('buying', 'Joining the queue…');
     try {
-      const reply = await api('POST', '/orders/buy', { body: { email, flashSaleId: saleId } });
+      const reply = await api('POST', '/orders/buy', {
+        body: { email, flashSaleId: saleId, clientKey: clientKey(email) },
+        buyerToken: buyerToken(email),
+      });
       failures = 0;
+      if (reply.buyerToken) keepToken(email, reply.buyerToken);
+      if (!buyerToken(email)) {
+        // Already in the sale, and the token went to whoever joined first.
+        locked();
+        return;
+      }
       sessionStorage.setItem(storageKey, email);
       handleStatus(reply);
     } catch (e) {
@@ -260,7 +351,8 @@
     switch (reply.status) {
       case 'queued':
         setState('queued');
-        say('queued', 'You are in the queue. Keep this page open — it updates by itself.');
+        if (reply.saleStatus === 'paused' || (sale && sale.status === 'paused')) say('paused', PAUSED_TEXT);
+        else say('queued', 'You are in the queue. Keep this page open — it updates by itself.');
         showQueue(reply.position, reply.size, reply.estimatedWaitSec);
         schedulePoll(nextPollDelay(reply));
         break;
@@ -319,8 +411,11 @@
   function follow() {
     if (stream) return true;
     if (typeof EventSource !== 'function' || Date.now() - streamBrokenAt < STREAM_RETRY_MS) return false;
+    // EventSource cannot set headers: the token goes in the query here
+    // (the server never logs queries).
     stream = new EventSource(
-      '/orders/events?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email),
+      '/orders/events?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email) +
+        '&buyerToken=' + encodeURIComponent(buyerToken(email) || ''),
     );
     stream.addEventListener('status', (event) => {
       let reply;
@@ -368,6 +463,7 @@
       const reply = await api(
         'GET',
         '/orders/position?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email),
+        { buyerToken: buyerToken(email) },
       );
       failures = 0;
       if (reply.saleStatus && sale && reply.saleStatus !== sale.status) loadSale().catch(() => {});
@@ -386,7 +482,10 @@
     $('confirm').disabled = true;
     say('confirming', 'Confirming your purchase…');
     try {
-      const reply = await api('POST', '/orders/confirm', { body: { email, flashSaleId: saleId } });
+      const reply = await api('POST', '/orders/confirm', {
+        body: { email, flashSaleId: saleId },
+        buyerToken: buyerToken(email),
+      });
       failures = 0;
       purchased(reply.orderId, !reply.created);
       loadSale().catch(() => {});
@@ -408,11 +507,23 @@
       out.replaceChildren(el('p', { className: 'notice notice-bad', text: 'Enter the email you bought with.' }));
       return;
     }
+    const token = buyerToken(who);
+    if (!token) {
+      out.replaceChildren(
+        el('p', {
+          className: 'notice notice-bad',
+          id: 'order-missing',
+          text: 'Orders can only be looked up from the tab that bought them, to keep them private.',
+        }),
+      );
+      return;
+    }
     out.replaceChildren(el('p', { className: 'muted', text: 'Looking up your order…' }));
     try {
       const order = await api(
         'GET',
         '/orders/by-email?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(who),
+        { buyerToken: token },
       );
       out.replaceChildren(
         el('div', { className: 'notice notice-good', id: 'order-found' },
@@ -424,7 +535,9 @@
       const text =
         e.code === 'order_not_found'
           ? 'We found no order for that email in this sale.'
-          : e.network
+          : e.status === 401 || e.status === 403
+            ? 'Orders can only be looked up from the tab that bought them, to keep them private.'
+            : e.network
             ? 'Connection trouble — please try again in a moment.'
             : e.message;
       out.replaceChildren(el('p', { className: 'notice notice-bad', id: 'order-missing', text }));
@@ -464,9 +577,10 @@
     setInterval(() => loadSale().catch(() => {}), 5000);
     if (sale.status === 'sold_out') say('sold_out', 'Sorry, this sale is sold out: every item has been bought.');
     else if (sale.status === 'ended') say('ended', 'This sale has ended. Thanks for your interest!');
-    // Back after a reload: pick up where we were.
+    else if (sale.status === 'paused') say('paused', PAUSED_TEXT);
+    // Back after a reload: pick up where we were (with the tab's token).
     const remembered = sessionStorage.getItem(storageKey);
-    if (remembered) {
+    if (remembered && buyerToken(remembered)) {
       email = remembered;
       $('email').value = remembered;
       poll();

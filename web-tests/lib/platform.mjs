@@ -199,10 +199,11 @@ export class Platform {
   }
 
   // ---- the API, for scripted buyers and set-up --------------------------------------
-  async call(method, path, body, token) {
+  async call(method, path, body, token, buyerToken) {
     const headers = {};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = `Bearer ${token}`;
+    if (buyerToken) headers['X-Buyer-Token'] = buyerToken;
     const r = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await r.text();
     let json = null;
@@ -237,16 +238,30 @@ export class Platform {
     return r.json;
   }
 
-  buy(sale, email) {
-    return this.call('POST', '/orders/buy', { email, flashSaleId: sale });
+  // Scripted buyers behave like honest clients: the buyer token from the
+  // first buy (kept per sale and email) goes with every later request.
+  tokenOf(sale, email) {
+    return (this.buyerTokens ??= new Map()).get(`${sale}\n${email.trim().toLowerCase()}`);
   }
 
-  position(sale, email) {
-    return this.call('GET', `/orders/position?flashSaleId=${encodeURIComponent(sale)}&email=${encodeURIComponent(email)}`);
+  keepToken(sale, email, token) {
+    (this.buyerTokens ??= new Map()).set(`${sale}\n${email.trim().toLowerCase()}`, token);
   }
 
-  confirm(sale, email) {
-    return this.call('POST', '/orders/confirm', { email, flashSaleId: sale });
+  async buy(sale, email) {
+    const r = await this.call('POST', '/orders/buy', { email, flashSaleId: sale }, undefined, this.tokenOf(sale, email));
+    if (r.json?.buyerToken) this.keepToken(sale, email, r.json.buyerToken);
+    return r;
+  }
+
+  /** `buyerToken`: the buyer's token; by default the one its buy handed out. */
+  position(sale, email, buyerToken = this.tokenOf(sale, email)) {
+    const query = `flashSaleId=${encodeURIComponent(sale)}&email=${encodeURIComponent(email)}`;
+    return this.call('GET', `/orders/position?${query}`, undefined, undefined, buyerToken);
+  }
+
+  confirm(sale, email, buyerToken = this.tokenOf(sale, email)) {
+    return this.call('POST', '/orders/confirm', { email, flashSaleId: sale }, undefined, buyerToken);
   }
 
   /** Waits until the worker admits `email`, then confirms; returns the order id. */

@@ -23,6 +23,14 @@ describe('customer page', () => {
     await platform?.stop();
   });
 
+  /** The buyer token the page keeps for the tab (sale + email). */
+  function tokenInPage(page, saleId, email) {
+    return page.evaluate(
+      ([sale, who]) => sessionStorage.getItem(`flashsale:buyer-token:${sale}:${who}`),
+      [saleId, email],
+    );
+  }
+
   async function open(path, options = {}) {
     const page = await browser.context.newPage();
     if (options.viewport) await page.setViewportSize(options.viewport);
@@ -155,14 +163,136 @@ describe('customer page', () => {
     await page.locator('#email').fill('lost@example.com');
     await page.locator('#buy').click();
     await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
+    const buyerToken = await tokenInPage(page, sale.id, 'lost@example.com');
+    assert.ok(buyerToken, 'the page keeps its buyer token');
     // What a promoted replica that missed the last moments looks like: the
     // sale knows nothing of this buyer any more.
     assert.equal(platform.redisCli('ZREM', `fs:{${sale.id}}:queue`, 'lost@example.com'), '1');
     await waitFor('the page to join again', async () => {
-      const r = await platform.position(sale.id, 'lost@example.com');
+      const r = await platform.position(sale.id, 'lost@example.com', buyerToken);
       return r.json?.status === 'queued' || r.json?.status === 'ready';
     }, { timeoutMs: 15000, every: 200 });
     await page.locator('#progress[data-state="queued"], #progress[data-state="ready"]').waitFor({ timeout: 5000 });
+    consoleWatch.assertClean();
+    await page.close();
+  });
+
+  test('the buyer token: a reload carries on; another tab with the same email cannot act', async () => {
+    const sale = await platform.createSale(token, { name: 'Token sale', initialQuantity: 5, rate: 1 });
+    const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`);
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    for (const buyer of ['t1@example.com', 't2@example.com', 't3@example.com']) {
+      assert.equal((await platform.buy(sale.id, buyer)).status, 200);
+    }
+    // Every buyer request of the page carries the token.
+    const sent = [];
+    page.on('request', (request) => {
+      const url = request.url();
+      if (/\/orders\/(position|events|confirm|by-email)/.test(url)) {
+        sent.push({ url, token: request.headers()['x-buyer-token'] || new URL(url).searchParams.get('buyerToken') });
+      }
+    });
+    await page.locator('#email').fill('Tab@Example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
+    const buyerToken = await tokenInPage(page, sale.id, 'tab@example.com');
+    assert.ok(buyerToken, 'the token is kept in sessionStorage');
+    // Never in localStorage (it outlives the tab).
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+
+    // A reload: the same place, followed with the same token.
+    await page.reload();
+    await page.locator('#progress[data-state="queued"], #progress[data-state="ready"]').waitFor({ timeout: 10000 });
+    assert.equal(await page.locator('#email').inputValue(), 'Tab@Example.com');
+
+    // Another tab (its own sessionStorage) with the same address, in
+    // another spelling: told the place is taken elsewhere, nothing to act on.
+    const other = await open(`/sales/${sale.id}`);
+    await other.page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    await other.page.locator('#email').fill('tab+2@example.com');
+    await other.page.locator('#buy').click();
+    await other.page.locator('#progress[data-state="locked"]').waitFor({ timeout: 5000 });
+    assert.match(await other.page.locator('#message').textContent(), /only the tab that joined can follow or confirm it/);
+    assert.ok(await other.page.locator('#reserved').isHidden());
+    // Its "check my order" does not ask the server for someone else's order.
+    await other.page.locator('#check-email').fill('tab@example.com');
+    await other.page.locator('#check').click();
+    await other.page.locator('#order-missing').waitFor();
+    await screenshot(other.page, 'customer-locked');
+    other.consoleWatch.assertClean();
+    await other.page.close();
+
+    // The first tab buys as usual after the reload.
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
+    await page.locator('#confirm').click();
+    await page.locator('#progress[data-state="purchased"]').waitFor({ timeout: 10000 });
+    await page.locator('#check').click();
+    await page.locator('#order-id').waitFor();
+    assert.ok(sent.length > 0);
+    for (const request of sent) assert.equal(request.token, buyerToken, request.url);
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
+    await page.close();
+  });
+
+  test('the answer to the first buy is lost: the retry (same client key) still gets the token', async () => {
+    const sale = await platform.createSale(token, { name: 'Lost answer', initialQuantity: 5 });
+    const { page, consoleWatch } = await open(`/sales/${sale.id}`, {
+      allow: [/Failed to load resource: net::ERR_FAILED/],
+      allowFailedRequests: true,
+    });
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    // The server takes the buy; its answer never reaches the page.
+    let lost = 0;
+    await page.route('**/orders/buy', async (route) => {
+      if (lost === 0) {
+        lost += 1;
+        await route.fetch();
+        await route.abort('failed');
+      } else {
+        await route.continue();
+      }
+    });
+    await page.locator('#email').fill('lossy@example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="network"]').waitFor({ timeout: 5000 });
+    await page.locator('#progress[data-state="queued"], #progress[data-state="ready"]').waitFor({ timeout: 15000 });
+    assert.equal(lost, 1);
+    assert.ok(await tokenInPage(page, sale.id, 'lossy@example.com'), 'the retry got the token');
+    consoleWatch.assertClean();
+    await page.close();
+  });
+
+  test('paused: the page says the place is kept (sale view and a refused buy)', async () => {
+    const sale = await platform.createSale(token, { name: 'Pausing sale', initialQuantity: 5 });
+    // The pause itself is the engine's; here the page's side of it: the
+    // sale's view says paused and a buy is answered 409 sale_paused.
+    const { page, consoleWatch } = await open(`/sales/${sale.id}`, {
+      allow: [/status of 409/],
+    });
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    await page.route(`**/orders/buy`, (route) =>
+      route.fulfill({
+        status: 409,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'sale_paused', message: 'the sale is paused' } }),
+      }));
+    await page.locator('#email').fill('pause@example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#message').textContent(), 'The sale is paused — you keep your place.');
+    await page.unroute(`**/orders/buy`);
+
+    const publicView = `**/flash-sales/${sale.id}/public`;
+    await page.route(publicView, async (route) => {
+      const real = await route.fetch();
+      const body = { ...(await real.json()), status: 'paused' };
+      await route.fulfill({ response: real, body: JSON.stringify(body) });
+    });
+    await page.reload();
+    await page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#sale-status').textContent(), 'Paused');
+    assert.ok(await page.locator('#buy').isDisabled());
     consoleWatch.assertClean();
     await page.close();
   });
