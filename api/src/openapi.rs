@@ -25,6 +25,8 @@ use crate::web;
         sales::create_sale,
         sales::update_sale,
         sales::delete_sale,
+        sales::pause_sale,
+        sales::resume_sale,
         orders::buy,
         orders::position,
         orders::confirm,

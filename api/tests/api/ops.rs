@@ -260,6 +260,8 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
         "GET /flash-sales/{saleId}",
         "PUT /flash-sales/{saleId}",
         "DELETE /flash-sales/{saleId}",
+        "POST /flash-sales/{saleId}/pause",
+        "POST /flash-sales/{saleId}/resume",
         "POST /orders/buy",
         "GET /orders/position",
         "POST /orders/confirm",
