@@ -277,3 +277,29 @@ async fn a_token_of_an_older_key_verifies_while_that_key_is_configured() {
     .await
     .assert_error(401, "invalid_buyer_token");
 }
+
+/// A shop on another origin (CORS_ORIGINS) may send the token header.
+#[tokio::test]
+async fn cross_origin_clients_may_send_the_token_header() {
+    let app = TestApp::spawn_with(Backend::Module, |s| {
+        s.cors_origins = vec!["https://shop.example".into()];
+    })
+    .await;
+    let preflight = app
+        .http
+        .request(Method::OPTIONS, format!("{}/orders/position", app.url))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", api::buyer_token::HEADER)
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{preflight:?}");
+    let allowed = preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(allowed.contains(api::buyer_token::HEADER), "{allowed}");
+}
