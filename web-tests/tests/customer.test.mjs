@@ -263,36 +263,50 @@ describe('customer page', () => {
     await page.close();
   });
 
-  test('paused: the page says the place is kept (sale view and a refused buy)', async () => {
-    const sale = await platform.createSale(token, { name: 'Pausing sale', initialQuantity: 5 });
-    // The pause itself is the engine's; here the page's side of it: the
-    // sale's view says paused and a buy is answered 409 sale_paused.
-    const { page, consoleWatch } = await open(`/sales/${sale.id}`, {
-      allow: [/status of 409/],
-    });
+  test('paused: a queued buyer is told they keep their place; a new buyer is refused; resumed, it goes on', async () => {
+    const sale = await platform.createSale(token, { name: 'Pausing sale', initialQuantity: 5, rate: 1 });
+    const { page, consoleWatch } = await open(`/sales/${sale.id}`, { allow: [/status of 409/] });
     await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
-    await page.route(`**/orders/buy`, (route) =>
-      route.fulfill({
-        status: 409,
-        contentType: 'application/json',
-        body: JSON.stringify({ error: { code: 'sale_paused', message: 'the sale is paused' } }),
-      }));
-    await page.locator('#email').fill('pause@example.com');
+    // Three ahead (one admission a second): the page's buyer stays queued.
+    for (const buyer of ['p1@example.com', 'p2@example.com', 'p3@example.com']) {
+      assert.equal((await platform.buy(sale.id, buyer)).status, 200);
+    }
+    await page.locator('#email').fill('waiting@example.com');
     await page.locator('#buy').click();
-    await page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
-    assert.equal(await page.locator('#message').textContent(), 'The sale is paused — you keep your place.');
-    await page.unroute(`**/orders/buy`);
+    await page.locator('#progress[data-state="queued"]').waitFor({ timeout: 5000 });
 
-    const publicView = `**/flash-sales/${sale.id}/public`;
-    await page.route(publicView, async (route) => {
-      const real = await route.fetch();
-      const body = { ...(await real.json()), status: 'paused' };
-      await route.fulfill({ response: real, body: JSON.stringify(body) });
+    // The admin pauses: the waiting buyer hears it (pushed) and keeps the place.
+    const paused = await platform.call('POST', `/flash-sales/${sale.id}/pause`, undefined, token);
+    assert.equal(paused.status, 200, paused.text);
+    await page.locator('#progress[data-state="paused"]').waitFor({ timeout: 10000 });
+    assert.equal(await page.locator('#message').textContent(), 'The sale is paused — you keep your place.');
+    assert.ok(await page.locator('#queue-info').isVisible(), 'the place is still shown');
+    await waitFor('the paused badge', async () => (await page.locator('#sale-status').textContent()) === 'Paused', {
+      timeoutMs: 10000,
     });
-    await page.reload();
-    await page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
-    assert.equal(await page.locator('#sale-status').textContent(), 'Paused');
-    assert.ok(await page.locator('#buy').isDisabled());
+    await screenshot(page, 'customer-paused');
+
+    // A new buyer (another tab) is refused with the same words.
+    const other = await open(`/sales/${sale.id}`, { allow: [/status of 409/] });
+    await other.page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
+    assert.ok(await other.page.locator('#buy').isDisabled(), 'no Buy while paused');
+    // A Buy that raced the pause (the page still showed the sale active):
+    // the server's 409 sale_paused gets the same sentence.
+    await other.page.evaluate(() => {
+      document.getElementById('buy').disabled = false;
+    });
+    await other.page.locator('#email').fill('late@example.com');
+    await other.page.evaluate(() => document.getElementById('progress').setAttribute('data-state', 'idle'));
+    await other.page.locator('#buy').click();
+    await other.page.locator('#progress[data-state="paused"]').waitFor({ timeout: 5000 });
+    assert.equal(await other.page.locator('#message').textContent(), 'The sale is paused — you keep your place.');
+    other.consoleWatch.assertClean();
+    await other.page.close();
+
+    // Resumed: the queue moves on and the buyer is admitted.
+    const resumed = await platform.call('POST', `/flash-sales/${sale.id}/resume`, undefined, token);
+    assert.equal(resumed.status, 200, resumed.text);
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
     consoleWatch.assertClean();
     await page.close();
   });
