@@ -303,3 +303,44 @@ async fn cross_origin_clients_may_send_the_token_header() {
         .to_ascii_lowercase();
     assert!(allowed.contains(api::buyer_token::HEADER), "{allowed}");
 }
+
+/// The OpenAPI document declares the header on every buyer route (and the
+/// query parameter on the event stream), with the 401 and 403 answers.
+#[tokio::test]
+async fn the_openapi_document_declares_the_buyer_token() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/openapi.json").await.assert_ok().clone();
+    for (path, method) in [
+        ("/orders/position", "get"),
+        ("/orders/confirm", "post"),
+        ("/orders/by-email", "get"),
+        ("/orders/events", "get"),
+        ("/orders/buy", "post"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let header = parameters
+            .iter()
+            .find(|p| p["in"] == "header" && p["name"] == "X-Buyer-Token")
+            .unwrap_or_else(|| panic!("{path}: no X-Buyer-Token header in {parameters:?}"));
+        // Required where the route needs it (the stream may take the query).
+        let required = !matches!(path, "/orders/buy" | "/orders/events");
+        assert_eq!(header["required"] == true, required, "{path}: {header}");
+        for status in ["401", "403"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "{path} {status}"
+            );
+        }
+    }
+    let stream = doc["paths"]["/orders/events"]["get"]["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(stream
+        .iter()
+        .any(|p| p["in"] == "query" && p["name"] == "buyerToken"));
+}
