@@ -344,3 +344,78 @@ async fn the_openapi_document_declares_the_buyer_token() {
         .iter()
         .any(|p| p["in"] == "query" && p["name"] == "buyerToken"));
 }
+
+/// Everything the API logs while it runs on this thread (a current-thread
+/// test runtime: the server's tasks run here too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut all) = self.0.lock() {
+            all.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Tokens never reach the logs, even at the most verbose level: not from
+/// the header, not from the event stream's query, not from a refusal.
+#[tokio::test]
+async fn tokens_are_never_logged() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "api=trace,tower_http=trace,flashsale=trace",
+        ))
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&admin, json!({})).await);
+    let token = app.buy_token(&id, VICTIM).await;
+    app.position(&id, VICTIM).await.assert_ok();
+    app.position_with(&id, VICTIM, Some(&format!("{token}x")))
+        .await
+        .assert_error(401, "invalid_buyer_token");
+    let query = format!(
+        "/orders/events?flashSaleId={id}&email=victim%40x.io&buyerToken={}&x=1",
+        crate::support::encode(&format!("{token}y"))
+    );
+    app.get(&query)
+        .await
+        .assert_error(401, "invalid_buyer_token");
+    app.admit(&id, 1).await;
+    app.confirm(&id, VICTIM).await.assert_ok();
+
+    let logged = captured
+        .0
+        .lock()
+        .map(|all| String::from_utf8_lossy(&all).into_owned())
+        .unwrap_or_default();
+    // The requests were logged (so the check below means something)...
+    assert!(logged.contains("/orders/events"), "{logged}");
+    assert!(logged.contains("/orders/position"), "{logged}");
+    // ...and no token, nor its signature alone.
+    let signature = token.rsplit('.').next().unwrap_or_default();
+    assert!(
+        !logged.contains(signature),
+        "a token in the logs:\n{logged}"
+    );
+    assert!(!logged.contains("buyerToken="), "{logged}");
+}
