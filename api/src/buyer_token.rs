@@ -28,11 +28,10 @@ use sha2::{Digest, Sha256};
 use crate::domain::{Email, SaleId};
 use crate::error::ApiError;
 
-/// The request header that carries a buyer token.
+/// The request header that carries a buyer token. (Where a header cannot
+/// be set — a browser's `EventSource` — `GET /orders/events` also takes the
+/// `buyerToken` query parameter: `routes::order_events::EventsQuery`.)
 pub const HEADER: &str = "x-buyer-token";
-/// The query parameter that carries it where a header cannot be set
-/// (`EventSource` in browsers, for `GET /orders/events` only).
-pub const QUERY_PARAM: &str = "buyerToken";
 
 /// The error codes of this module, as clients see them.
 pub mod code {
