@@ -383,6 +383,12 @@ async fn tokens_are_never_logged() {
         .with_ansi(false)
         .with_writer(captured.clone())
         .finish();
+    // With a single dispatcher registered, tracing asks only the *calling
+    // thread's* subscriber whether a call site is of interest, and caches
+    // the answer process-wide: another test's thread hitting a call site
+    // first (with no subscriber) would silence it here. A second live
+    // dispatcher makes tracing ask every registered one.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _logging = tracing::subscriber::set_default(subscriber);
 
     let app = TestApp::spawn().await;
