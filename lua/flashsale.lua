@@ -53,12 +53,16 @@ local MAX_ORDER_NUMBER = 999999999999999
 local ORDERS_PER_MS = 100 -- an order number is at least now * ORDERS_PER_MS
 local MAX_ORDER_CLOCK_MS = 9999999999999 -- MAX_ORDER_NUMBER / ORDERS_PER_MS
 local MAX_RESTORE_ORDERS = 10000
+local MAX_PREQUEUE_MS = 86400000
+local SEED_HEX_LEN = 64
+local DRAW_PAGE = 100 -- DRAW without offset and count
+local MAX_DRAW_PAGE = 1000
 
 -- The sale record's fields, in their order in the record (store.rs).
-local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq', 'price', 'paused_at' }
+local FIELDS = { 'stock', 'sold', 'starts_at', 'ends_at', 'hold_ttl_ms', 'rate', 'max_queue', 'rate_credit', 'rate_at', 'order_seq', 'price', 'paused_at', 'prequeue_ms', 'drawn_at' }
 -- A record written before order_seq existed ends after this many (order_seq = sold).
 local LEGACY_FIELDS = 9
--- Fields from this one on are each left out when the sale has none (price, paused_at).
+-- Fields from this one on are each left out when the sale has none (price, paused_at, prequeue_ms, drawn_at).
 local OPTIONAL_FIELDS_FROM = 11
 
 -- Keys (keys.rs): fs:{<sale>}:<suffix>, each with its TYPE.
@@ -71,6 +75,9 @@ local KEY_HOLD = 'hold:'
 local KEY_ORDERS = 'orders'
 local KEY_LAPSED = 'lapsed'
 local KEY_OUTBOX = 'outbox'
+local KEY_REGISTERED = 'registered'
+local KEY_SEED = 'seed'
+local KEY_DRAW = 'draw'
 local TEST_CLOCK_KEY = 'flashsale:test-clock'
 local ORDER_ID_SEPARATOR = '-'
 local OUTBOX_ENTRY_ID_PREFIX = '0-'
@@ -81,6 +88,9 @@ local KEY_TYPES = {
     { 'orders', 'hash' },
     { 'lapsed', 'zset' },
     { 'outbox', 'stream' },
+    { 'registered', 'zset' },
+    { 'seed', 'string' },
+    { 'draw', 'list' },
 }
 
 -- The outbox entry's fields, in their order in the stream (store.rs).
@@ -98,6 +108,7 @@ local MODULE_COMMAND = {
     restore = 'FLASHSALE.RESTORE',
     pause = 'FLASHSALE.PAUSE',
     resume = 'FLASHSALE.RESUME',
+    draw = 'FLASHSALE.DRAW',
 }
 
 -- Errors (error.rs): `<code> <message>`.
@@ -121,6 +132,10 @@ local MSG_USER_TWICE = 'a user is given twice'
 local MSG_ORDER_ID_TWICE = 'an order id is given twice'
 local MSG_ORDER_NUMBERS_EXHAUSTED = 'order numbers exhausted'
 local MSG_NO_PRICE = 'the sale has no price; give the amount'
+local MSG_INVALID_SEED = 'SEED must be 64 lowercase hex digits'
+local MSG_PREQUEUE_NEEDS_SEED = 'PREQUEUE needs a SEED'
+local MSG_LOTTERY_LOCKED = 'the pre-queue window has opened or the sale has started; PREQUEUE and SEED are fixed'
+local MSG_SEED_MISSING = 'the sale\'s lottery seed is missing'
 local function msg_wrong_arity(command)
     return 'wrong number of arguments for \'' .. command .. '\''
 end
@@ -282,6 +297,9 @@ local function sale_keys(sale)
         orders = prefix .. KEY_ORDERS,
         lapsed = prefix .. KEY_LAPSED,
         outbox = prefix .. KEY_OUTBOX,
+        registered = prefix .. KEY_REGISTERED,
+        seed = prefix .. KEY_SEED,
+        draw = prefix .. KEY_DRAW,
         -- Followed by the user id.
         hold = prefix .. KEY_HOLD,
         -- KEY_TYPES, each with its key's name (store.check_key_types).
@@ -352,6 +370,14 @@ local function ascii_upper(s)
     return (s:gsub('[a-z]', function(c) return string.char(c:byte() - 32) end))
 end
 
+-- A lottery seed: exactly SEED_HEX_LEN of 0-9a-f.
+local function seed_hex(raw)
+    if #raw ~= SEED_HEX_LEN or raw:find('^[0-9a-f]+$') == nil then
+        err(MSG_INVALID_SEED)
+    end
+    return raw
+end
+
 local function parse_setup(sale, argv, n)
     if n < 5 then
         wrong_arity('setup')
@@ -363,24 +389,36 @@ local function parse_setup(sale, argv, n)
     params.ends_at = parse_int(argv[3], 'ends_at', 0, MAX_TIME_MS)
     params.hold_ttl_ms = parse_int(argv[4], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
     local rate, max_queue, price = nil, nil, nil
+    local prequeue_ms, seed = nil, nil
     local i = 5
     while i < n do
         local option = ascii_upper(argv[i])
-        if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE' then
-            err(MSG_SYNTAX)
-        end
-        local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
-            or (option == 'PRICE' and price)
-        -- A repeated option or one without a value.
-        if already or i + 1 >= n then
-            err(MSG_SYNTAX)
-        end
-        if option == 'RATE' then
-            rate = parse_int(argv[i + 1], 'RATE', 1, MAX_RATE)
-        elseif option == 'MAXQUEUE' then
-            max_queue = parse_int(argv[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
+        if option == 'SEED' then
+            -- SEED's value is text, not a number.
+            if seed ~= nil or i + 1 >= n then
+                err(MSG_SYNTAX)
+            end
+            seed = seed_hex(argv[i + 1])
         else
-            price = parse_int(argv[i + 1], 'PRICE', 0, MAX_AMOUNT)
+            if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE'
+                and option ~= 'PREQUEUE' then
+                err(MSG_SYNTAX)
+            end
+            local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
+                or (option == 'PRICE' and price) or (option == 'PREQUEUE' and prequeue_ms)
+            -- A repeated option or one without a value.
+            if already or i + 1 >= n then
+                err(MSG_SYNTAX)
+            end
+            if option == 'RATE' then
+                rate = parse_int(argv[i + 1], 'RATE', 1, MAX_RATE)
+            elseif option == 'MAXQUEUE' then
+                max_queue = parse_int(argv[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
+            elseif option == 'PREQUEUE' then
+                prequeue_ms = parse_int(argv[i + 1], 'PREQUEUE', 0, MAX_PREQUEUE_MS)
+            else
+                price = parse_int(argv[i + 1], 'PRICE', 0, MAX_AMOUNT)
+            end
         end
         i = i + 2
     end
@@ -390,8 +428,10 @@ local function parse_setup(sale, argv, n)
     end
     params.rate = rate or 0
     params.max_queue = max_queue or 0
-    -- nil keeps the sale's price.
+    -- nil keeps the sale's price; likewise the lottery's window and seed.
     params.price = price
+    params.prequeue_ms = prequeue_ms
+    params.seed = seed
     return params
 end
 
@@ -443,6 +483,18 @@ local function parse_confirm(sale, argv, n)
         contact = argv[i + 1]
     end
     return user, amount, contact
+end
+
+-- DRAW: the page, (offset, count).
+local function parse_draw(sale, argv, n)
+    if n ~= 1 and n ~= 3 then
+        wrong_arity('draw')
+    end
+    sale_id(sale)
+    if n == 1 then
+        return 0, DRAW_PAGE
+    end
+    return parse_int(argv[1], 'offset', 0, MAX_QUEUE), parse_int(argv[2], 'count', 1, MAX_DRAW_PAGE)
 end
 
 -- PAUSE and RESUME: the sale alone.
@@ -520,6 +572,8 @@ local RECORD_START = '^' .. record_pattern(1, LEGACY_FIELDS) .. '()'
 local RECORD_ORDER_SEQ = '^' .. record_pattern(LEGACY_FIELDS + 1, LEGACY_FIELDS + 1) .. '()'
 local RECORD_PRICE = '^' .. record_pattern(OPTIONAL_FIELDS_FROM, OPTIONAL_FIELDS_FROM) .. '()'
 local RECORD_PAUSED_AT = '^' .. record_pattern(OPTIONAL_FIELDS_FROM + 1, OPTIONAL_FIELDS_FROM + 1) .. '()'
+local RECORD_PREQUEUE_MS = '^' .. record_pattern(OPTIONAL_FIELDS_FROM + 2, OPTIONAL_FIELDS_FROM + 2) .. '()'
+local RECORD_DRAWN_AT = '^' .. record_pattern(OPTIONAL_FIELDS_FROM + 3, OPTIONAL_FIELDS_FROM + 3) .. '()'
 
 -- One field's digits as a number: at most MAX_DIGITS of them.
 local function record_number(digits)
@@ -539,7 +593,7 @@ local function decode_sale(raw)
     if stock == nil then
         err(MSG_CORRUPT_SALE)
     end
-    local order_seq, price, paused_at = nil, nil, nil
+    local order_seq, price, paused_at, prequeue_ms, drawn_at = nil, nil, nil, nil, nil
     if pos <= #raw then
         order_seq, pos = raw:match(RECORD_ORDER_SEQ, pos)
         if order_seq == nil then
@@ -553,6 +607,14 @@ local function decode_sale(raw)
         value, after = raw:match(RECORD_PAUSED_AT, pos)
         if value ~= nil then
             paused_at, pos = value, after
+        end
+        value, after = raw:match(RECORD_PREQUEUE_MS, pos)
+        if value ~= nil then
+            prequeue_ms, pos = value, after
+        end
+        value, after = raw:match(RECORD_DRAWN_AT, pos)
+        if value ~= nil then
+            drawn_at, pos = value, after
         end
         if pos <= #raw then
             err(MSG_CORRUPT_SALE)
@@ -572,6 +634,8 @@ local function decode_sale(raw)
         order_seq = order_seq and record_number(order_seq) or sold,
         price = price and record_number(price),
         paused_at = paused_at and record_number(paused_at),
+        prequeue_ms = prequeue_ms and record_number(prequeue_ms),
+        drawn_at = drawn_at and record_number(drawn_at),
     }
 end
 
@@ -582,7 +646,7 @@ local MAX_RECORD_VALUE = 10 ^ MAX_DIGITS - 1
 local function record_fits(r)
     return math.max(r.stock, r.sold, r.starts_at, r.ends_at, r.hold_ttl_ms,
         r.rate, r.max_queue, r.rate_credit, r.rate_at, r.order_seq,
-        r.price or 0, r.paused_at or 0) <= MAX_RECORD_VALUE
+        r.price or 0, r.paused_at or 0, r.prequeue_ms or 0, r.drawn_at or 0) <= MAX_RECORD_VALUE
 end
 
 -- `name=%d` for FIELDS[1..count], single spaces between: a format for
@@ -602,6 +666,8 @@ end
 local RECORD_FORMAT_REQUIRED = record_format(OPTIONAL_FIELDS_FROM - 1)
 local RECORD_FORMAT_PRICE = RECORD_FORMAT_REQUIRED .. ' ' .. FIELDS[OPTIONAL_FIELDS_FROM] .. '=%d'
 local RECORD_SUFFIX_PAUSED_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 1] .. '='
+local RECORD_SUFFIX_PREQUEUE_MS = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 2] .. '='
+local RECORD_SUFFIX_DRAWN_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 3] .. '='
 
 -- SaleRecord::encode ('%d' prints as u64::to_string does; see int_str).
 -- Only the optional fields, price and paused_at, can be nil; each is
@@ -616,6 +682,12 @@ local function encode_sale(r)
         r.order_seq, r.price)
     if r.paused_at ~= nil then
         raw = raw .. RECORD_SUFFIX_PAUSED_AT .. int_str(r.paused_at)
+    end
+    if r.prequeue_ms ~= nil then
+        raw = raw .. RECORD_SUFFIX_PREQUEUE_MS .. int_str(r.prequeue_ms)
+    end
+    if r.drawn_at ~= nil then
+        raw = raw .. RECORD_SUFFIX_DRAWN_AT .. int_str(r.drawn_at)
     end
     return raw
 end
@@ -824,6 +896,79 @@ function store.remove_lapsed(user)
     call('ZREM', K.lapsed, user)
 end
 
+-- ZSCORE fs:{s}:registered user: registered for the pre-queue draw.
+function store.is_registered(user)
+    local score = call('ZSCORE', K.registered, user)
+    verified[KEY_REGISTERED] = call_id
+    return score ~= false
+end
+
+-- ZADD fs:{s}:registered at user
+function store.register(user, at)
+    call('ZADD', K.registered, int_str(at), user)
+end
+
+-- ZREM fs:{s}:registered user
+function store.unregister(user)
+    call('ZREM', K.registered, user)
+end
+
+-- ZCARD fs:{s}:registered
+function store.registered_count()
+    local count = call('ZCARD', K.registered)
+    verified[KEY_REGISTERED] = call_id
+    return count
+end
+
+-- ZRANGE fs:{s}:registered 0 -1: every registered user.
+function store.registered_users()
+    local users = call('ZRANGE', K.registered, '0', '-1')
+    verified[KEY_REGISTERED] = call_id
+    return users
+end
+
+-- DEL fs:{s}:registered
+function store.clear_registered()
+    call('DEL', K.registered)
+end
+
+-- GET fs:{s}:seed; nil when there is none.
+function store.seed()
+    local seed = call('GET', K.seed)
+    verified[KEY_SEED] = call_id
+    if seed then return seed end
+    return nil
+end
+
+-- SET fs:{s}:seed seed
+function store.write_seed(seed)
+    call('SET', K.seed, seed)
+end
+
+-- RPUSH fs:{s}:draw h1 h2 ..., in slices (unpack has a limit on how many
+-- values it spreads); nothing when `entries` is empty.
+local DRAW_PUSH_SLICE = 1000
+function store.draw_push(entries)
+    for first = 1, #entries, DRAW_PUSH_SLICE do
+        local last = min(first + DRAW_PUSH_SLICE - 1, #entries)
+        call('RPUSH', K.draw, unpack(entries, first, last))
+    end
+end
+
+-- LLEN fs:{s}:draw
+function store.draw_len()
+    local length = call('LLEN', K.draw)
+    verified[KEY_DRAW] = call_id
+    return length
+end
+
+-- LRANGE fs:{s}:draw offset offset+count-1
+function store.draw_range(offset, count)
+    local page = call('LRANGE', K.draw, int_str(offset), int_str(offset + count - 1))
+    verified[KEY_DRAW] = call_id
+    return page
+end
+
 -- For each type, a read that fails with WRONGTYPE unless its key is absent
 -- or of that type: cheaper than TYPE, whose status reply becomes a table.
 local TYPE_PROBES = {
@@ -944,8 +1089,34 @@ local function existing_sale(store)
     return sale
 end
 
+-- SaleRecord::window_opens_at: starts_at - prequeue_ms, or nil without a
+-- window.
+local function window_opens_at(sale)
+    if sale.prequeue_ms == nil or sale.prequeue_ms == 0 then
+        return nil
+    end
+    return saturating_sub(sale.starts_at, sale.prequeue_ms)
+end
+
+-- SaleRecord::draw_pending: a window, and no draw yet.
+local function draw_pending(sale)
+    return window_opens_at(sale) ~= nil and sale.drawn_at == nil
+end
+
+-- Rust's `SaleRecord { name: value, ..sale }`: a copy, since the record
+-- read is shared (store.sale).
+local function with_field(sale, name, value)
+    local copy = {}
+    for field, v in pairs(sale) do
+        copy[field] = v
+    end
+    copy[name] = value
+    return copy
+end
+
 local function setup(store, now, sale_id_, params)
     local existing = store.sale()
+    local kept_seed = store.seed()
     local kept = existing
     if not existing then
         -- A new sale starts with an empty rate bucket that fills from now,
@@ -976,6 +1147,35 @@ local function setup(store, now, sale_id_, params)
     if kept.price ~= nil and price ~= kept.price and held > 0 then
         fail(CODE_LOCKED .. ' ' .. msg_price_locked(int_str(held)))
     end
+    -- The pre-queue lottery: PREQUEUE 0 removes the window; omitted, both
+    -- are kept.
+    local prequeue_ms = params.prequeue_ms
+    if prequeue_ms == nil then
+        prequeue_ms = kept.prequeue_ms
+    elseif prequeue_ms == 0 then
+        prequeue_ms = nil
+    end
+    local seed = params.seed
+    if seed == nil then
+        seed = kept_seed
+    end
+    if prequeue_ms ~= nil and seed == nil then
+        err(MSG_PREQUEUE_NEEDS_SEED)
+    end
+    -- Once the window has opened (or the sale started, or the draw ran),
+    -- PREQUEUE and SEED are fixed (rules.rs).
+    if existing and (prequeue_ms ~= kept.prequeue_ms or seed ~= kept_seed) then
+        local opens = window_opens_at(kept)
+        if opens == nil then
+            opens = kept.starts_at
+        end
+        if now >= opens or kept.drawn_at ~= nil then
+            fail(CODE_LOCKED .. ' ' .. MSG_LOTTERY_LOCKED)
+        end
+    end
+    if seed ~= kept_seed and seed ~= nil then
+        store.write_seed(seed)
+    end
     store.write_sale({
         stock = params.stock,
         sold = kept.sold,
@@ -989,11 +1189,70 @@ local function setup(store, now, sale_id_, params)
         order_seq = kept.order_seq,
         price = price,
         paused_at = kept.paused_at,
+        prequeue_ms = prequeue_ms,
+        drawn_at = kept.drawn_at,
     })
     if existing then
         return { 'updated' }
     end
     return { 'created' }
+end
+
+-- ENQUEUE in the pre-queue window: registered for the draw (rules.rs).
+local function register(store, sale, now, user)
+    if store.is_registered(user) then
+        return { 'registered', store.registered_count() }
+    end
+    if sale.sold >= sale.stock then
+        return { 'sold_out' }
+    end
+    local count = store.registered_count()
+    if sale.max_queue > 0 and count >= sale.max_queue then
+        return { 'queue_full', count }
+    end
+    store.register(user, now)
+    return { 'registered', count + 1 }
+end
+
+-- lottery.rs: registrants ordered by SHA1(seed ":" SHA1(user)), ties by
+-- SHA1(user). (Equal-length lowercase hex compares the same in any
+-- collation.)
+local function draw_order_less(a, b)
+    if a.key ~= b.key then
+        return a.key < b.key
+    end
+    return a.entry < b.entry
+end
+
+-- The pre-queue draw (rules.rs run_draw): reads everything, then gives the
+-- registrants queue tickets in draw order, publishes the order and notes
+-- drawn_at. Returns the record as written.
+local function run_draw(store, sale, now)
+    store.check_key_types()
+    local seed = store.seed()
+    if seed == nil then
+        err(MSG_SEED_MISSING)
+    end
+    local users = store.registered_users()
+    local ticket = store.queue_last_ticket() or 0
+    local sha1hex = redis.sha1hex
+    local drawn = {}
+    for i = 1, #users do
+        local entry = sha1hex(users[i])
+        drawn[i] = { key = sha1hex(seed .. ':' .. entry), entry = entry, user = users[i] }
+    end
+    table.sort(drawn, draw_order_less)
+    local entries = {}
+    for i = 1, #drawn do
+        ticket = ticket + 1
+        store.queue_push(drawn[i].user, ticket)
+        entries[i] = drawn[i].entry
+    end
+    store.draw_push(entries)
+    store.clear_registered()
+    local updated = with_field(sale, 'drawn_at', now)
+    store.write_sale(updated)
+    return updated
 end
 
 local function enqueue(store, now, user)
@@ -1010,7 +1269,14 @@ local function enqueue(store, now, user)
         return { 'holding', hold - now }
     end
     if now < sale.starts_at then
+        local opens = window_opens_at(sale)
+        if opens ~= nil and now >= opens then
+            return register(store, sale, now, user)
+        end
         return { 'not_started', sale.starts_at - now }
+    end
+    if draw_pending(sale) then
+        sale = run_draw(store, sale, now)
     end
     if sale.sold >= sale.stock then
         return { 'sold_out' }
@@ -1065,6 +1331,9 @@ end
 local function grant(store, now, max_users)
     local sale = existing_sale(store)
     store.check_key_types()
+    if now >= sale.starts_at and draw_pending(sale) then
+        sale = run_draw(store, sale, now)
+    end
     local expired = store.expired_holds(now)
     local queued = store.queue_len()
     local outcome, admit, credit
@@ -1214,6 +1483,7 @@ local function restore(store, now, orders)
                 queued = store.queue_rank(order.user) ~= nil,
                 hold = store.hold_expiry(order.user),
                 lapsed = store.is_lapsed(order.user),
+                registered = store.is_registered(order.user),
             }
         end
     end
@@ -1243,6 +1513,9 @@ local function restore(store, now, orders)
         if n.lapsed then
             store.remove_lapsed(user)
         end
+        if n.registered then
+            store.unregister(user)
+        end
         store.record_order(user, n.order.order_id)
     end
     if sale ~= nil then
@@ -1255,7 +1528,7 @@ local function restore(store, now, orders)
 end
 
 local function release(store, user)
-    existing_sale(store)
+    local sale = existing_sale(store)
     local order = store.order_of(user)
     if order then
         return { 'purchased', order }
@@ -1267,6 +1540,11 @@ local function release(store, user)
     if store.hold_expiry(user) ~= nil then
         store.remove_hold(user)
         return { 'released' }
+    end
+    -- A registration before the draw is a place in the line too.
+    if draw_pending(sale) and store.is_registered(user) then
+        store.unregister(user)
+        return { 'left_queue' }
     end
     return { 'none' }
 end
@@ -1286,17 +1564,6 @@ local function sale_state(sale, now)
     return 'active'
 end
 
--- Rust's `SaleRecord { paused_at, ..sale }`: a copy, since the record read
--- is shared (store.sale).
-local function with_paused_at(sale, paused_at)
-    local copy = {}
-    for name, value in pairs(sale) do
-        copy[name] = value
-    end
-    copy.paused_at = paused_at
-    return copy
-end
-
 -- Stops a live sale: nobody new queues, GRANT admits nobody; the queue and
 -- the holds stay. Pausing a paused sale changes nothing.
 local function pause(store, now)
@@ -1307,7 +1574,7 @@ local function pause(store, now)
     elseif state ~= 'active' then
         conflict(msg_not_live(state))
     end
-    store.write_sale(with_paused_at(sale, now))
+    store.write_sale(with_field(sale, 'paused_at', now))
     return { 'paused' }
 end
 
@@ -1317,7 +1584,7 @@ local function resume(store)
     if sale.paused_at == nil then
         return { 'not_paused' }
     end
-    store.write_sale(with_paused_at(sale, nil))
+    store.write_sale(with_field(sale, 'paused_at', nil))
     return { 'resumed' }
 end
 
@@ -1358,6 +1625,9 @@ local function status(store, now, user)
                 local rank = store.queue_rank(user)
                 if rank ~= nil then
                     append(reply, 'queued', 'position', rank + 1)
+                elseif draw_pending(sale) and store.is_registered(user) then
+                    -- STATUS never draws: it writes nothing.
+                    append(reply, 'registered')
                 else
                     append(reply, 'none')
                 end
@@ -1365,6 +1635,24 @@ local function status(store, now, user)
         end
     end
     return reply
+end
+
+-- What the lottery publishes (rules.rs draw): before the draw the
+-- commitment SHA1(seed), after it the seed and a page of the draw.
+local function draw(store, offset, count)
+    local sale = existing_sale(store)
+    if sale.prequeue_ms == nil or sale.prequeue_ms == 0 then
+        return { 'none' }
+    end
+    local seed = store.seed()
+    if seed == nil then
+        err(MSG_SEED_MISSING)
+    end
+    if sale.drawn_at == nil then
+        return { 'pending', sale.prequeue_ms, store.registered_count(), redis.sha1hex(seed) }
+    end
+    return { 'drawn', sale.prequeue_ms, sale.drawn_at, store.draw_len(), seed,
+        store.draw_range(offset, count) }
 end
 
 ---------------------------------------------------------------------------
@@ -1428,6 +1716,13 @@ function COMMANDS.resume(sale, argv, n)
     -- Read as for every command, though RESUME does not look at it.
     now_ms()
     return resume(open_store(sale))
+end
+
+function COMMANDS.draw(sale, argv, n)
+    local offset, count = parse_draw(sale, argv, n)
+    -- Read as for every command, though DRAW does not look at it.
+    now_ms()
+    return draw(open_store(sale), offset, count)
 end
 
 ---------------------------------------------------------------------------
@@ -1503,5 +1798,10 @@ redis.register_function{
     function_name = 'flashsale_resume',
     callback = entry_point('resume'),
     flags = { 'allow-oom' },
+}
+redis.register_function{
+    function_name = 'flashsale_draw',
+    callback = entry_point('draw'),
+    flags = { 'no-writes' },
 }
 -- END GENERATED registration

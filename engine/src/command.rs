@@ -22,6 +22,13 @@ pub const MAX_AMOUNT: u64 = 999_999_999_999_999;
 pub const MAX_ORDER_NUMBER: u64 = 999_999_999_999_999;
 /// Most orders one RESTORE call records, so that one call stays short.
 pub const MAX_RESTORE_ORDERS: u64 = 10_000;
+/// The longest pre-queue window: a day before the start.
+pub const MAX_PREQUEUE_MS: u64 = 86_400_000;
+/// A lottery seed: 32 bytes as lowercase hex.
+pub const SEED_HEX_LEN: usize = 64;
+/// DRAW's page when no offset and count are given, and its largest page.
+pub const DRAW_PAGE: u64 = 100;
+pub const MAX_DRAW_PAGE: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandName {
@@ -34,10 +41,11 @@ pub enum CommandName {
     Restore,
     Pause,
     Resume,
+    Draw,
 }
 
 impl CommandName {
-    pub const ALL: [CommandName; 9] = [
+    pub const ALL: [CommandName; 10] = [
         CommandName::Setup,
         CommandName::Enqueue,
         CommandName::Grant,
@@ -47,6 +55,7 @@ impl CommandName {
         CommandName::Restore,
         CommandName::Pause,
         CommandName::Resume,
+        CommandName::Draw,
     ];
 
     /// Everything about a command's name and registration, one row each.
@@ -129,6 +138,18 @@ impl CommandName {
                 flags: Flags {
                     deny_oom: false,
                     ..WRITE
+                },
+            },
+            // Reads the published draw, a page at a time; never draws (the
+            // first write command at the start does).
+            CommandName::Draw => Spec {
+                word: "draw",
+                module_command: "FLASHSALE.DRAW",
+                function_name: "flashsale_draw",
+                flags: Flags {
+                    writes: false,
+                    deny_oom: false,
+                    fast: false,
                 },
             },
         }
@@ -220,6 +241,18 @@ pub struct SetupParams {
     pub price: Option<u64>,
 }
 
+/// SETUP's pre-queue lottery options, apart from [`SetupParams`] so that a
+/// SETUP without them is built exactly as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LotteryParams {
+    /// `PREQUEUE`: the pre-queue window in ms before the start (0: none).
+    /// `None` keeps the sale's.
+    pub prequeue_ms: Option<u64>,
+    /// `SEED`: the lottery seed ([`SEED_HEX_LEN`] lowercase hex). `None`
+    /// keeps the sale's.
+    pub seed: Option<String>,
+}
+
 /// One order RESTORE records: `order_id` is `<sale>-<number>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoredOrder {
@@ -234,6 +267,7 @@ pub enum Command {
     Setup {
         sale: String,
         params: SetupParams,
+        lottery: LotteryParams,
     },
     Enqueue {
         sale: String,
@@ -274,6 +308,11 @@ pub enum Command {
     Resume {
         sale: String,
     },
+    Draw {
+        sale: String,
+        offset: u64,
+        count: u64,
+    },
 }
 
 impl Command {
@@ -287,7 +326,8 @@ impl Command {
             | Command::Status { sale, .. }
             | Command::Restore { sale, .. }
             | Command::Pause { sale }
-            | Command::Resume { sale } => sale,
+            | Command::Resume { sale }
+            | Command::Draw { sale, .. } => sale,
         }
     }
 
@@ -302,13 +342,18 @@ impl Command {
             Command::Restore { .. } => CommandName::Restore,
             Command::Pause { .. } => CommandName::Pause,
             Command::Resume { .. } => CommandName::Resume,
+            Command::Draw { .. } => CommandName::Draw,
         }
     }
 
     /// The arguments after the command name, as a client sends them.
     pub fn to_args(&self) -> Vec<String> {
         match self {
-            Command::Setup { sale, params } => {
+            Command::Setup {
+                sale,
+                params,
+                lottery,
+            } => {
                 let mut args = vec![
                     sale.clone(),
                     params.stock.to_string(),
@@ -324,6 +369,12 @@ impl Command {
                 }
                 if let Some(price) = params.price {
                     args.extend(["PRICE".to_string(), price.to_string()]);
+                }
+                if let Some(ms) = lottery.prequeue_ms {
+                    args.extend(["PREQUEUE".to_string(), ms.to_string()]);
+                }
+                if let Some(seed) = &lottery.seed {
+                    args.extend(["SEED".to_string(), seed.clone()]);
                 }
                 args
             }
@@ -357,6 +408,11 @@ impl Command {
                 args
             }
             Command::Pause { sale } | Command::Resume { sale } => vec![sale.clone()],
+            Command::Draw {
+                sale,
+                offset,
+                count,
+            } => vec![sale.clone(), offset.to_string(), count.to_string()],
         }
     }
 }
@@ -375,6 +431,15 @@ fn wrong_arity(name: CommandName) -> EngineError {
 fn sale_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_sale_id(raw) {
         return Err(EngineError::err(message::INVALID_SALE_ID));
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// A lottery seed: exactly [`SEED_HEX_LEN`] of `0-9a-f`, so the engine
+/// and the Lua library hash the same bytes.
+fn seed_hex(raw: &[u8]) -> Result<String, EngineError> {
+    if raw.len() != SEED_HEX_LEN || !raw.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(EngineError::err(message::INVALID_SEED));
     }
     Ok(String::from_utf8_lossy(raw).into_owned())
 }
@@ -401,6 +466,8 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
         CommandName::Confirm => (2..=5).contains(&args.len()),
         CommandName::Status => args.len() == 1 || args.len() == 2,
         CommandName::Pause | CommandName::Resume => args.len() == 1,
+        // The sale, then optionally an offset and a count.
+        CommandName::Draw => args.len() == 1 || args.len() == 3,
         // The sale, then user/order id pairs.
         CommandName::Restore => args.len() >= 3 && args.len() % 2 == 1,
     };
@@ -415,13 +482,24 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
             let ends_at = parse_int(arg(3), "ends_at", 0, MAX_TIME_MS)?;
             let hold_ttl_ms = parse_int(arg(4), "hold_ttl_ms", 1, MAX_HOLD_TTL_MS)?;
             let (mut rate, mut max_queue, mut price) = (None, None, None);
+            let (mut prequeue_ms, mut seed) = (None, None);
             let mut i = 5;
             while i < args.len() {
                 let option = arg(i).to_ascii_uppercase();
+                // SEED's value is text, not a number.
+                if option == b"SEED" {
+                    if seed.is_some() || i + 1 >= args.len() {
+                        return Err(EngineError::err(message::SYNTAX));
+                    }
+                    seed = Some(seed_hex(arg(i + 1))?);
+                    i += 2;
+                    continue;
+                }
                 let (slot, name, min, max) = match option.as_slice() {
                     b"RATE" => (&mut rate, "RATE", 1, MAX_RATE),
                     b"MAXQUEUE" => (&mut max_queue, "MAXQUEUE", 1, MAX_QUEUE),
                     b"PRICE" => (&mut price, "PRICE", 0, MAX_AMOUNT),
+                    b"PREQUEUE" => (&mut prequeue_ms, "PREQUEUE", 0, MAX_PREQUEUE_MS),
                     _ => return Err(EngineError::err(message::SYNTAX)),
                 };
                 if slot.is_some() || i + 1 >= args.len() {
@@ -444,6 +522,7 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                     max_queue: max_queue.unwrap_or(0),
                     price,
                 },
+                lottery: LotteryParams { prequeue_ms, seed },
             }
         }
         CommandName::Enqueue => Command::Enqueue {
@@ -523,6 +602,21 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
         }
         CommandName::Pause => Command::Pause { sale },
         CommandName::Resume => Command::Resume { sale },
+        CommandName::Draw => {
+            let (offset, count) = if args.len() == 3 {
+                (
+                    parse_int(arg(1), "offset", 0, MAX_QUEUE)?,
+                    parse_int(arg(2), "count", 1, MAX_DRAW_PAGE)?,
+                )
+            } else {
+                (0, DRAW_PAGE)
+            };
+            Command::Draw {
+                sale,
+                offset,
+                count,
+            }
+        }
     })
 }
 
@@ -554,8 +648,77 @@ mod tests {
                     rate: 3,
                     max_queue: 7,
                     price: Some(0),
-                }
+                },
+                lottery: LotteryParams::default(),
             })
+        );
+    }
+
+    #[test]
+    fn setup_with_a_prequeue_window_and_a_seed() {
+        let seed = "0123456789abcdef".repeat(4);
+        let cmd = p(
+            CommandName::Setup,
+            &[
+                "s", "10", "100", "200", "5000", "seed", &seed, "PreQueue", "60000",
+            ],
+        );
+        let Ok(Command::Setup { lottery, .. }) = cmd else {
+            panic!("{cmd:?}");
+        };
+        assert_eq!(lottery.prequeue_ms, Some(60_000));
+        assert_eq!(lottery.seed.as_deref(), Some(seed.as_str()));
+        let err = |args: &[&str]| p(CommandName::Setup, args).expect_err("must fail");
+        let base = ["s", "1", "1", "5", "4"];
+        fn with<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+            [base, tail].concat()
+        }
+        assert_eq!(
+            err(&with(&base, &["PREQUEUE", "86400001"])),
+            "ERR PREQUEUE must be an integer from 0 to 86400000"
+        );
+        let upper = seed.to_ascii_uppercase();
+        let short = &seed[1..];
+        let long = format!("{seed}0");
+        for bad in [upper.as_str(), short, long.as_str(), "", "xyz"] {
+            assert_eq!(
+                err(&with(&base, &["SEED", bad])),
+                "ERR SEED must be 64 lowercase hex digits",
+                "{bad}"
+            );
+        }
+        assert_eq!(err(&with(&base, &["SEED"])), "ERR syntax error");
+        assert_eq!(
+            err(&with(&base, &["SEED", &seed, "SEED", &seed])),
+            "ERR syntax error"
+        );
+    }
+
+    #[test]
+    fn draw_takes_an_optional_page() {
+        assert_eq!(
+            p(CommandName::Draw, &["s"]),
+            Ok(Command::Draw {
+                sale: "s".into(),
+                offset: 0,
+                count: 100
+            })
+        );
+        assert_eq!(
+            p(CommandName::Draw, &["s", "5", "1000"]),
+            Ok(Command::Draw {
+                sale: "s".into(),
+                offset: 5,
+                count: 1000
+            })
+        );
+        assert_eq!(
+            p(CommandName::Draw, &["s", "5"]).expect_err("arity"),
+            "ERR wrong number of arguments for 'FLASHSALE.DRAW'"
+        );
+        assert_eq!(
+            p(CommandName::Draw, &["s", "0", "0"]).expect_err("count"),
+            "ERR count must be an integer from 1 to 1000"
         );
     }
 
@@ -658,6 +821,7 @@ mod tests {
                 "write deny-oom",
                 "write",
                 "write",
+                "readonly",
             ]
         );
         let functions: Vec<&[&str]> = CommandName::ALL
@@ -676,7 +840,8 @@ mod tests {
                 &["no-writes"],
                 none,
                 &["allow-oom"],
-                &["allow-oom"]
+                &["allow-oom"],
+                &["no-writes"]
             ]
         );
         for name in CommandName::ALL {
@@ -704,6 +869,28 @@ mod tests {
                     max_queue: 6,
                     price: Some(8),
                 },
+                lottery: LotteryParams::default(),
+            },
+            Command::Setup {
+                sale: "s".into(),
+                params: SetupParams {
+                    stock: 1,
+                    starts_at: 2,
+                    ends_at: 3,
+                    hold_ttl_ms: 4,
+                    rate: 0,
+                    max_queue: 0,
+                    price: None,
+                },
+                lottery: LotteryParams {
+                    prequeue_ms: Some(0),
+                    seed: Some("a".repeat(64)),
+                },
+            },
+            Command::Draw {
+                sale: "s".into(),
+                offset: 3,
+                count: 4,
             },
             Command::Confirm {
                 sale: "s".into(),

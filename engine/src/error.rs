@@ -71,6 +71,16 @@ pub mod message {
     /// or the sale's last order number is `MAX_ORDER_NUMBER`.
     pub const ORDER_NUMBERS_EXHAUSTED: &str = "order numbers exhausted";
     pub const NO_PRICE: &str = "the sale has no price; give the amount";
+    /// SETUP's `SEED`: what the API generates, 32 random bytes in hex.
+    pub const INVALID_SEED: &str = "SEED must be 64 lowercase hex digits";
+    /// The draw or DRAW found no seed key (deleted by hand).
+    pub const SEED_MISSING: &str = "the sale's lottery seed is missing";
+    /// SETUP with a pre-queue window but no seed, given or kept.
+    pub const PREQUEUE_NEEDS_SEED: &str = "PREQUEUE needs a SEED";
+    /// SETUP changing PREQUEUE or SEED once registrations may exist: the
+    /// commitment published before the window must stay the seed drawn with.
+    pub const LOTTERY_LOCKED: &str =
+        "the pre-queue window has opened or the sale has started; PREQUEUE and SEED are fixed";
 
     pub fn wrong_arity(command: impl Display) -> String {
         format!("wrong number of arguments for '{command}'")

@@ -15,6 +15,16 @@ pub const HOLD: &str = "hold:";
 pub const ORDERS: &str = "orders";
 pub const LAPSED: &str = "lapsed";
 pub const OUTBOX: &str = "outbox";
+/// Pre-queue lottery: the users registered in the window before the start
+/// (zset user → when they registered), until the draw moves them into the
+/// queue.
+pub const REGISTERED: &str = "registered";
+/// Pre-queue lottery: the seed SETUP was given (a string, hex), read only by
+/// the draw and, once it has run, by DRAW.
+pub const SEED: &str = "seed";
+/// Pre-queue lottery: the published draw, SHA1(user) hex of each registrant
+/// in the order the draw gave them queue tickets (a list).
+pub const DRAW: &str = "draw";
 
 fn key(sale: &str, suffix: &str) -> String {
     format!("{OPEN}{sale}{CLOSE}{suffix}")
@@ -41,6 +51,15 @@ pub fn lapsed(sale: &str) -> String {
 pub fn outbox(sale: &str) -> String {
     key(sale, OUTBOX)
 }
+pub fn registered(sale: &str) -> String {
+    key(sale, REGISTERED)
+}
+pub fn seed(sale: &str) -> String {
+    key(sale, SEED)
+}
+pub fn draw(sale: &str) -> String {
+    key(sale, DRAW)
+}
 
 /// The Redis type of a sale's key, as `TYPE` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +68,7 @@ pub enum KeyKind {
     ZSet,
     Hash,
     Stream,
+    List,
 }
 
 impl KeyKind {
@@ -59,19 +79,23 @@ impl KeyKind {
             KeyKind::ZSet => "zset",
             KeyKind::Hash => "hash",
             KeyKind::Stream => "stream",
+            KeyKind::List => "list",
         }
     }
 }
 
 /// Every key of a sale but the per-user hold keys, by suffix, with its type,
 /// in the order `Store::check_key_types` checks them.
-pub const TYPES: [(&str, KeyKind); 6] = [
+pub const TYPES: [(&str, KeyKind); 9] = [
     (SALE, KeyKind::String),
     (QUEUE, KeyKind::ZSet),
     (HOLDS, KeyKind::ZSet),
     (ORDERS, KeyKind::Hash),
     (LAPSED, KeyKind::ZSet),
     (OUTBOX, KeyKind::Stream),
+    (REGISTERED, KeyKind::ZSet),
+    (SEED, KeyKind::String),
+    (DRAW, KeyKind::List),
 ];
 
 /// Every key of `sale` but the per-user hold keys, in [`TYPES`] order.
@@ -120,8 +144,18 @@ mod tests {
         assert_eq!(super::outbox_entry_id(7), "0-7");
         assert_eq!(
             super::all_but_holds("s1"),
-            ["sale", "queue", "holds", "orders", "lapsed", "outbox"]
-                .map(|k| format!("fs:{{s1}}:{k}"))
+            [
+                "sale",
+                "queue",
+                "holds",
+                "orders",
+                "lapsed",
+                "outbox",
+                "registered",
+                "seed",
+                "draw"
+            ]
+            .map(|k| format!("fs:{{s1}}:{k}"))
         );
     }
 

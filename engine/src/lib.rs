@@ -12,6 +12,7 @@ pub mod command;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod lottery;
 #[cfg(test)]
 mod lua_constants;
 pub mod model;
@@ -20,12 +21,12 @@ pub mod reply;
 pub mod rules;
 pub mod store;
 
-pub use command::{parse, Command, CommandName, RestoredOrder};
+pub use command::{parse, Command, CommandName, LotteryParams, RestoredOrder};
 pub use error::EngineError;
 pub use model::{Model, SaleData};
 pub use reply::{
-    ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply, Resp, RestoreReply,
-    ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
+    ConfirmReply, DrawReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply, Resp,
+    RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
 };
 pub use rules::execute;
 pub use store::{MalformedEntry, OutboxEntry, SaleRecord, Store};

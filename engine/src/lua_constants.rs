@@ -11,8 +11,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::command::{
-    CommandName, CONTACT, MAX_AMOUNT, MAX_GRANT, MAX_HOLD_TTL_MS, MAX_ORDER_NUMBER, MAX_QUEUE,
-    MAX_RATE, MAX_RESTORE_ORDERS, MAX_STOCK, MAX_TIME_MS,
+    CommandName, CONTACT, DRAW_PAGE, MAX_AMOUNT, MAX_DRAW_PAGE, MAX_GRANT, MAX_HOLD_TTL_MS,
+    MAX_ORDER_NUMBER, MAX_PREQUEUE_MS, MAX_QUEUE, MAX_RATE, MAX_RESTORE_ORDERS, MAX_STOCK,
+    MAX_TIME_MS, SEED_HEX_LEN,
 };
 use crate::error::{message, ErrorCode};
 use crate::ids::{MAX_SALE_ID_LEN, MAX_USER_ID_LEN};
@@ -125,6 +126,10 @@ fn constants() -> String {
             "MAX_ORDER_NUMBER / ORDERS_PER_MS",
         ),
         ("MAX_RESTORE_ORDERS", MAX_RESTORE_ORDERS, ""),
+        ("MAX_PREQUEUE_MS", MAX_PREQUEUE_MS, ""),
+        ("SEED_HEX_LEN", SEED_HEX_LEN as u64, ""),
+        ("DRAW_PAGE", DRAW_PAGE, "DRAW without offset and count"),
+        ("MAX_DRAW_PAGE", MAX_DRAW_PAGE, ""),
     ] {
         if comment.is_empty() {
             line(format!("local {name} = {value}"));
@@ -141,7 +146,7 @@ fn constants() -> String {
     );
     line(format!("local LEGACY_FIELDS = {}", field::LEGACY_COUNT));
     line(
-        "-- Fields from this one on are each left out when the sale has none (price, paused_at)."
+        "-- Fields from this one on are each left out when the sale has none (price, paused_at, prequeue_ms, drawn_at)."
             .into(),
     );
     line(format!(
@@ -160,6 +165,9 @@ fn constants() -> String {
         ("KEY_ORDERS", keys::ORDERS),
         ("KEY_LAPSED", keys::LAPSED),
         ("KEY_OUTBOX", keys::OUTBOX),
+        ("KEY_REGISTERED", keys::REGISTERED),
+        ("KEY_SEED", keys::SEED),
+        ("KEY_DRAW", keys::DRAW),
         ("TEST_CLOCK_KEY", keys::TEST_CLOCK),
         ("ORDER_ID_SEPARATOR", keys::ORDER_ID_SEPARATOR),
         ("OUTBOX_ENTRY_ID_PREFIX", keys::OUTBOX_ENTRY_ID_PREFIX),
@@ -213,6 +221,10 @@ fn constants() -> String {
         ("ORDER_ID_TWICE", message::ORDER_ID_TWICE),
         ("ORDER_NUMBERS_EXHAUSTED", message::ORDER_NUMBERS_EXHAUSTED),
         ("NO_PRICE", message::NO_PRICE),
+        ("INVALID_SEED", message::INVALID_SEED),
+        ("PREQUEUE_NEEDS_SEED", message::PREQUEUE_NEEDS_SEED),
+        ("LOTTERY_LOCKED", message::LOTTERY_LOCKED),
+        ("SEED_MISSING", message::SEED_MISSING),
     ] {
         line(format!("local MSG_{name} = {}", lua_str(text)));
     }

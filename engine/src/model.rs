@@ -25,6 +25,12 @@ pub struct SaleData {
     pub lapsed: BTreeMap<String, u64>,
     /// `fs:{s}:outbox`: entry id `0-n` → entry.
     pub outbox: BTreeMap<u64, OutboxEntry>,
+    /// `fs:{s}:registered`: user → when they registered for the draw.
+    pub registered: BTreeMap<String, u64>,
+    /// `fs:{s}:seed`
+    pub seed: Option<String>,
+    /// `fs:{s}:draw`: the published draw, in order.
+    pub draw: Vec<String>,
 }
 
 impl SaleData {
@@ -153,6 +159,57 @@ impl Store for SaleData {
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError> {
         self.outbox.insert(n, entry.clone());
         Ok(())
+    }
+
+    fn is_registered(&mut self, user: &str) -> Result<bool, EngineError> {
+        Ok(self.registered.contains_key(user))
+    }
+
+    fn register(&mut self, user: &str, at: u64) -> Result<(), EngineError> {
+        self.registered.insert(user.to_string(), at);
+        Ok(())
+    }
+
+    fn unregister(&mut self, user: &str) -> Result<(), EngineError> {
+        self.registered.remove(user);
+        Ok(())
+    }
+
+    fn registered_count(&mut self) -> Result<u64, EngineError> {
+        Ok(self.registered.len() as u64)
+    }
+
+    fn registered_users(&mut self) -> Result<Vec<String>, EngineError> {
+        Ok(self.registered.keys().cloned().collect())
+    }
+
+    fn clear_registered(&mut self) -> Result<(), EngineError> {
+        self.registered.clear();
+        Ok(())
+    }
+
+    fn seed(&mut self) -> Result<Option<String>, EngineError> {
+        Ok(self.seed.clone())
+    }
+
+    fn write_seed(&mut self, seed: &str) -> Result<(), EngineError> {
+        self.seed = Some(seed.to_string());
+        Ok(())
+    }
+
+    fn draw_push(&mut self, entries: &[String]) -> Result<(), EngineError> {
+        self.draw.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn draw_len(&mut self) -> Result<u64, EngineError> {
+        Ok(self.draw.len() as u64)
+    }
+
+    fn draw_range(&mut self, offset: u64, count: u64) -> Result<Vec<String>, EngineError> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        Ok(self.draw.iter().skip(start).take(count).cloned().collect())
     }
 }
 

@@ -147,6 +147,9 @@ macro_rules! with_reply_shapes {
                     QueueFull { length: u64 } = "queue_full",
                     /// The sale is paused: nobody new joins the queue.
                     Paused = "paused",
+                    /// In the pre-queue window: registered for the draw at
+                    /// the start, one of `count` registered.
+                    Registered { count: u64 } = "registered",
                 }
                 Grant => GrantReply {
                     /// `users` got a hold, in queue order; `released` expired
@@ -196,6 +199,27 @@ macro_rules! with_reply_shapes {
                     /// It was not paused: nothing changed.
                     NotPaused = "not_paused",
                 }
+                Draw => DrawReply {
+                    /// The sale has no pre-queue window.
+                    None = "none",
+                    /// Not drawn yet: `registered` users so far; the seed
+                    /// stays hidden, `commitment` is its SHA1 (hex).
+                    Pending {
+                        prequeue_ms: u64,
+                        registered: u64,
+                        commitment: String,
+                    } = "pending",
+                    /// Drawn at `drawn_at` with `seed`: `total` registrants;
+                    /// `entries` is the page asked for of SHA1(user) hex, in
+                    /// the order they were given queue tickets.
+                    Drawn {
+                        prequeue_ms: u64,
+                        drawn_at: u64,
+                        total: u64,
+                        seed: String,
+                        entries: Vec<String>,
+                    } = "drawn",
+                }
             ]
             named: Status => StatusReply {
                 sale: SaleStatus {
@@ -218,6 +242,9 @@ macro_rules! with_reply_shapes {
                     Holding { ms_left: u64 = "hold_ms" } = "holding",
                     Purchased { order_id: String = "order_id" } = "purchased",
                     Expired = "expired",
+                    /// Registered in the pre-queue window; the draw has not
+                    /// run yet.
+                    Registered = "registered",
                     None = "none",
                 }
             }

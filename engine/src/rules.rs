@@ -12,12 +12,12 @@
 
 use std::collections::HashSet;
 
-use crate::command::{Command, RestoredOrder, SetupParams, MAX_ORDER_NUMBER};
+use crate::command::{Command, LotteryParams, RestoredOrder, SetupParams, MAX_ORDER_NUMBER};
 use crate::error::{message, ErrorCode};
-use crate::keys;
 use crate::reply::*;
 use crate::store::{OutboxEntry, SaleRecord, Store};
 use crate::EngineError;
+use crate::{keys, lottery};
 
 /// A hold's worth of rate credit; credit is kept in thousandths of a hold so
 /// that one ms at RATE r/s adds exactly `r` units.
@@ -45,7 +45,11 @@ pub fn next_order_number(order_seq: u64, now: u64) -> Option<u64> {
 
 pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<Reply, EngineError> {
     Ok(match command {
-        Command::Setup { sale, params } => Reply::Setup(setup(store, now, sale, params)?),
+        Command::Setup {
+            sale,
+            params,
+            lottery,
+        } => Reply::Setup(setup(store, now, sale, params, lottery)?),
         Command::Enqueue { user, .. } => Reply::Enqueue(enqueue(store, now, user)?),
         Command::Grant { max, .. } => Reply::Grant(grant(store, now, *max)?),
         Command::Confirm {
@@ -66,6 +70,7 @@ pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<R
         Command::Restore { orders, .. } => Reply::Restore(restore(store, now, orders)?),
         Command::Pause { .. } => Reply::Pause(pause(store, now)?),
         Command::Resume { .. } => Reply::Resume(resume(store)?),
+        Command::Draw { offset, count, .. } => Reply::Draw(draw(store, *offset, *count)?),
     })
 }
 
@@ -78,8 +83,10 @@ pub fn setup<S: Store>(
     now: u64,
     sale: &str,
     params: &SetupParams,
+    lottery: &LotteryParams,
 ) -> Result<SetupReply, EngineError> {
     let existing = store.sale()?;
+    let kept_seed = store.seed()?;
     let kept = match &existing {
         Some(current) => current.clone(),
         // A new sale starts with an empty rate bucket that fills from now,
@@ -121,6 +128,31 @@ pub fn setup<S: Store>(
             message::price_locked(held),
         ));
     }
+    // The pre-queue lottery: PREQUEUE 0 removes the window; omitted, both
+    // are kept.
+    let prequeue_ms = match lottery.prequeue_ms {
+        Some(0) => None,
+        Some(ms) => Some(ms),
+        None => kept.prequeue_ms,
+    };
+    let seed = lottery.seed.clone().or_else(|| kept_seed.clone());
+    if prequeue_ms.is_some() && seed.is_none() {
+        return Err(EngineError::err(message::PREQUEUE_NEEDS_SEED));
+    }
+    // Once the window has opened (or the sale started, or the draw ran),
+    // the commitment already published must stay the seed drawn with, and
+    // registrations must not appear or vanish with the window.
+    if existing.is_some() && (prequeue_ms != kept.prequeue_ms || seed != kept_seed) {
+        let opened = now >= kept.window_opens_at().unwrap_or(kept.starts_at);
+        if opened || kept.drawn_at.is_some() {
+            return Err(EngineError::new(ErrorCode::Locked, message::LOTTERY_LOCKED));
+        }
+    }
+    if seed != kept_seed {
+        if let Some(seed) = &seed {
+            store.write_seed(seed)?;
+        }
+    }
     store.write_sale(&SaleRecord {
         stock: params.stock,
         starts_at: params.starts_at,
@@ -129,6 +161,7 @@ pub fn setup<S: Store>(
         rate: params.rate,
         max_queue: params.max_queue,
         price,
+        prequeue_ms,
         ..kept
     })?;
     Ok(if existing.is_some() {
@@ -139,7 +172,7 @@ pub fn setup<S: Store>(
 }
 
 pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueReply, EngineError> {
-    let sale = existing_sale(store)?;
+    let mut sale = existing_sale(store)?;
     if let Some(order_id) = store.order_of(user)? {
         return Ok(EnqueueReply::Purchased { order_id });
     }
@@ -155,9 +188,15 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
         }
     }
     if now < sale.starts_at {
+        if sale.window_opens_at().is_some_and(|opens| now >= opens) {
+            return register(store, &sale, now, user);
+        }
         return Ok(EnqueueReply::NotStarted {
             ms_until_start: sale.starts_at - now,
         });
+    }
+    if sale.draw_pending() {
+        sale = run_draw(store, sale, now)?;
     }
     if sale.sold >= sale.stock {
         return Ok(EnqueueReply::SoldOut);
@@ -193,12 +232,74 @@ pub fn enqueue<S: Store>(store: &mut S, now: u64, user: &str) -> Result<EnqueueR
     })
 }
 
+/// ENQUEUE in the pre-queue window: the user is registered for the draw
+/// (once; asking again answers the same), unless the sale is sold out or
+/// the registrations already fill MAXQUEUE.
+fn register<S: Store>(
+    store: &mut S,
+    sale: &SaleRecord,
+    now: u64,
+    user: &str,
+) -> Result<EnqueueReply, EngineError> {
+    if store.is_registered(user)? {
+        return Ok(EnqueueReply::Registered {
+            count: store.registered_count()?,
+        });
+    }
+    if sale.sold >= sale.stock {
+        return Ok(EnqueueReply::SoldOut);
+    }
+    let count = store.registered_count()?;
+    if sale.max_queue > 0 && count >= sale.max_queue {
+        return Ok(EnqueueReply::QueueFull { length: count });
+    }
+    store.register(user, now)?;
+    Ok(EnqueueReply::Registered { count: count + 1 })
+}
+
+/// The pre-queue draw, run once by the first ENQUEUE or GRANT at or after
+/// the start: the registered users get queue tickets in [`lottery::draw`]
+/// order, ahead of anyone who arrives later; the order is published as
+/// SHA1(user) hex in the draw list, and the record notes `drawn_at`, which
+/// reveals the seed (DRAW). Reads everything first, then writes. Costs one
+/// sort of the registrations and one SHA1 pair per registrant.
+fn run_draw<S: Store>(
+    store: &mut S,
+    sale: SaleRecord,
+    now: u64,
+) -> Result<SaleRecord, EngineError> {
+    store.check_key_types()?;
+    let seed = store
+        .seed()?
+        .ok_or_else(|| EngineError::err(message::SEED_MISSING))?;
+    let users = store.registered_users()?;
+    let mut ticket = store.queue_last_ticket()?.unwrap_or(0);
+    let drawn = lottery::draw(&seed, users);
+    let mut entries = Vec::with_capacity(drawn.len());
+    for (user, entry) in drawn {
+        ticket += 1;
+        store.queue_push(&user, ticket)?;
+        entries.push(entry);
+    }
+    store.draw_push(&entries)?;
+    store.clear_registered()?;
+    let sale = SaleRecord {
+        drawn_at: Some(now),
+        ..sale
+    };
+    store.write_sale(&sale)?;
+    Ok(sale)
+}
+
 /// Frees lapsed holds, then admits up to `max` users from the head of the
 /// queue — no more than the units neither sold nor held, and no faster than
-/// RATE.
+/// RATE. At the start of a sale with a pre-queue window, draws first.
 pub fn grant<S: Store>(store: &mut S, now: u64, max: u64) -> Result<GrantReply, EngineError> {
-    let sale = existing_sale(store)?;
+    let mut sale = existing_sale(store)?;
     store.check_key_types()?;
+    if now >= sale.starts_at && sale.draw_pending() {
+        sale = run_draw(store, sale, now)?;
+    }
     let expired = store.expired_holds(now)?;
     let queued = store.queue_len()?;
     let outcome = if now >= sale.ends_at {
@@ -356,6 +457,7 @@ pub fn restore<S: Store>(
         queued: bool,
         hold: Option<u64>,
         lapsed: bool,
+        registered: bool,
     }
     let recorded = store.orders_count()?;
     // The sale's order ids, read once if an order turns out to be new.
@@ -391,6 +493,7 @@ pub fn restore<S: Store>(
             queued: store.queue_rank(&order.user)?.is_some(),
             hold: store.hold_expiry(&order.user)?,
             lapsed: store.is_lapsed(&order.user)?,
+            registered: store.is_registered(&order.user)?,
         });
     }
     let added = new.len() as u64;
@@ -420,6 +523,9 @@ pub fn restore<S: Store>(
         if n.lapsed {
             store.remove_lapsed(user)?;
         }
+        if n.registered {
+            store.unregister(user)?;
+        }
         store.record_order(user, &n.order.order_id)?;
     }
     if let Some(record) = sale {
@@ -439,7 +545,7 @@ pub fn restore<S: Store>(
 }
 
 pub fn release<S: Store>(store: &mut S, user: &str) -> Result<ReleaseReply, EngineError> {
-    existing_sale(store)?;
+    let sale = existing_sale(store)?;
     if let Some(order_id) = store.order_of(user)? {
         return Ok(ReleaseReply::Purchased { order_id });
     }
@@ -450,6 +556,11 @@ pub fn release<S: Store>(store: &mut S, user: &str) -> Result<ReleaseReply, Engi
     if store.hold_expiry(user)?.is_some() {
         store.remove_hold(user)?;
         return Ok(ReleaseReply::Released);
+    }
+    // A registration before the draw is a place in the line too.
+    if sale.draw_pending() && store.is_registered(user)? {
+        store.unregister(user)?;
+        return Ok(ReleaseReply::LeftQueue);
     }
     Ok(ReleaseReply::None)
 }
@@ -528,6 +639,11 @@ pub fn status<S: Store>(
                 None if store.is_lapsed(user)? => UserStatus::Expired,
                 None => match store.queue_rank(user)? {
                     Some(rank) => UserStatus::Queued { position: rank + 1 },
+                    // Registered, and the draw has not run (STATUS never
+                    // draws: it writes nothing).
+                    None if sale.draw_pending() && store.is_registered(user)? => {
+                        UserStatus::Registered
+                    }
                     None => UserStatus::None,
                 },
             }
@@ -548,5 +664,31 @@ pub fn status<S: Store>(
             now,
         },
         user,
+    })
+}
+
+/// What the lottery publishes: before the draw, the registrations so far
+/// and the commitment SHA1(seed); after it, the seed and a page of the draw.
+pub fn draw<S: Store>(store: &mut S, offset: u64, count: u64) -> Result<DrawReply, EngineError> {
+    let sale = existing_sale(store)?;
+    let Some(prequeue_ms) = sale.prequeue_ms.filter(|&ms| ms > 0) else {
+        return Ok(DrawReply::None);
+    };
+    let seed = store
+        .seed()?
+        .ok_or_else(|| EngineError::err(message::SEED_MISSING))?;
+    Ok(match sale.drawn_at {
+        None => DrawReply::Pending {
+            prequeue_ms,
+            registered: store.registered_count()?,
+            commitment: lottery::commitment(&seed),
+        },
+        Some(drawn_at) => DrawReply::Drawn {
+            prequeue_ms,
+            drawn_at,
+            total: store.draw_len()?,
+            seed,
+            entries: store.draw_range(offset, count)?,
+        },
     })
 }

@@ -10,7 +10,7 @@ use crate::{ids, keys, number, EngineError};
 
 /// The names of the sale record's fields, in their stored order.
 pub mod field {
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         "stock",
         "sold",
         "starts_at",
@@ -23,6 +23,8 @@ pub mod field {
         "order_seq",
         "price",
         "paused_at",
+        "prequeue_ms",
+        "drawn_at",
     ];
     /// A record written before `order_seq` existed has only the fields
     /// before it; it reads as `order_seq = sold` (order numbers were then
@@ -31,7 +33,9 @@ pub mod field {
     pub const LEGACY_COUNT: usize = 9;
     /// Fields from here on are left out when the sale has none, each on its
     /// own: a record without `price` is a sale without a price, one without
-    /// `paused_at` a sale that is not paused.
+    /// `paused_at` a sale that is not paused, one without `prequeue_ms` a
+    /// sale without a pre-queue window, one without `drawn_at` a sale whose
+    /// lottery has not been drawn.
     pub const OPTIONAL_FROM: usize = 10;
 }
 
@@ -65,10 +69,30 @@ pub struct SaleRecord {
     /// sale queues and admits nobody new; holds run on and can be
     /// confirmed.
     pub paused_at: Option<u64>,
+    /// The pre-queue window (ms before `starts_at`) in which ENQUEUE
+    /// registers users for the draw; `None` (or 0, never stored): no window.
+    pub prequeue_ms: Option<u64>,
+    /// When the draw moved the registered users into the queue (ms); `None`
+    /// until then. Set once, so the draw runs at most once.
+    pub drawn_at: Option<u64>,
 }
 
 impl SaleRecord {
-    fn values(&self) -> [Option<u64>; 12] {
+    /// When the pre-queue window opens: `starts_at - prequeue_ms`; `None`
+    /// for a sale without one.
+    pub fn window_opens_at(&self) -> Option<u64> {
+        self.prequeue_ms
+            .filter(|&ms| ms > 0)
+            .map(|ms| self.starts_at.saturating_sub(ms))
+    }
+
+    /// The sale has a pre-queue window and its lottery has not been drawn
+    /// yet.
+    pub fn draw_pending(&self) -> bool {
+        self.window_opens_at().is_some() && self.drawn_at.is_none()
+    }
+
+    fn values(&self) -> [Option<u64>; 14] {
         [
             Some(self.stock),
             Some(self.sold),
@@ -82,6 +106,8 @@ impl SaleRecord {
             Some(self.order_seq),
             self.price,
             self.paused_at,
+            self.prequeue_ms,
+            self.drawn_at,
         ]
     }
 
@@ -107,7 +133,7 @@ impl SaleRecord {
     pub fn decode(raw: &[u8]) -> Result<Self, EngineError> {
         // A plain byte scanner: this runs on every command, in the hot path.
         let corrupt = EngineError::corrupt_sale;
-        let mut numbers: [Option<u64>; 12] = [None; 12];
+        let mut numbers: [Option<u64>; 14] = [None; 14];
         let mut pos = 0;
         for (i, name) in field::ALL.iter().enumerate() {
             if (i == field::LEGACY_COUNT || i >= field::OPTIONAL_FROM) && pos == raw.len() {
@@ -151,7 +177,7 @@ impl SaleRecord {
         if pos != raw.len() {
             return Err(corrupt());
         }
-        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq, price, paused_at] =
+        let [stock, sold, starts_at, ends_at, hold_ttl_ms, rate, max_queue, rate_credit, rate_at, order_seq, price, paused_at, prequeue_ms, drawn_at] =
             numbers;
         let required = |n: Option<u64>| n.ok_or_else(corrupt);
         let sold = required(sold)?;
@@ -168,6 +194,8 @@ impl SaleRecord {
             order_seq: order_seq.unwrap_or(sold),
             price,
             paused_at,
+            prequeue_ms,
+            drawn_at,
         })
     }
 }
@@ -357,6 +385,30 @@ pub trait Store {
     /// `XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount .. confirmed_at ..
     /// [contact ..]`
     fn append_outbox(&mut self, n: u64, entry: &OutboxEntry) -> Result<(), EngineError>;
+
+    /// `ZSCORE fs:{s}:registered user`: registered for the pre-queue draw.
+    fn is_registered(&mut self, user: &str) -> Result<bool, EngineError>;
+    /// `ZADD fs:{s}:registered at user`
+    fn register(&mut self, user: &str, at: u64) -> Result<(), EngineError>;
+    /// `ZREM fs:{s}:registered user`
+    fn unregister(&mut self, user: &str) -> Result<(), EngineError>;
+    /// `ZCARD fs:{s}:registered`
+    fn registered_count(&mut self) -> Result<u64, EngineError>;
+    /// `ZRANGE fs:{s}:registered 0 -1`: every registered user (the draw
+    /// orders them itself).
+    fn registered_users(&mut self) -> Result<Vec<String>, EngineError>;
+    /// `DEL fs:{s}:registered`
+    fn clear_registered(&mut self) -> Result<(), EngineError>;
+    /// `GET fs:{s}:seed`
+    fn seed(&mut self) -> Result<Option<String>, EngineError>;
+    /// `SET fs:{s}:seed seed`
+    fn write_seed(&mut self, seed: &str) -> Result<(), EngineError>;
+    /// `RPUSH fs:{s}:draw h1 h2 …` (nothing when `entries` is empty).
+    fn draw_push(&mut self, entries: &[String]) -> Result<(), EngineError>;
+    /// `LLEN fs:{s}:draw`
+    fn draw_len(&mut self) -> Result<u64, EngineError>;
+    /// `LRANGE fs:{s}:draw offset offset+count-1` (`count` ≥ 1).
+    fn draw_range(&mut self, offset: u64, count: u64) -> Result<Vec<String>, EngineError>;
 }
 
 #[cfg(test)]
@@ -378,6 +430,8 @@ mod tests {
             order_seq: 180_000_000_000_000,
             price: Some(1999),
             paused_at: None,
+            prequeue_ms: None,
+            drawn_at: None,
         };
         let text = record.encode();
         assert_eq!(text, "stock=10 sold=2 starts_at=3 ends_at=999999999999999 hold_ttl_ms=5 rate=0 max_queue=7 rate_credit=8 rate_at=9 order_seq=180000000000000 price=1999");
@@ -407,7 +461,29 @@ mod tests {
         };
         let text = both.encode();
         assert!(text.ends_with(" price=5 paused_at=42"), "{text}");
-        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(both));
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(both.clone()));
+        // The lottery's fields, each on its own too.
+        let window = SaleRecord {
+            prequeue_ms: Some(60_000),
+            ..unpriced.clone()
+        };
+        let text = window.encode();
+        assert!(
+            text.ends_with(" order_seq=180000000000000 prequeue_ms=60000"),
+            "{text}"
+        );
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(window));
+        let drawn = SaleRecord {
+            prequeue_ms: Some(1),
+            drawn_at: Some(7),
+            ..both
+        };
+        let text = drawn.encode();
+        assert!(
+            text.ends_with(" price=5 paused_at=42 prequeue_ms=1 drawn_at=7"),
+            "{text}"
+        );
+        assert_eq!(SaleRecord::decode(text.as_bytes()), Ok(drawn));
     }
 
     /// A record from before `order_seq` (nine fields) reads with
@@ -541,6 +617,9 @@ mod tests {
             format!("{good} price="),
             // paused_at after the price, once, with digits.
             format!("{good} paused_at=1 price=1"),
+            format!("{good} drawn_at=1 prequeue_ms=1"),
+            format!("{good} prequeue_ms=1 prequeue_ms=1"),
+            format!("{good} prequeue_ms=x"),
             format!("{good} paused_at=1 paused_at=1"),
             format!("{good} paused_at="),
             format!("{good} paused_at"),

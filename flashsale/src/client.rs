@@ -2,10 +2,10 @@
 //! commands when the module is loaded, otherwise the `flashsale` Redis
 //! Functions library (loaded on connect if missing or outdated).
 
-use engine::command::{RestoredOrder, SetupParams, MAX_RESTORE_ORDERS};
+use engine::command::{LotteryParams, RestoredOrder, SetupParams, MAX_RESTORE_ORDERS};
 use engine::{
-    Command, CommandName, ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply,
-    Resp, RestoreReply, ResumeReply, SetupReply, StatusReply,
+    Command, CommandName, ConfirmReply, DrawReply, EnqueueReply, GrantReply, PauseReply,
+    ReleaseReply, Reply, Resp, RestoreReply, ResumeReply, SetupReply, StatusReply,
 };
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Value};
@@ -163,14 +163,49 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         sale: &str,
         params: SetupParams,
     ) -> Result<SetupReply, ClientError> {
+        self.setup_with_lottery(sale, params, LotteryParams::default())
+            .await
+    }
+
+    /// SETUP with the pre-queue lottery's `PREQUEUE` and `SEED` (each
+    /// `None`: the sale's kept). Refused with LOCKED once the window has
+    /// opened, if either would change.
+    pub async fn setup_with_lottery(
+        &mut self,
+        sale: &str,
+        params: SetupParams,
+        lottery: LotteryParams,
+    ) -> Result<SetupReply, ClientError> {
         match self
             .execute(&Command::Setup {
                 sale: sale.into(),
                 params,
+                lottery,
             })
             .await?
         {
             Reply::Setup(r) => Ok(r),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// DRAW: what the pre-queue lottery publishes, a page of `count`
+    /// entries from `offset` once drawn.
+    pub async fn draw(
+        &mut self,
+        sale: &str,
+        offset: u64,
+        count: u64,
+    ) -> Result<DrawReply, ClientError> {
+        match self
+            .execute(&Command::Draw {
+                sale: sale.into(),
+                offset,
+                count,
+            })
+            .await?
+        {
+            Reply::Draw(r) => Ok(r),
             other => Err(mismatch(other)),
         }
     }

@@ -18,8 +18,9 @@ pub use client::{EngineClient, RestoredOrders, LUA_LIBRARY};
 pub use connection::{RedisConn, RedisTarget, Timeouts};
 pub use engine::error::ErrorCode;
 pub use engine::{
-    command::SetupParams, keys, Command, CommandName, ConfirmReply, EngineError, EnqueueReply,
-    GrantReply, MalformedEntry, Model, OutboxEntry, PauseReply, ReleaseReply, Reply, Resp,
-    RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
+    command::SetupParams, keys, lottery, Command, CommandName, ConfirmReply, DrawReply,
+    EngineError, EnqueueReply, GrantReply, LotteryParams, MalformedEntry, Model, OutboxEntry,
+    PauseReply, ReleaseReply, Reply, Resp, RestoreReply, ResumeReply, SaleState, SaleStatus,
+    SetupReply, StatusReply, UserStatus,
 };
 pub use error::ClientError;

@@ -5,8 +5,9 @@
 
 use engine::reply::Field;
 use engine::{
-    CommandName, ConfirmReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply, Reply, Resp,
-    RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply, UserStatus,
+    CommandName, ConfirmReply, DrawReply, EnqueueReply, GrantReply, PauseReply, ReleaseReply,
+    Reply, Resp, RestoreReply, ResumeReply, SaleState, SaleStatus, SetupReply, StatusReply,
+    UserStatus,
 };
 
 use crate::ClientError;
@@ -252,6 +253,21 @@ mod tests {
             (CommandName::Pause, Reply::Pause(PauseReply::AlreadyPaused)),
             (CommandName::Resume, Reply::Resume(ResumeReply::Resumed)),
             (CommandName::Resume, Reply::Resume(ResumeReply::NotPaused)),
+            (
+                CommandName::Enqueue,
+                Reply::Enqueue(EnqueueReply::Registered { count: 4 }),
+            ),
+            (CommandName::Draw, Reply::Draw(DrawReply::None)),
+            (
+                CommandName::Draw,
+                Reply::Draw(DrawReply::Drawn {
+                    prequeue_ms: 1,
+                    drawn_at: 2,
+                    total: 3,
+                    seed: "ab".into(),
+                    entries: vec!["c".into()],
+                }),
+            ),
             (
                 CommandName::Confirm,
                 Reply::Confirm(ConfirmReply::Confirmed {

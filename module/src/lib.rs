@@ -62,6 +62,7 @@ handlers!(
     restore => Restore,
     pause => Pause,
     resume => Resume,
+    draw => Draw,
 );
 
 type Handler =
@@ -70,7 +71,7 @@ type Handler =
 /// Every command and its handler. Each declares one key, the sale id (first
 /// argument), whose slot is the slot of every key the sale has; its flags
 /// are the engine's ([`CommandName::flags`]), as for the Lua library.
-const COMMANDS: [(CommandName, Handler); 9] = [
+const COMMANDS: [(CommandName, Handler); 10] = [
     (CommandName::Setup, setup),
     (CommandName::Enqueue, enqueue),
     (CommandName::Grant, grant),
@@ -80,6 +81,7 @@ const COMMANDS: [(CommandName, Handler); 9] = [
     (CommandName::Restore, restore),
     (CommandName::Pause, pause),
     (CommandName::Resume, resume),
+    (CommandName::Draw, draw),
 ];
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {

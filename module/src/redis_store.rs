@@ -6,7 +6,9 @@
 //! clock-free effect (absolute expiry, explicit stream id): a replica or an
 //! AOF reload rebuilds exactly the primary's data.
 
-use engine::keys::{self, KeyKind, HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, SALE};
+use engine::keys::{
+    self, KeyKind, DRAW, HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, REGISTERED, SALE, SEED,
+};
 use engine::{EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
@@ -93,6 +95,13 @@ fn as_text(value: &RedisValue) -> Option<String> {
 
 fn unexpected(value: &RedisValue) -> EngineError {
     EngineError::err(format!("unexpected reply {value:?}"))
+}
+
+fn as_count(value: RedisValue) -> Result<u64, EngineError> {
+    match value {
+        RedisValue::Integer(n) => Ok(u64::try_from(n).unwrap_or(0)),
+        other => Err(unexpected(&other)),
+    }
 }
 
 fn as_members(value: RedisValue) -> Result<Vec<String>, EngineError> {
@@ -319,6 +328,7 @@ impl Store for RedisStore<'_> {
                 KeyKind::ZSet => KeyType::ZSet,
                 KeyKind::Hash => KeyType::Hash,
                 KeyKind::Stream => KeyType::Stream,
+                KeyKind::List => KeyType::List,
             };
             match suffix {
                 SALE => handle!(self.sale_key, SALE).exists_as(expected)?,
@@ -326,8 +336,8 @@ impl Store for RedisStore<'_> {
                 HOLDS => handle!(self.holds, HOLDS).exists_as(expected)?,
                 ORDERS => handle!(self.orders, ORDERS).exists_as(expected)?,
                 LAPSED => handle!(self.lapsed, LAPSED).exists_as(expected)?,
-                // The outbox is not a cached handle: it is written through
-                // RedisModule_Call.
+                // The outbox and the lottery's keys are not cached handles:
+                // they are written through RedisModule_Call.
                 other => RawKey::open(self.ctx, self.name(other).as_bytes(), false)
                     .exists_as(expected)?,
             };
@@ -348,5 +358,95 @@ impl Store for RedisStore<'_> {
         let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         replicate(self.ctx, c"XADD", &bytes);
         Ok(())
+    }
+
+    // The lottery's keys are touched by few commands and never in the hot
+    // path of a sale without a window, so they are not cached handles: all
+    // their reads and writes go through RedisModule_Call, and each write
+    // replicates itself like the others.
+
+    fn is_registered(&mut self, user: &str) -> Result<bool, EngineError> {
+        let value = self.call("ZSCORE", &[self.name(REGISTERED).as_str(), user])?;
+        Ok(!matches!(value, RedisValue::Null))
+    }
+
+    fn register(&mut self, user: &str, at: u64) -> Result<(), EngineError> {
+        let name = self.name(REGISTERED);
+        let at = at.to_string();
+        self.call("ZADD", &[name.as_str(), &at, user])?;
+        replicate(
+            self.ctx,
+            c"ZADD",
+            &[name.as_bytes(), at.as_bytes(), user.as_bytes()],
+        );
+        Ok(())
+    }
+
+    fn unregister(&mut self, user: &str) -> Result<(), EngineError> {
+        let name = self.name(REGISTERED);
+        if as_count(self.call("ZREM", &[name.as_str(), user])?)? > 0 {
+            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
+        }
+        Ok(())
+    }
+
+    fn registered_count(&mut self) -> Result<u64, EngineError> {
+        as_count(self.call("ZCARD", &[self.name(REGISTERED).as_str()])?)
+    }
+
+    fn registered_users(&mut self) -> Result<Vec<String>, EngineError> {
+        as_members(self.call("ZRANGE", &[self.name(REGISTERED).as_str(), "0", "-1"])?)
+    }
+
+    fn clear_registered(&mut self) -> Result<(), EngineError> {
+        let name = self.name(REGISTERED);
+        if as_count(self.call("DEL", &[name.as_str()])?)? > 0 {
+            replicate(self.ctx, c"DEL", &[name.as_bytes()]);
+        }
+        Ok(())
+    }
+
+    fn seed(&mut self) -> Result<Option<String>, EngineError> {
+        let value = self.call("GET", &[self.name(SEED).as_str()])?;
+        match value {
+            RedisValue::Null => Ok(None),
+            other => as_text(&other).map(Some).ok_or_else(|| unexpected(&other)),
+        }
+    }
+
+    fn write_seed(&mut self, seed: &str) -> Result<(), EngineError> {
+        let name = self.name(SEED);
+        self.call("SET", &[name.as_str(), seed])?;
+        replicate(self.ctx, c"SET", &[name.as_bytes(), seed.as_bytes()]);
+        Ok(())
+    }
+
+    fn draw_push(&mut self, entries: &[String]) -> Result<(), EngineError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let name = self.name(DRAW);
+        let mut args: Vec<&str> = vec![name.as_str()];
+        args.extend(entries.iter().map(String::as_str));
+        self.call("RPUSH", &args)?;
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        replicate(self.ctx, c"RPUSH", &bytes);
+        Ok(())
+    }
+
+    fn draw_len(&mut self) -> Result<u64, EngineError> {
+        as_count(self.call("LLEN", &[self.name(DRAW).as_str()])?)
+    }
+
+    fn draw_range(&mut self, offset: u64, count: u64) -> Result<Vec<String>, EngineError> {
+        let last = offset.saturating_add(count).saturating_sub(1);
+        as_members(self.call(
+            "LRANGE",
+            &[
+                self.name(DRAW).as_str(),
+                &offset.to_string(),
+                &last.to_string(),
+            ],
+        )?)
     }
 }

@@ -60,6 +60,13 @@ pub async fn read_sale(conn: &mut MultiplexedConnection, sale: &str) -> SaleData
         orders: query(conn, redis::cmd("HGETALL").arg(keys::orders(sale))).await,
         lapsed: zset(conn, &keys::lapsed(sale)).await,
         outbox,
+        registered: zset(conn, &keys::registered(sale)).await,
+        seed: query(conn, redis::cmd("GET").arg(keys::seed(sale))).await,
+        draw: query(
+            conn,
+            redis::cmd("LRANGE").arg(keys::draw(sale)).arg(0).arg(-1),
+        )
+        .await,
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use engine::RestoreReply;
 use flashsale::{
-    keys, CommandName, ConfirmReply, EngineClient, EnqueueReply, GrantReply, PauseReply,
-    ReleaseReply, Reply, Resp, ResumeReply, SaleState, SetupParams, SetupReply, UserStatus,
+    keys, lottery, CommandName, ConfirmReply, DrawReply, EngineClient, EnqueueReply, GrantReply,
+    LotteryParams, PauseReply, ReleaseReply, Reply, Resp, ResumeReply, SaleState, SetupParams,
+    SetupReply, UserStatus,
 };
 use redis::aio::MultiplexedConnection;
 use tests::{server_time_ms, wait_for, Backend, EngineServer};
@@ -1816,7 +1817,235 @@ async fn confirm_keeps_the_contact_as_typed(backend: Backend) {
     );
 }
 
+/// A test-clock engine at T0 - 20 s with sale "s" (`stock` units from T0
+/// for 60 s, holds of 1 s) with a pre-queue window of 10 s and [`SEED`].
+async fn lottery_sale(backend: Backend, stock: u64) -> Sale {
+    let engine = EngineServer::start(backend, true).await;
+    engine.set_clock(T0 - 20_000).await;
+    let mut client = engine.client().await;
+    let params = SetupParams {
+        stock,
+        starts_at: T0,
+        ends_at: T0 + 60_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+        price: None,
+    };
+    let lottery = LotteryParams {
+        prequeue_ms: Some(10_000),
+        seed: Some(SEED.to_string()),
+    };
+    assert_eq!(
+        client
+            .setup_with_lottery("s", params, lottery)
+            .await
+            .expect("setup"),
+        SetupReply::Created
+    );
+    let conn = engine.server.connection().await;
+    Sale {
+        engine,
+        client,
+        conn,
+    }
+}
+
+const SEED: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// Issue 13 item 5: buys in the pre-queue window register; the seed stays
+/// hidden behind its SHA1 until the first write command at the start
+/// draws; the drawn order is what anyone recomputes from the seed and the
+/// published SHA1(user) list, registrants are queued in it, ahead of a
+/// later arrival; STATUS never draws; PREQUEUE and SEED are locked once the
+/// window has opened.
+async fn the_prequeue_lottery(backend: Backend) {
+    let mut s = lottery_sale(backend, 3).await;
+    s.at(T0 - 10_001).await;
+    assert_eq!(
+        s.raw(CommandName::Enqueue, &["s", "early"]).await,
+        Ok(Resp::Array(vec![bulk("not_started"), Resp::Int(10_001)]))
+    );
+    s.at(T0 - 10_000).await;
+    let users: Vec<String> = (0..12).map(|i| format!("u{i}@x.io")).collect();
+    for (i, user) in users.iter().enumerate() {
+        assert_eq!(
+            s.raw(CommandName::Enqueue, &["s", user]).await,
+            Ok(Resp::Array(vec![
+                bulk("registered"),
+                Resp::Int(i as i64 + 1)
+            ]))
+        );
+    }
+    // Again: the same answer, nothing changed.
+    let before = s.snapshot().await;
+    assert_eq!(
+        s.client.enqueue("s", &users[3]).await.unwrap(),
+        EnqueueReply::Registered { count: 12 }
+    );
+    assert_eq!(s.snapshot().await, before);
+    // Locked: another seed or window is refused and changes nothing; the
+    // same ones are fine.
+    let params = SetupParams {
+        stock: 3,
+        starts_at: T0,
+        ends_at: T0 + 60_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+        price: None,
+    };
+    let other = LotteryParams {
+        prequeue_ms: None,
+        seed: Some("ab".repeat(32)),
+    };
+    assert_eq!(
+        s.client
+            .setup_with_lottery("s", params.clone(), other)
+            .await
+            .map_err(|e| e.to_string()),
+        Err("LOCKED the pre-queue window has opened or the sale has started; PREQUEUE and SEED are fixed".to_string())
+    );
+    assert_eq!(s.snapshot().await, before);
+    assert_eq!(
+        s.client.setup("s", params).await.unwrap(),
+        SetupReply::Updated
+    );
+    // Before the draw: the commitment only, and a registered user state,
+    // at the start too (STATUS writes nothing).
+    let pending = DrawReply::Pending {
+        prequeue_ms: 10_000,
+        registered: 12,
+        commitment: lottery::sha1_hex(SEED.as_bytes()),
+    };
+    assert_eq!(s.client.draw("s", 0, 100).await.unwrap(), pending);
+    s.at(T0).await;
+    assert_eq!(s.user(&users[0]).await, UserStatus::Registered);
+    assert_eq!(s.client.draw("s", 0, 100).await.unwrap(), pending);
+    // A registrant leaves before the draw.
+    assert_eq!(
+        s.client.release("s", &users[11]).await.unwrap(),
+        ReleaseReply::LeftQueue
+    );
+    // The first write at the start draws: a latecomer queues behind.
+    s.at(T0 + 7).await;
+    assert_eq!(
+        s.client.enqueue("s", "late@x.io").await.unwrap(),
+        EnqueueReply::Queued {
+            position: 12,
+            length: 12
+        }
+    );
+    let DrawReply::Drawn {
+        prequeue_ms,
+        drawn_at,
+        total,
+        seed,
+        entries,
+    } = s.client.draw("s", 0, 1000).await.unwrap()
+    else {
+        panic!("not drawn");
+    };
+    assert_eq!((prequeue_ms, drawn_at, total), (10_000, T0 + 7, 11));
+    assert_eq!(seed, SEED);
+    let hashes: Vec<String> = users[..11].iter().map(|u| lottery::entry(u)).collect();
+    assert_eq!(entries, lottery::order_entries(&seed, hashes));
+    // The queue is that order: each registrant's position is their place.
+    for user in &users[..11] {
+        let place = entries
+            .iter()
+            .position(|e| *e == lottery::entry(user))
+            .unwrap();
+        assert_eq!(
+            s.user(user).await,
+            UserStatus::Queued {
+                position: place as u64 + 1
+            }
+        );
+    }
+    assert_eq!(
+        s.client.draw("s", 10, 5).await.unwrap(),
+        DrawReply::Drawn {
+            prequeue_ms: 10_000,
+            drawn_at: T0 + 7,
+            total: 11,
+            seed: SEED.to_string(),
+            entries: entries[10..].to_vec(),
+        }
+    );
+    // Drawn once: a GRANT later admits from the head and draws nothing.
+    let head = s.granted(2).await;
+    assert_eq!(
+        head.iter().map(|u| lottery::entry(u)).collect::<Vec<_>>(),
+        entries[..2].to_vec()
+    );
+    assert_eq!(s.record().await.drawn_at, Some(T0 + 7));
+    // The seed's key and the draw are the sale's keys (retention covers
+    // them); the registrations are gone.
+    let registered: i64 = redis::cmd("EXISTS")
+        .arg(keys::registered("s"))
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert_eq!(registered, 0);
+}
+
+/// GRANT draws too (the worker calls it continuously), and a sale without
+/// a window has no draw.
+async fn grant_draws_and_a_plain_sale_has_none(backend: Backend) {
+    let mut s = lottery_sale(backend, 2).await;
+    s.at(T0 - 1).await;
+    for user in ["a", "b", "c"] {
+        s.client.enqueue("s", user).await.unwrap();
+    }
+    s.at(T0).await;
+    let order: Vec<String> = lottery::draw(SEED, ["a", "b", "c"].map(String::from))
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect();
+    assert_eq!(s.granted(10).await, order[..2].to_vec());
+    assert_eq!(s.user(&order[2]).await, UserStatus::Queued { position: 1 });
+    let mut plain = sale(backend, 1, 0, 0).await;
+    assert_eq!(plain.client.draw("s", 0, 1).await.unwrap(), DrawReply::None);
+}
+
+/// Not a timed assertion: what the draw of 10,000 registrants costs one
+/// command on a real server (printed; run with --nocapture).
+async fn drawing_ten_thousand_registrants(backend: Backend) {
+    let mut s = lottery_sale(backend, 1).await;
+    s.at(T0 - 1).await;
+    let mut pipe = redis::pipe();
+    let name = CommandName::Enqueue;
+    for i in 0..10_000 {
+        let user = format!("user{i}@example.com");
+        match backend {
+            Backend::Module => pipe.cmd(name.module_command()).arg("s").arg(user),
+            Backend::Lua => pipe
+                .cmd("FCALL")
+                .arg(name.function_name())
+                .arg(1)
+                .arg("s")
+                .arg(user),
+        };
+    }
+    let _: redis::Value = pipe.query_async(&mut s.conn).await.unwrap();
+    s.at(T0).await;
+    let started = std::time::Instant::now();
+    s.granted(1).await;
+    println!(
+        "{backend:?}: GRANT drew 10000 registrants in {:?}",
+        started.elapsed()
+    );
+    match s.client.draw("s", 0, 1).await.unwrap() {
+        DrawReply::Drawn { total, .. } => assert_eq!(total, 10_000),
+        other => panic!("{other:?}"),
+    }
+}
+
 tests::on_both_backends!(
+    the_prequeue_lottery,
+    grant_draws_and_a_plain_sale_has_none,
+    drawing_ten_thousand_registrants,
     pause_and_resume_a_live_sale,
     pause_refuses_a_sold_out_sale_and_survives_setup,
     confirm_keeps_the_contact_as_typed,

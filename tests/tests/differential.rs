@@ -51,34 +51,51 @@ fn setup_args() -> impl Strategy<Value = Vec<String>> {
     (
         sale_arg(),
         number_arg(0..6u64),
-        prop::sample::select(vec![-500i64, 0, 300]),
+        prop::sample::select(vec![-500i64, 0, 300, 2500, 2500]),
         prop::sample::select(vec![1u64, 2500, 20_000, 60_000, 60_000]),
         number_arg(prop::sample::select(vec![1u64, 300, 1000])),
         prop::option::of(1..30u64),
         prop::option::of(1..4u64),
         // Prices CONFIRM's amounts below hit and miss.
         prop::option::of(number_arg(prop::sample::select(vec![0u64, 5, 7]))),
+        // The pre-queue lottery: a window (0 removes it) and a seed, each
+        // often left out (kept), so changes inside the window hit LOCKED.
+        prop::option::of(number_arg(prop::sample::select(vec![
+            0u64, 300, 1000, 3000,
+        ]))),
+        prop::option::of(prop_oneof![
+            10 => prop::sample::select(vec!["ab".repeat(32), "0123456789abcdef".repeat(4)]),
+            1 => prop::sample::select(vec!["AB".repeat(32), "ab".repeat(31), "xyz".to_string()]),
+        ]),
     )
-        .prop_map(|(sale, stock, start, len, ttl, rate, max_queue, price)| {
-            let starts_at = (T0 as i64 + start) as u64;
-            let mut args = vec![
-                sale,
-                stock,
-                starts_at.to_string(),
-                (starts_at + len).to_string(),
-                ttl,
-            ];
-            if let Some(rate) = rate {
-                args.extend(["RATE".to_string(), rate.to_string()]);
-            }
-            if let Some(max_queue) = max_queue {
-                args.extend(["maxqueue".to_string(), max_queue.to_string()]);
-            }
-            if let Some(price) = price {
-                args.extend(["PRICE".to_string(), price]);
-            }
-            args
-        })
+        .prop_map(
+            |(sale, stock, start, len, ttl, rate, max_queue, price, prequeue, seed)| {
+                let starts_at = (T0 as i64 + start) as u64;
+                let mut args = vec![
+                    sale,
+                    stock,
+                    starts_at.to_string(),
+                    (starts_at + len).to_string(),
+                    ttl,
+                ];
+                if let Some(rate) = rate {
+                    args.extend(["RATE".to_string(), rate.to_string()]);
+                }
+                if let Some(max_queue) = max_queue {
+                    args.extend(["maxqueue".to_string(), max_queue.to_string()]);
+                }
+                if let Some(price) = price {
+                    args.extend(["PRICE".to_string(), price]);
+                }
+                if let Some(prequeue) = prequeue {
+                    args.extend(["PREQUEUE".to_string(), prequeue]);
+                }
+                if let Some(seed) = seed {
+                    args.extend(["seed".to_string(), seed]);
+                }
+                args
+            },
+        )
 }
 
 /// An order id for RESTORE into `sale`: mostly one of its own (low numbers
@@ -153,6 +170,13 @@ fn op() -> impl Strategy<Value = Op> {
             Op::Call(Confirm, args)
         }),
         1 => sale_arg().prop_map(|s| Op::Call(Pause, vec![s])),
+        1 => (sale_arg(), prop::option::of((number_arg(0..3u64), number_arg(1..3u64)))).prop_map(|(s, page)| {
+            let mut args = vec![s];
+            if let Some((offset, count)) = page {
+                args.extend([offset, count]);
+            }
+            Op::Call(Draw, args)
+        }),
         1 => sale_arg().prop_map(|s| Op::Call(Resume, vec![s])),
         2 => (sale_arg(), user_arg()).prop_map(|(s, u)| Op::Call(Release, vec![s, u])),
         2 => restore_args().prop_map(|a| Op::Call(Restore, a)),

@@ -1077,3 +1077,258 @@ fn confirm_keeps_the_address_as_typed() {
     assert_eq!(outbox[1].contact(), "ann@x.com");
     assert_eq!(outbox.len(), 2);
 }
+
+/// The seed the lottery tests draw with.
+fn seed() -> String {
+    "5eed".repeat(16)
+}
+
+/// Sale "s" (3 units, from T0 for 60 s) with a pre-queue window of 10 s.
+fn lottery_sale(stock: u64) -> Model {
+    let seed = seed();
+    sale(stock, &["PREQUEUE", "10000", "SEED", &seed])
+}
+
+fn draw_of(m: &mut Model, now: u64) -> DrawReply {
+    match ok(m, now, Draw, &["s", "0", "1000"]) {
+        Reply::Draw(reply) => reply,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn registered(count: u64) -> Reply {
+    Reply::Enqueue(EnqueueReply::Registered { count })
+}
+
+#[test]
+fn the_prequeue_window_registers_and_hides_the_seed() {
+    let mut m = lottery_sale(3);
+    let opens = T0 - 10_000;
+    assert_eq!(
+        ok(&mut m, opens - 1, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::NotStarted {
+            ms_until_start: 10_001
+        })
+    );
+    assert_eq!(ok(&mut m, opens, Enqueue, &["s", "ann"]), registered(1));
+    // Asking again answers the same and changes nothing.
+    let before = m.sale("s").cloned();
+    assert_eq!(ok(&mut m, opens + 5, Enqueue, &["s", "ann"]), registered(1));
+    assert_eq!(m.sale("s").cloned(), before);
+    assert_eq!(ok(&mut m, T0 - 1, Enqueue, &["s", "bob"]), registered(2));
+    assert_eq!(user_status(&mut m, T0 - 1, "ann"), UserStatus::Registered);
+    assert_eq!(user_status(&mut m, T0 - 1, "cat"), UserStatus::None);
+    // Before the draw only the commitment is published; STATUS at the start
+    // still does not draw (it writes nothing).
+    let pending = DrawReply::Pending {
+        prequeue_ms: 10_000,
+        registered: 2,
+        commitment: crate::lottery::sha1_hex(seed().as_bytes()),
+    };
+    assert_eq!(draw_of(&mut m, T0 - 1), pending);
+    assert_eq!(user_status(&mut m, T0 + 5, "ann"), UserStatus::Registered);
+    assert_eq!(draw_of(&mut m, T0 + 5), pending);
+    assert!(m.sale("s").is_some_and(|d| d.queue.is_empty()));
+}
+
+#[test]
+fn the_draw_orders_registrants_as_anyone_can_recompute_and_latecomers_queue_behind() {
+    let mut m = lottery_sale(3);
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}@x.io")).collect();
+    for (i, user) in users.iter().enumerate() {
+        assert_eq!(
+            ok(&mut m, T0 - 9_000 + i as u64, Enqueue, &["s", user]),
+            registered(i as u64 + 1)
+        );
+    }
+    // The first command at the start draws: here a latecomer's ENQUEUE.
+    assert_eq!(
+        ok(&mut m, T0 + 3, Enqueue, &["s", "late@x.io"]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 21,
+            length: 21
+        })
+    );
+    let DrawReply::Drawn {
+        prequeue_ms,
+        drawn_at,
+        total,
+        seed: revealed,
+        entries,
+    } = draw_of(&mut m, T0 + 4)
+    else {
+        panic!("not drawn");
+    };
+    assert_eq!((prequeue_ms, drawn_at, total), (10_000, T0 + 3, 20));
+    assert_eq!(revealed, seed());
+    // Recomputed from the revealed seed and the registrants' SHA1 alone.
+    let hashes = users.iter().map(|u| crate::lottery::sha1_hex(u.as_bytes()));
+    assert_eq!(
+        entries,
+        crate::lottery::order_entries(&revealed, hashes.collect::<Vec<_>>())
+    );
+    // The queue is the draw, then the latecomer.
+    let queue = m
+        .sale("s")
+        .map(SaleData::queue_in_order)
+        .unwrap_or_default();
+    let queued: Vec<String> = queue.iter().map(|u| crate::lottery::entry(u)).collect();
+    assert_eq!(&queued[..20], &entries[..]);
+    assert_eq!(queue[20], "late@x.io");
+    assert!(m.sale("s").is_some_and(|d| d.registered.is_empty()));
+    // A registrant asking again is told their place; admission follows it.
+    let first = queue[0].clone();
+    assert_eq!(
+        ok(&mut m, T0 + 5, Enqueue, &["s", &first]),
+        Reply::Enqueue(EnqueueReply::Queued {
+            position: 1,
+            length: 21
+        })
+    );
+    assert_eq!(granted(&mut m, T0 + 6, 2), queue[..2].to_vec());
+    // A page of the draw.
+    assert_eq!(
+        ok(&mut m, T0 + 7, Draw, &["s", "18", "5"]),
+        Reply::Draw(DrawReply::Drawn {
+            prequeue_ms: 10_000,
+            drawn_at: T0 + 3,
+            total: 20,
+            seed: seed(),
+            entries: entries[18..].to_vec(),
+        })
+    );
+}
+
+#[test]
+fn grant_draws_at_the_start_and_only_once() {
+    let mut m = lottery_sale(3);
+    for user in ["a", "b", "c", "d"] {
+        ok(&mut m, T0 - 1, Enqueue, &["s", user]);
+    }
+    assert_eq!(
+        ok(&mut m, T0 - 1, Grant, &["s", "10"]),
+        Reply::Grant(GrantReply::NotStarted { ms_until_start: 1 })
+    );
+    let order: Vec<String> = crate::lottery::draw(&seed(), ["a", "b", "c", "d"].map(String::from))
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect();
+    assert_eq!(granted(&mut m, T0, 2), order[..2].to_vec());
+    assert_eq!(granted(&mut m, T0 + 1000, 10), order[2..].to_vec());
+    let drawn_once = m.sale("s").and_then(|d| d.sale.clone());
+    assert_eq!(drawn_once.as_ref().and_then(|r| r.drawn_at), Some(T0));
+    assert_eq!(m.sale("s").map(|d| d.draw.len()), Some(4));
+}
+
+#[test]
+fn lottery_settings_are_locked_once_the_window_opens() {
+    let mut m = lottery_sale(3);
+    let other = "ab".repeat(32);
+    // Before the window: both may change.
+    assert_eq!(
+        setup_at(&mut m, T0 - 20_000, &["PREQUEUE", "15000", "SEED", &other]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    // Inside it: a change is LOCKED and changes nothing; the same values and
+    // other attributes are fine.
+    ok(&mut m, T0 - 14_000, Enqueue, &["s", "ann"]);
+    let before = m.sale("s").cloned();
+    let locked = Err(
+        "LOCKED the pre-queue window has opened or the sale has started; PREQUEUE and SEED are fixed"
+            .to_string(),
+    );
+    let s = seed();
+    for extra in [
+        &["SEED", s.as_str()][..],
+        &["PREQUEUE", "1000"],
+        &["PREQUEUE", "0"],
+    ] {
+        assert_eq!(setup_at(&mut m, T0 - 13_000, extra), locked, "{extra:?}");
+        assert_eq!(m.sale("s").cloned(), before);
+    }
+    assert_eq!(
+        setup_at(&mut m, T0 - 13_000, &["PREQUEUE", "15000", "SEED", &other]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    assert_eq!(
+        setup_at(&mut m, T0 - 13_000, &[]),
+        Ok(Reply::Setup(SetupReply::Updated))
+    );
+    assert_eq!(
+        user_status(&mut m, T0 - 13_000, "ann"),
+        UserStatus::Registered
+    );
+    // A sale without a window gets none once it has started.
+    let mut plain = sale(3, &[]);
+    assert_eq!(
+        call(
+            &mut plain,
+            T0,
+            Setup,
+            &[
+                "s",
+                "3",
+                &T0.to_string(),
+                &(T0 + 60_000).to_string(),
+                "1000",
+                "PREQUEUE",
+                "5",
+                "SEED",
+                &other
+            ]
+        ),
+        locked
+    );
+    // A window needs a seed.
+    let mut unseeded = sale(3, &[]);
+    assert_eq!(
+        setup_at(&mut unseeded, T0 - 20_000, &["PREQUEUE", "5000"]),
+        Err("ERR PREQUEUE needs a SEED".into())
+    );
+}
+
+#[test]
+fn a_sale_without_a_window_is_unchanged_and_a_registrant_may_leave() {
+    let mut plain = sale(3, &[]);
+    assert_eq!(draw_of(&mut plain, T0), DrawReply::None);
+    assert_eq!(
+        ok(&mut plain, T0 - 1, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::NotStarted { ms_until_start: 1 })
+    );
+    let mut m = lottery_sale(3);
+    ok(&mut m, T0 - 10, Enqueue, &["s", "ann"]);
+    ok(&mut m, T0 - 10, Enqueue, &["s", "bob"]);
+    assert_eq!(
+        ok(&mut m, T0 - 5, Release, &["s", "ann"]),
+        Reply::Release(ReleaseReply::LeftQueue)
+    );
+    assert_eq!(user_status(&mut m, T0 - 5, "ann"), UserStatus::None);
+    assert_eq!(granted(&mut m, T0, 10), vec!["bob"]);
+    // Registrations stop at MAXQUEUE.
+    let seed = seed();
+    let mut small = sale(3, &["MAXQUEUE", "1", "PREQUEUE", "100", "SEED", &seed]);
+    assert_eq!(ok(&mut small, T0 - 1, Enqueue, &["s", "a"]), registered(1));
+    assert_eq!(
+        ok(&mut small, T0 - 1, Enqueue, &["s", "b"]),
+        Reply::Enqueue(EnqueueReply::QueueFull { length: 1 })
+    );
+}
+
+/// Not a timed assertion: prints what drawing 10,000 registrants costs the
+/// model (the servers' figures are in the conformance test's output).
+#[test]
+fn drawing_ten_thousand_registrants() {
+    let mut m = lottery_sale(3);
+    for i in 0..10_000 {
+        ok(
+            &mut m,
+            T0 - 1,
+            Enqueue,
+            &["s", &format!("user{i}@example.com")],
+        );
+    }
+    let started = std::time::Instant::now();
+    granted(&mut m, T0, 1);
+    println!("model: drew 10000 registrants in {:?}", started.elapsed());
+    assert_eq!(m.sale("s").map(|d| d.queue.len()), Some(9_999));
+}
