@@ -53,6 +53,9 @@ pub enum CustomerStatus {
     Purchased,
     /// Was admitted but let the hold run out (may buy again: back of the queue).
     Expired,
+    /// Registered in the pre-queue window; enters the queue at the draw
+    /// when the sale starts (see the sale's public view).
+    Registered,
     /// Not in this sale.
     None,
 }
@@ -253,7 +256,10 @@ pub async fn buy(
     // Only a place just taken earns a token (holding or bought without one
     // means it went to whoever queued first); "queued" may also be a
     // repeat, which the claim in Redis tells apart.
-    let newly_queued = matches!(reply, EnqueueReply::Queued { .. });
+    let newly_queued = matches!(
+        reply,
+        EnqueueReply::Queued { .. } | EnqueueReply::Registered { .. }
+    );
     let mut response = match reply {
         EnqueueReply::Queued { position, length } => {
             let params = state.live.params(&sale).await?;
@@ -306,6 +312,22 @@ pub async fn buy(
                     .with_details(json!({ "msUntilStart": ms_until_start }))
                     .with_retry_after(ceil_secs(ms_until_start)),
             )
+        }
+        // In the pre-queue window: a place in the draw, not yet in the queue.
+        EnqueueReply::Registered { count } => {
+            let params = state.live.params(&sale).await?;
+            BuyResponse {
+                status: CustomerStatus::Registered,
+                queued: false,
+                position: None,
+                size: count,
+                has_active_hold: false,
+                hold_ttl_sec: None,
+                hold_duration_sec: ceil_secs(params.hold_ttl_ms),
+                estimated_wait_sec: None,
+                order_id: None,
+                buyer_token: None,
+            }
         }
         EnqueueReply::Ended => return Err(sale_ended()),
         EnqueueReply::SoldOut => return Err(sold_out()),
@@ -447,6 +469,7 @@ pub(crate) fn position_view(
             response.order_id = Some(order_id);
         }
         UserStatus::Expired => response.status = CustomerStatus::Expired,
+        UserStatus::Registered => response.status = CustomerStatus::Registered,
         UserStatus::None => {}
     }
     response
