@@ -2,7 +2,9 @@
 //! generated from the handlers' `#[utoipa::path]` annotations so it cannot
 //! drift from the routes.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
@@ -42,7 +44,7 @@ use crate::web;
         ops::readyz,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedResponses),
     tags(
         (name = "sales", description = "Flash sales: the public page and the admin catalogue"),
         (name = "orders", description = "The customer's path: queue, position, confirm, order"),
@@ -67,5 +69,75 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every route can give whatever its handler does, added to
+/// each operation here (once) instead of to every annotation: the JSON
+/// error net turns a request the extractors refuse, an oversized or
+/// non-JSON body, a timeout, a panic and a dependency outage into these.
+struct SharedResponses;
+
+impl SharedResponses {
+    fn error(description: &str) -> RefOr<Response> {
+        let body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build();
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", body)
+                .build(),
+        )
+    }
+
+    fn add(operation: &mut Operation) {
+        let mut shared = vec![
+            ("408", "request_timeout: the request took too long"),
+            ("500", "internal: an unexpected error (details are logged, not sent)"),
+            (
+                "503",
+                "unavailable or busy: Redis or MongoDB cannot be reached, or the server is saturated; retry",
+            ),
+        ];
+        if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+            shared.push(("400", "invalid input"));
+        }
+        if operation.request_body.is_some() {
+            shared.extend([
+                ("400", "invalid input"),
+                ("413", "payload_too_large: the body is over the limit"),
+                (
+                    "415",
+                    "unsupported_media_type: the body must be `application/json`",
+                ),
+            ]);
+        }
+        for (status, description) in shared {
+            operation
+                .responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| Self::error(description));
+        }
+    }
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::add(operation);
+            }
+        }
     }
 }

@@ -23,7 +23,8 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Argon2 accepts any length, but hashing megabytes is a cheap DoS.
-pub const MAX_PASSWORD_BYTES: usize = 256;
+/// Characters, not bytes, so that the OpenAPI `maxLength` is the rule.
+pub const MAX_PASSWORD_CHARS: usize = 256;
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -59,11 +60,12 @@ fn verify_now(password: &[u8], stored: &str) -> bool {
 
 /// Checks a new password's length (in characters, and in bytes for the cost).
 pub fn check_new_password(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(ApiError::bad_request(
             "invalid_password",
             format!(
-                "password must be at least {MIN_PASSWORD_CHARS} characters and at most {MAX_PASSWORD_BYTES} bytes"
+                "password must be at least {MIN_PASSWORD_CHARS} characters and at most {MAX_PASSWORD_CHARS}"
             ),
         ));
     }
@@ -111,7 +113,7 @@ impl Passwords {
     /// Whether `password` matches `stored`; with no stored hash (unknown
     /// account) it does the same work and answers false.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
-        if password.len() > MAX_PASSWORD_BYTES {
+        if password.chars().count() > MAX_PASSWORD_CHARS {
             return Ok(false);
         }
         let known = stored.is_some();

@@ -30,8 +30,11 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     /// Only this sale's orders.
+    #[param(value_type = Option<crate::domain::SaleId>)]
     pub flash_sale_id: Option<String>,
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
 }
 
@@ -91,7 +94,7 @@ pub struct QueueOverview {
     get,
     path = "/orders/admin/queue/{saleId}/overview",
     tag = "admin",
-    params(("saleId" = String, Path)),
+    params(("saleId" = crate::domain::SaleId, Path)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = QueueOverview),
@@ -132,7 +135,7 @@ pub struct QueueMember {
     get,
     path = "/orders/admin/queue/{saleId}/members",
     tag = "admin",
-    params(("saleId" = String, Path), PageQuery),
+    params(("saleId" = crate::domain::SaleId, Path), PageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Paged<QueueMember>),

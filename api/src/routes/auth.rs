@@ -31,7 +31,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(value_type = crate::domain::Email)]
     pub email: String,
+    /// 8 to 256 characters (MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS).
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 

@@ -22,8 +22,12 @@ const MAX_PAGE: u64 = 1_000_000;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
+    // The bounds are MAX_PAGE and MAX_PAGE_SIZE (attributes take literals
+    // only; a test below keeps them equal).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
 }
 
@@ -101,4 +105,39 @@ pub fn time_from_bson(time: mongodb::bson::DateTime) -> DateTime<Utc> {
 /// Whole seconds, rounded up (a hold with 200 ms left has 1 s left).
 pub fn ceil_secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published bounds are the ones `validate` applies.
+    #[test]
+    fn page_bounds_in_the_schema_are_the_enforced_ones() {
+        let params = serde_json::to_value(PageQuery::into_params(|| None)).unwrap_or_default();
+        let bound = |name: &str, which: &str| {
+            params
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+                .and_then(|p| p["schema"][which].as_f64())
+        };
+        assert_eq!(bound("page", "minimum"), Some(1.0));
+        assert_eq!(bound("page", "maximum"), Some(MAX_PAGE as f64));
+        assert_eq!(bound("pageSize", "minimum"), Some(1.0));
+        assert_eq!(bound("pageSize", "maximum"), Some(MAX_PAGE_SIZE as f64));
+        for (page, size, ok) in [
+            (1, 1, true),
+            (MAX_PAGE, MAX_PAGE_SIZE, true),
+            (0, 1, false),
+            (MAX_PAGE + 1, 1, false),
+            (1, 0, false),
+            (1, MAX_PAGE_SIZE + 1, false),
+        ] {
+            let query = PageQuery {
+                page: Some(page),
+                page_size: Some(size),
+            };
+            assert_eq!(query.validate().is_ok(), ok, "page {page}, size {size}");
+        }
+    }
 }

@@ -50,7 +50,9 @@ const HOLD_END_SLACK: Duration = Duration::from_millis(200);
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    #[param(value_type = crate::domain::SaleId)]
     pub flash_sale_id: String,
+    #[param(value_type = crate::domain::Email)]
     pub email: String,
     /// The buyer token, for clients that cannot set the `X-Buyer-Token`
     /// header (a browser's EventSource); the header wins when both are sent.
@@ -136,6 +138,8 @@ fn settled(view: &PositionResponse) -> bool {
     match view.status {
         CustomerStatus::Purchased | CustomerStatus::Expired => true,
         CustomerStatus::None => true,
+        // Waits for the draw at the start; an ended sale draws nobody.
+        CustomerStatus::Registered => matches!(view.sale_status, SaleState::Ended),
         CustomerStatus::Queued | CustomerStatus::Ready => {
             matches!(view.sale_status, SaleState::Ended | SaleState::SoldOut)
                 && view.status == CustomerStatus::Queued

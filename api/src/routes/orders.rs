@@ -63,13 +63,17 @@ pub enum CustomerStatus {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuyRequest {
+    #[schema(value_type = Email)]
     pub email: String,
+    #[schema(value_type = SaleId)]
     pub flash_sale_id: String,
     /// Optional: a random string (16 to 64 of `A-Z a-z 0-9 _ -`) the client
     /// makes once per sale and buyer and sends with every buy. A repeated
     /// buy with the same key gets the buyer token again — the first answer
     /// may have been lost on the way; without it, none is handed out twice.
     #[serde(default)]
+    // Literals only in attributes: buyer_token::CLIENT_KEY_LEN (tested).
+    #[schema(pattern = "^[A-Za-z0-9_-]+$", min_length = 16, max_length = 64)]
     pub client_key: Option<String>,
 }
 
@@ -366,7 +370,9 @@ fn sold_out() -> ApiError {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
+    #[param(value_type = SaleId)]
     pub flash_sale_id: String,
+    #[param(value_type = Email)]
     pub email: String,
 }
 
@@ -478,7 +484,9 @@ pub(crate) fn position_view(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfirmRequest {
+    #[schema(value_type = Email)]
     pub email: String,
+    #[schema(value_type = SaleId)]
     pub flash_sale_id: String,
     /// Optional; must equal the sale's price (one unit per customer), which
     /// cannot change while the buyer holds a unit. The client cannot choose
@@ -704,4 +712,27 @@ async fn from_outbox(
         updated_at: confirmed_at,
         persisted: false,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published bounds of `clientKey` are the ones the server applies.
+    #[test]
+    fn client_key_schema_is_the_rule() {
+        let schema = serde_json::to_value(<BuyRequest as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        let key = &schema["properties"]["clientKey"];
+        let bounds = buyer_token::CLIENT_KEY_LEN;
+        assert_eq!(key["minLength"], *bounds.start(), "{key}");
+        assert_eq!(key["maxLength"], *bounds.end(), "{key}");
+        let short = "a".repeat(*bounds.start() - 1);
+        let long = "a".repeat(*bounds.end() + 1);
+        let fits = "a-b_C".repeat(*bounds.end() / 5);
+        assert!(ClientKey::parse(&short).is_err());
+        assert!(ClientKey::parse(&long).is_err());
+        assert!(ClientKey::parse(&fits).is_ok());
+        assert!(ClientKey::parse("abcdefghijklmnop!").is_err());
+    }
 }
