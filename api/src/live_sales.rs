@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use engine::error::ErrorCode;
 use flashsale::{
-    Backend, BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, PauseReply,
-    RedisConn, ResumeReply, SetupParams, SetupReply, StatusReply,
+    Backend, BackendChoice, ClientError, ConfirmReply, DrawReply, EngineClient, EnqueueReply,
+    LotteryParams, PauseReply, RedisConn, ResumeReply, SetupParams, SetupReply, StatusReply,
 };
 use tokio::sync::OnceCell;
 
@@ -145,6 +145,20 @@ pub fn setup_params(sale: &SaleDoc, default_hold_secs: u64) -> SetupParams {
         rate: sale.rate.map(non_negative).unwrap_or(0),
         max_queue: sale.max_queue.map(non_negative).unwrap_or(0),
         price: Some(non_negative(sale.price_per_unit)),
+    }
+}
+
+/// The pre-queue lottery the engine is told about a stored sale: its
+/// window (0: none, which removes one) and its seed. Both always given, so
+/// a SETUP from the document makes the engine match it exactly.
+pub fn lottery_params(sale: &SaleDoc) -> LotteryParams {
+    let window_ms = sale
+        .pre_queue_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(0, |s| s.saturating_mul(1000));
+    LotteryParams {
+        prequeue_ms: Some(window_ms.min(engine::command::MAX_PREQUEUE_MS)),
+        seed: sale.lottery_seed.clone(),
     }
 }
 
@@ -417,7 +431,15 @@ impl LiveSales {
 
     async fn setup_from(&self, sale: &SaleId, doc: &SaleDoc) -> Result<(), ApiError> {
         let params = self.setup_params(doc);
-        match self.client().await?.setup(sale.as_str(), params).await {
+        // With the lottery's window and seed: a sale set up again after a
+        // loss draws with the seed whose commitment was published (its
+        // registrations went with the loss).
+        match self
+            .client()
+            .await?
+            .setup_with_lottery(sale.as_str(), params, lottery_params(doc))
+            .await
+        {
             Ok(_) => Ok(()),
             // Someone else restored it meanwhile with different figures.
             Err(e)
@@ -457,6 +479,55 @@ impl LiveSales {
                 _ => Err(SetupError::Other(e.into())),
             },
         }
+    }
+
+    /// SETUP of `doc`'s figures with its lottery (window and seed): the
+    /// engine refuses a change of either once the window has opened (409
+    /// `lottery_locked`, nothing changed). A sale the engine lost is set up
+    /// again first, as for every command.
+    pub async fn set_lottery(&self, sale: &SaleId, doc: &SaleDoc) -> Result<(), ApiError> {
+        self.params.forget(sale);
+        let params = self.setup_params(doc);
+        let lottery = lottery_params(doc);
+        let outcome = self
+            .run(sale, |mut c| {
+                let (params, lottery) = (params.clone(), lottery.clone());
+                async move {
+                    refusal(
+                        c.setup_with_lottery(sale.as_str(), params, lottery).await,
+                        ErrorCode::Locked,
+                    )
+                }
+            })
+            .await?;
+        match outcome {
+            Outcome::Live(Ok(_)) => Ok(()),
+            Outcome::Live(Err(reason)) => Err(ApiError::conflict("lottery_locked", reason)),
+            Outcome::Archived(_) => Err(ApiError::conflict(
+                "lottery_locked",
+                "the sale has ended; its pre-queue window is fixed",
+            )),
+        }
+    }
+
+    /// DRAW: what the sale's lottery publishes, a page of `count` entries
+    /// from `offset` once drawn. An ended sale archived from MongoDB has
+    /// nothing to publish any more (`none`).
+    pub async fn draw(
+        &self,
+        sale: &SaleId,
+        offset: u64,
+        count: u64,
+    ) -> Result<DrawReply, ApiError> {
+        let outcome = self
+            .run(sale, |mut c| async move {
+                c.draw(sale.as_str(), offset, count).await
+            })
+            .await?;
+        Ok(match outcome {
+            Outcome::Live(reply) => reply,
+            Outcome::Archived(_) => DrawReply::None,
+        })
     }
 
     pub async fn enqueue(&self, sale: &SaleId, user: &Email) -> Result<EnqueueReply, ApiError> {

@@ -21,6 +21,7 @@ use crate::web;
     ),
     paths(
         sales::public_sale,
+        sales::public_draw,
         web::open_sales,
         sales::list_sales,
         sales::get_sale,

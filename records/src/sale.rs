@@ -39,6 +39,17 @@ pub struct SaleDoc {
     /// Longest queue; absent = unlimited.
     #[serde(default)]
     pub max_queue: Option<i64>,
+    /// The pre-queue window in seconds before the start (the engine's
+    /// PREQUEUE): buys in it register for the lottery drawn at the start;
+    /// absent = no window.
+    #[serde(default)]
+    pub pre_queue_seconds: Option<i64>,
+    /// The lottery's seed (the engine's SEED, 64 hex), made once when the
+    /// sale first gets a window and kept, so a sale Redis lost is set up
+    /// again drawing with the seed whose commitment was published. Secret
+    /// until the draw: no view shows it from here.
+    #[serde(default)]
+    pub lottery_seed: Option<String>,
     #[serde(default = "epoch")]
     pub created_at: DateTime,
     #[serde(default = "epoch")]

@@ -9,6 +9,8 @@ mod bad_input;
 mod buyers;
 mod events;
 mod journey;
+mod limits;
+mod lottery;
 mod ops;
 mod pages;
 mod pause;

@@ -254,6 +254,7 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
     }
     let expected: BTreeSet<String> = [
         "GET /flash-sales/{saleId}/public",
+        "GET /flash-sales/{saleId}/public/draw",
         "GET /public/flash-sales",
         "GET /flash-sales",
         "POST /flash-sales",

@@ -3,7 +3,9 @@
 //! result is the MongoDB document to store, or a 400 naming the field.
 
 use chrono::{DateTime, Utc};
-use engine::command::{MAX_HOLD_TTL_MS, MAX_QUEUE, MAX_RATE, MAX_STOCK, MAX_TIME_MS};
+use engine::command::{
+    MAX_HOLD_TTL_MS, MAX_PREQUEUE_MS, MAX_QUEUE, MAX_RATE, MAX_STOCK, MAX_TIME_MS,
+};
 use mongodb::bson;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
@@ -36,6 +38,27 @@ pub struct CreateSale {
     pub rate: Option<u64>,
     /// Longest queue (default: unlimited).
     pub max_queue: Option<u64>,
+    /// A pre-queue window: buys in the last this many seconds before the
+    /// start are registered, and at the start enter the queue in an order
+    /// drawn from a seed committed to in advance (default: none).
+    // Literals only in attributes: MAX_PREQUEUE_MS / 1000 (tested).
+    #[schema(minimum = 1, maximum = 86400)]
+    pub pre_queue_seconds: Option<u64>,
+}
+
+/// A new lottery seed: 32 bytes from the OS's CSPRNG (two v4 UUIDs, 244
+/// random bits, whitened by SHA-256), as 64 lowercase hex digits, the form
+/// the engine's SEED takes.
+pub fn new_lottery_seed() -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(uuid::Uuid::new_v4().as_bytes());
+    hasher.update(uuid::Uuid::new_v4().as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl CreateSale {
@@ -58,6 +81,9 @@ impl CreateSale {
             )?),
             rate: rate_field(self.rate)?,
             max_queue: max_queue_field(self.max_queue)?,
+            pre_queue_seconds: pre_queue_field(self.pre_queue_seconds)?,
+            // Made with the window, never changed afterwards.
+            lottery_seed: self.pre_queue_seconds.map(|_| new_lottery_seed()),
             created_at: now,
             updated_at: now,
         };
@@ -66,9 +92,9 @@ impl CreateSale {
     }
 }
 
-/// Changes to a sale: absent fields keep their value; `rate` and `maxQueue`
-/// may be null to remove the limit.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// Changes to a sale: absent fields keep their value; `rate`, `maxQueue`
+/// and `preQueueSeconds` may be null to remove the limit or the window.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateSale {
     pub name: Option<String>,
@@ -85,6 +111,11 @@ pub struct UpdateSale {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub max_queue: Option<Option<u64>>,
+    /// The pre-queue window in seconds (1 to 86400); null removes it. It
+    /// cannot change once the window has opened (409 `lottery_locked`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 86400)]
+    pub pre_queue_seconds: Option<Option<u64>>,
 }
 
 /// Tells an absent field (`None`) from an explicit null (`Some(None)`).
@@ -161,14 +192,28 @@ fn max_queue_field(value: Option<u64>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+fn pre_queue_field(value: Option<u64>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| in_range("preQueueSeconds", v, 1, MAX_PREQUEUE_MS / 1000))
+        .transpose()
+}
+
 fn price_field(price: Money) -> Result<i64, ApiError> {
     i64::try_from(price.minor_units())
         .map_err(|_| invalid("pricePerUnit", "pricePerUnit is too large".into()))
 }
 
 impl UpdateSale {
-    /// `current` with these changes, validated.
-    pub fn apply(self, current: &SaleDoc) -> Result<SaleDoc, ApiError> {
+    /// Whether the request sets or removes the pre-queue window.
+    pub fn changes_lottery(&self) -> bool {
+        self.pre_queue_seconds.is_some()
+    }
+
+    /// `current` with these changes, validated. A sale that gets its first
+    /// window gets `fresh_seed` as its lottery seed (the caller makes one
+    /// per request, so applying twice gives the same document); a seed once
+    /// made is kept, with or without a window.
+    pub fn apply(self, current: &SaleDoc, fresh_seed: &str) -> Result<SaleDoc, ApiError> {
         let body = self;
         let mut sale = current.clone();
         if let Some(name) = body.name {
@@ -198,7 +243,35 @@ impl UpdateSale {
         if let Some(max_queue) = body.max_queue {
             sale.max_queue = max_queue_field(max_queue)?;
         }
+        if let Some(pre_queue) = body.pre_queue_seconds {
+            sale.pre_queue_seconds = pre_queue_field(pre_queue)?;
+            if sale.pre_queue_seconds.is_some() && sale.lottery_seed.is_none() {
+                sale.lottery_seed = Some(fresh_seed.to_string());
+            }
+        }
         validate(&sale)?;
         Ok(sale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_bounds_are_the_engine_limits() {
+        // The literals in the schema attributes above.
+        assert_eq!(MAX_PREQUEUE_MS / 1000, 86_400);
+        assert!(pre_queue_field(Some(0)).is_err());
+        assert!(pre_queue_field(Some(86_401)).is_err());
+        assert_eq!(pre_queue_field(Some(86_400)).ok(), Some(Some(86_400)));
+    }
+
+    #[test]
+    fn a_seed_is_64_lowercase_hex_and_fresh() {
+        let (a, b) = (new_lottery_seed(), new_lottery_seed());
+        assert_eq!(a.len(), engine::command::SEED_HEX_LEN);
+        assert!(a.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+        assert_ne!(a, b);
     }
 }

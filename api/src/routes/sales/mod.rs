@@ -15,7 +15,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 pub use input::{CreateSale, UpdateSale, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
-pub use views::{admin_view, price_of, AdminSale, LiveFigures, PublicSale, SaleState};
+pub use views::{
+    admin_view, price_of, AdminSale, DrawPage, DrawStatus, LiveFigures, PublicSale, SaleState,
+};
 
 use crate::auth::AdminUser;
 use crate::catalogue::SaleCatalogue;
@@ -29,6 +31,7 @@ use crate::store::sales;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/flash-sales/{saleId}/public", get(public_sale))
+        .route("/flash-sales/{saleId}/public/draw", get(public_draw))
         .route("/flash-sales", get(list_sales).post(create_sale))
         .route(
             "/flash-sales/{saleId}",
@@ -59,7 +62,61 @@ pub async fn public_sale(
         .await?
         .ok_or_else(ApiError::sale_not_found)?;
     let live = state.live.status(&sale_id, None).await?.sale;
-    Ok(Json(PublicSale::new(&sale, &live)?))
+    // One more engine call only for a sale with a pre-queue window.
+    let draw = match sale.pre_queue_seconds {
+        Some(_) => Some(state.live.draw(&sale_id, 0, 1).await?),
+        None => None,
+    };
+    Ok(Json(PublicSale::new(&sale, &live, draw.as_ref())?))
+}
+
+/// The published draw of a sale's pre-queue lottery, page by page: before
+/// the draw its commitment (SHA-1 of the seed) and no entries; after it the
+/// seed and the registrants as SHA-1 of their identity, in queue order.
+#[utoipa::path(
+    get,
+    path = "/flash-sales/{saleId}/public/draw",
+    tag = "sales",
+    params(("saleId" = String, Path, description = "The sale's id"), PageQuery),
+    responses(
+        (status = 200, body = DrawPage),
+        (status = 400, description = "Malformed id or page", body = ErrorBody),
+        (status = 404, description = "No such sale", body = ErrorBody),
+    )
+)]
+pub async fn public_draw(
+    State(state): State<AppState>,
+    Path(sale_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<DrawPage>, ApiError> {
+    let sale_id = SaleId::parse(&sale_id)?;
+    let page = query.validate()?;
+    if sales::find(&state.db.sales, &sale_id).await?.is_none() {
+        return Err(ApiError::sale_not_found());
+    }
+    let live = state.live.status(&sale_id, None).await?.sale;
+    let reply = state
+        .live
+        .draw(&sale_id, page.skip(), page.page_size)
+        .await?;
+    let lottery = views::LotteryView::of(Some(&reply), live.starts_at);
+    let (total, entries) = match reply {
+        flashsale::DrawReply::Drawn { total, entries, .. } => (total, entries),
+        flashsale::DrawReply::Pending { registered, .. } => (registered, Vec::new()),
+        flashsale::DrawReply::None => (0, Vec::new()),
+    };
+    Ok(Json(DrawPage {
+        sale_id: sale_id.to_string(),
+        status: lottery.status,
+        pre_queue_seconds: lottery.pre_queue_seconds,
+        drawn_at: lottery.drawn_at,
+        seed_commitment: lottery.seed_commitment,
+        seed: lottery.seed,
+        total,
+        page: page.page,
+        page_size: page.page_size,
+        entries,
+    }))
 }
 
 /// All sales, newest start first (admin).
@@ -149,7 +206,23 @@ pub async fn create_sale(
     Json(body): Json<CreateSale>,
 ) -> Result<Response, ApiError> {
     let sale = body.into_document(state.settings.hold_ttl_seconds)?;
-    let live = SaleCatalogue::of(&state).create(&sale).await?;
+    let sale_id = SaleId::parse(&sale.id)?;
+    if sale.pre_queue_seconds.is_some() {
+        // The window and the seed first (the catalogue's SETUP keeps them):
+        // nobody knows the id yet, so nobody registers in between.
+        state.live.set_lottery(&sale_id, &sale).await?;
+    }
+    let live = match SaleCatalogue::of(&state).create(&sale).await {
+        Ok(live) => live,
+        Err(e) => {
+            if sale.pre_queue_seconds.is_some() {
+                if let Err(undo) = state.live.purge(&sale_id).await {
+                    tracing::error!(sale = %sale_id, error = ?undo, "could not undo the lottery setup");
+                }
+            }
+            return Err(e);
+        }
+    };
     let view = admin_view(
         &sale,
         live.as_ref().map(|s| &s.sale),
@@ -177,7 +250,7 @@ pub async fn create_sale(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "stock_below_committed: stock below sold + held; price_locked: a new price while units are held (a buyer pays the price they were admitted at); or another change in progress", body = ErrorBody),
+        (status = 409, description = "stock_below_committed: stock below sold + held; price_locked: a new price while units are held (a buyer pays the price they were admitted at); lottery_locked: preQueueSeconds changed once the window has opened or the sale started; or another change in progress", body = ErrorBody),
     )
 )]
 pub async fn update_sale(
@@ -187,9 +260,40 @@ pub async fn update_sale(
     Json(body): Json<UpdateSale>,
 ) -> Result<Json<AdminSale>, ApiError> {
     let sale_id = SaleId::parse(&sale_id)?;
-    let (sale, live) = SaleCatalogue::of(&state)
-        .update(&sale_id, |current| body.apply(current))
-        .await?;
+    // One seed per request, so that both applications below agree.
+    let fresh_seed = input::new_lottery_seed();
+    let mut previous = None;
+    if body.changes_lottery() {
+        // The engine decides first, atomically, whether the window may
+        // still change (LOCKED once it has opened): then nothing changed
+        // anywhere. The catalogue's SETUP below keeps what this one set.
+        let current = sales::find(&state.db.sales, &sale_id)
+            .await?
+            .ok_or_else(ApiError::sale_not_found)?;
+        let wanted = body.clone().apply(&current, &fresh_seed)?;
+        let lottery_only = sales::SaleDoc {
+            pre_queue_seconds: wanted.pre_queue_seconds,
+            lottery_seed: wanted.lottery_seed,
+            ..current.clone()
+        };
+        state.live.set_lottery(&sale_id, &lottery_only).await?;
+        previous = Some(current);
+    }
+    let result = SaleCatalogue::of(&state)
+        .update(&sale_id, |current| body.apply(current, &fresh_seed))
+        .await;
+    let (sale, live) = match result {
+        Ok(updated) => updated,
+        Err(e) => {
+            // Put the engine's lottery back as MongoDB still has it.
+            if let Some(current) = previous {
+                if let Err(undo) = state.live.set_lottery(&sale_id, &current).await {
+                    tracing::error!(sale = %sale_id, error = ?undo, "could not put the lottery back after a failed update");
+                }
+            }
+            return Err(e);
+        }
+    };
     Ok(Json(admin_view(
         &sale,
         Some(&live),

@@ -2,7 +2,7 @@
 //! view, built from the MongoDB document and the engine's live figures.
 
 use chrono::{DateTime, Utc};
-use flashsale::SaleStatus;
+use flashsale::{DrawReply, SaleStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -65,6 +65,23 @@ pub struct PublicSale {
     pub server_time: DateTime<Utc>,
     /// The same, in ms since the epoch.
     pub server_time_ms: u64,
+    /// The pre-queue window, when the sale has one: buys from
+    /// `registrationOpensAt` until the start are registered, and enter the
+    /// queue at the start in the order drawn.
+    pub pre_queue_seconds: Option<u64>,
+    pub registration_opens_at: Option<DateTime<Utc>>,
+    /// When the draw happens: the start (within a worker poll of it).
+    pub draw_at: Option<DateTime<Utc>>,
+    /// When it happened; null until then.
+    pub drawn_at: Option<DateTime<Utc>>,
+    /// Buyers registered so far (before the draw) or drawn (after it).
+    pub registered: Option<u64>,
+    /// SHA-1 (hex) of the seed, published before the window opens: the
+    /// seed revealed after the draw must hash to it.
+    pub seed_commitment: Option<String>,
+    /// The seed (64 hex), revealed after the draw only. Recompute the order
+    /// with `GET /flash-sales/{saleId}/public/draw`.
+    pub seed: Option<String>,
 }
 
 /// Live figures of a sale, from the engine.
@@ -110,6 +127,8 @@ pub struct AdminSale {
     pub hold_ttl_seconds: u64,
     pub rate: Option<u64>,
     pub max_queue: Option<u64>,
+    /// The pre-queue window in seconds; null: none.
+    pub pre_queue_seconds: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The engine's figures; null if the engine does not have the sale.
@@ -156,6 +175,7 @@ pub fn admin_view(
             .unwrap_or(default_hold_secs),
         rate: sale.rate.map(non_negative),
         max_queue: sale.max_queue.map(non_negative),
+        pre_queue_seconds: sale.pre_queue_seconds.map(non_negative),
         created_at: time_from_bson(sale.created_at),
         updated_at: time_from_bson(sale.updated_at),
         live: live.map(LiveFigures::from),
@@ -164,8 +184,14 @@ pub fn admin_view(
 
 impl PublicSale {
     /// The offer from MongoDB; the window and the figures from the engine,
-    /// whose window is the one that is enforced.
-    pub fn new(sale: &SaleDoc, live: &SaleStatus) -> Result<PublicSale, ApiError> {
+    /// whose window is the one that is enforced; the lottery from the
+    /// engine's DRAW (`None`: not asked, the sale has no window).
+    pub fn new(
+        sale: &SaleDoc,
+        live: &SaleStatus,
+        draw: Option<&DrawReply>,
+    ) -> Result<PublicSale, ApiError> {
+        let lottery = LotteryView::of(draw, live.starts_at);
         Ok(PublicSale {
             id: sale.id.clone(),
             name: sale.name.clone(),
@@ -182,6 +208,103 @@ impl PublicSale {
             rate: (live.rate > 0).then_some(live.rate),
             server_time: time_from_ms(live.now),
             server_time_ms: live.now,
+            pre_queue_seconds: lottery.pre_queue_seconds,
+            registration_opens_at: lottery.registration_opens_at,
+            draw_at: lottery.draw_at,
+            drawn_at: lottery.drawn_at,
+            registered: lottery.registered,
+            seed_commitment: lottery.seed_commitment,
+            seed: lottery.seed,
         })
     }
+}
+
+/// Where a sale's lottery stands, from the engine's DRAW: what the public
+/// sale and the draw page show.
+#[derive(Debug, Default)]
+pub struct LotteryView {
+    pub status: DrawStatus,
+    pub pre_queue_seconds: Option<u64>,
+    pub registration_opens_at: Option<DateTime<Utc>>,
+    pub draw_at: Option<DateTime<Utc>>,
+    pub drawn_at: Option<DateTime<Utc>>,
+    pub registered: Option<u64>,
+    pub seed_commitment: Option<String>,
+    pub seed: Option<String>,
+}
+
+/// The lottery's stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DrawStatus {
+    /// The sale has no pre-queue window.
+    #[default]
+    None,
+    /// Registrations open or to come; the seed is hidden, its commitment
+    /// published.
+    Pending,
+    /// Drawn: the seed is revealed and the order published.
+    Drawn,
+}
+
+impl LotteryView {
+    pub fn of(draw: Option<&DrawReply>, starts_at: u64) -> LotteryView {
+        let window = |prequeue_ms: u64| LotteryView {
+            pre_queue_seconds: Some(prequeue_ms / 1000),
+            registration_opens_at: Some(time_from_ms(starts_at.saturating_sub(prequeue_ms))),
+            draw_at: Some(time_from_ms(starts_at)),
+            ..LotteryView::default()
+        };
+        match draw {
+            None | Some(DrawReply::None) => LotteryView::default(),
+            Some(DrawReply::Pending {
+                prequeue_ms,
+                registered,
+                commitment,
+            }) => LotteryView {
+                status: DrawStatus::Pending,
+                registered: Some(*registered),
+                seed_commitment: Some(commitment.clone()),
+                ..window(*prequeue_ms)
+            },
+            Some(DrawReply::Drawn {
+                prequeue_ms,
+                drawn_at,
+                total,
+                seed,
+                ..
+            }) => LotteryView {
+                status: DrawStatus::Drawn,
+                drawn_at: Some(time_from_ms(*drawn_at)),
+                registered: Some(*total),
+                seed_commitment: Some(engine::lottery::commitment(seed)),
+                seed: Some(seed.clone()),
+                ..window(*prequeue_ms)
+            },
+        }
+    }
+}
+
+/// A page of a sale's published draw: the buyers registered in the
+/// pre-queue window, as SHA-1 (hex) of their identity (the normalised
+/// e-mail address), in the order they entered the queue. To check it: sort
+/// all entries by SHA-1 of `seed + ":" + entry` (hex, ascending) — that is
+/// the order — and find your own place as the position of SHA-1 of your
+/// address.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrawPage {
+    pub sale_id: String,
+    pub status: DrawStatus,
+    pub pre_queue_seconds: Option<u64>,
+    pub drawn_at: Option<DateTime<Utc>>,
+    pub seed_commitment: Option<String>,
+    /// Null until the draw.
+    pub seed: Option<String>,
+    /// Entries in the whole draw (registered so far, before it).
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+    /// This page's entries, in draw order; empty before the draw.
+    pub entries: Vec<String>,
 }
