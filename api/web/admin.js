@@ -150,7 +150,7 @@
   }
 
   // ---- create / edit -----------------------------------------------------------
-  const FIELDS = ['name', 'description', 'initialQuantity', 'pricePerUnit', 'startsAt', 'endsAt', 'holdTtlSeconds', 'rate', 'maxQueue'];
+  const FIELDS = ['name', 'description', 'initialQuantity', 'pricePerUnit', 'startsAt', 'endsAt', 'holdTtlSeconds', 'rate', 'maxQueue', 'preQueueSeconds'];
   let editing = null; // the sale being edited, or null for a new one
 
   function localInput(date) {
@@ -204,6 +204,7 @@
       $('f-holdTtlSeconds').value = editing.holdTtlSeconds;
       $('f-rate').value = editing.rate ?? '';
       $('f-maxQueue').value = editing.maxQueue ?? '';
+      $('f-preQueueSeconds').value = editing.preQueueSeconds ?? '';
     } else {
       setText('form-title', 'New sale');
       const start = new Date(Date.now() + 10 * 60 * 1000);
@@ -247,10 +248,20 @@
     if (hold !== null) body.holdTtlSeconds = hold;
     body.rate = whole('rate', true);
     body.maxQueue = whole('maxQueue', true);
+    const preQueue = whole('preQueueSeconds', true);
+    if (preQueue !== null && preQueue !== undefined && (preQueue < 1 || preQueue > 86400)) {
+      errors.preQueueSeconds = 'From 1 to 86400 seconds.';
+    }
     if (!editing) {
       // Creating: an empty limit is simply absent.
       if (body.rate === null) delete body.rate;
       if (body.maxQueue === null) delete body.maxQueue;
+      if (preQueue !== null) body.preQueueSeconds = preQueue;
+    } else if (preQueue !== (editing.preQueueSeconds ?? null)) {
+      // Sent only when changed: once the window has opened the server
+      // refuses any change (409 lottery_locked), an unchanged one included
+      // for a sale that has ended.
+      body.preQueueSeconds = preQueue;
     }
     return { body, errors };
   }
@@ -275,7 +286,9 @@
     } catch (e) {
       if (e.status === 401) return;
       const field =
-        (e.details && e.details.field) || (e.code === 'stock_below_committed' ? 'initialQuantity' : null);
+        (e.details && e.details.field) ||
+        ({ stock_below_committed: 'initialQuantity', lottery_locked: 'preQueueSeconds' })[e.code] ||
+        null;
       if (!(field && fieldError(field, e.message))) {
         const box = $('form-error');
         box.textContent = e.message;

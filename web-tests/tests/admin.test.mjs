@@ -166,6 +166,66 @@ describe('admin dashboard', () => {
     await page.close();
   });
 
+  test('the pre-queue window: set on a new sale, shown and changed while closed, refused once open', async () => {
+    const page = await browser.context.newPage();
+    // The refused change once the window is open is a 409 on purpose; the
+    // out-of-range value is caught before any request.
+    const consoleWatch = watchConsole(page, { allow: [/status of 409/] });
+    await page.goto(platform.url + '/admin');
+    await page.locator('#signin-email').fill('admin@example.com');
+    await page.locator('#signin-password').fill('admin123');
+    await page.keyboard.press('Enter');
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+
+    await page.getByRole('button', { name: 'New sale' }).click();
+    await page.locator('#form-view').waitFor({ state: 'visible' });
+    const name = `Lottery ${Date.now()}`;
+    await page.locator('#f-name').fill(name);
+    await page.locator('#f-initialQuantity').fill('5');
+    await page.locator('#f-pricePerUnit').fill('10.00');
+    const start = Date.now() + 600 * 1000;
+    await page.locator('#f-startsAt').fill(localInput(start));
+    await page.locator('#f-endsAt').fill(localInput(start + 3600 * 1000));
+    await page.locator('#f-preQueueSeconds').fill('0');
+    await page.locator('#save').click();
+    await page.locator('#err-preQueueSeconds').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#err-preQueueSeconds').textContent(), /1 to 86400/);
+    await page.locator('#f-preQueueSeconds').fill('60');
+    await page.locator('#save').click();
+    const row = page.locator('#sales-body tr', { hasText: name });
+    await row.waitFor();
+    const saleId = await row.getAttribute('data-sale-id');
+    const before = (await platform.call('GET', `/flash-sales/${saleId}/public`)).json;
+    assert.equal(before.preQueueSeconds, 60);
+    assert.match(before.seedCommitment, /^[0-9a-f]{40}$/);
+    assert.equal(before.seed, null);
+
+    // Edit: the field shows the window; while it is closed it may change.
+    await row.getByRole('link', { name: `Edit ${name}` }).click();
+    await waitFor('the form filled', async () => (await page.locator('#f-preQueueSeconds').inputValue()) === '60');
+    await page.locator('#f-preQueueSeconds').fill('900');
+    await page.locator('#save').click();
+    await page.locator('#sales-view').waitFor({ state: 'visible' });
+    // (The public view is cached for a moment.)
+    const opened = await waitFor('the public view to show the new window', async () => {
+      const view = (await platform.call('GET', `/flash-sales/${saleId}/public`)).json;
+      return view?.preQueueSeconds === 900 ? view : null;
+    }, { timeoutMs: 5000 });
+    assert.equal(opened.seedCommitment, before.seedCommitment, 'the same seed');
+
+    // 900 s before a start 600 s away: open now, so no change is taken.
+    await page.locator('#sales-body tr', { hasText: name }).getByRole('link', { name: `Edit ${name}` }).click();
+    await waitFor('the form filled', async () => (await page.locator('#f-preQueueSeconds').inputValue()) === '900');
+    await page.locator('#f-preQueueSeconds').fill('');
+    await page.locator('#save').click();
+    await page.locator('#err-preQueueSeconds').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#err-preQueueSeconds').textContent(), /pre-queue window has opened/);
+    assert.equal((await platform.call('GET', `/flash-sales/${saleId}/public`)).json.preQueueSeconds, 900);
+
+    consoleWatch.assertClean();
+    await page.close();
+  });
+
   test('pause and resume from the live view: new buyers refused, the queue kept, holders still buy', async () => {
     const token = await platform.adminToken();
     // Two units: the first two buyers hold them, the third waits in line.
