@@ -46,7 +46,7 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/flash-sales/{saleId}/public",
     tag = "sales",
-    params(("saleId" = String, Path, description = "The sale's id")),
+    params(("saleId" = SaleId, Path, description = "The sale's id")),
     responses(
         (status = 200, body = PublicSale),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -77,7 +77,7 @@ pub async fn public_sale(
     get,
     path = "/flash-sales/{saleId}/public/draw",
     tag = "sales",
-    params(("saleId" = String, Path, description = "The sale's id"), PageQuery),
+    params(("saleId" = SaleId, Path, description = "The sale's id"), PageQuery),
     responses(
         (status = 200, body = DrawPage),
         (status = 400, description = "Malformed id or page", body = ErrorBody),
@@ -162,7 +162,7 @@ pub async fn list_sales(
     get,
     path = "/flash-sales/{saleId}",
     tag = "sales",
-    params(("saleId" = String, Path)),
+    params(("saleId" = SaleId, Path)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = AdminSale),
@@ -242,7 +242,7 @@ pub async fn create_sale(
     put,
     path = "/flash-sales/{saleId}",
     tag = "sales",
-    params(("saleId" = String, Path)),
+    params(("saleId" = SaleId, Path)),
     request_body = UpdateSale,
     security(("bearer" = [])),
     responses(
@@ -314,7 +314,7 @@ pub struct DeleteQuery {
     delete,
     path = "/flash-sales/{saleId}",
     tag = "sales",
-    params(("saleId" = String, Path), DeleteQuery),
+    params(("saleId" = SaleId, Path), DeleteQuery),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
@@ -344,7 +344,7 @@ pub async fn delete_sale(
     post,
     path = "/flash-sales/{saleId}/pause",
     tag = "sales",
-    params(("saleId" = String, Path)),
+    params(("saleId" = SaleId, Path)),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Paused (or already paused); `status` is `paused`", body = AdminSale),
@@ -374,7 +374,7 @@ pub async fn pause_sale(
     post,
     path = "/flash-sales/{saleId}/resume",
     tag = "sales",
-    params(("saleId" = String, Path)),
+    params(("saleId" = SaleId, Path)),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Running again (or was not paused)", body = AdminSale),
