@@ -9,10 +9,18 @@
 // tab is the buyer who queued. It is kept for the tab in sessionStorage,
 // keyed by sale and email, so a reload carries on; a second buy for the same
 // email gets no token, so a tab (or a stranger) without it cannot act.
+//
+// A sale with a pre-queue window (`preQueueSeconds`): from
+// `registrationOpensAt` until the start, a buy registers the buyer for a
+// draw at the start (status `registered`); the draw puts everyone
+// registered into the queue in a random order, then the page goes on as
+// for any queued buyer. The commitment (SHA-1 of the seed) is shown before
+// the draw, the seed after it, and the page can check the published order
+// and the buyer's place itself (Web Crypto SHA-1).
 'use strict';
 
 (function () {
-  const { api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS } = window.FS;
+  const { api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep } = window.FS;
 
   // ---- the server's clock ------------------------------------------------
   let clockOffset = 0; // server time − local time, ms
@@ -59,7 +67,8 @@
   // ---- one sale ------------------------------------------------------------
   const saleId = decodeURIComponent((location.pathname.match(/^\/sales\/([^/]+)\/?$/) || [])[1] || '');
   let sale = null; // the last /public reply
-  let state = 'idle'; // idle | buying | queued | ready | purchased | expired | closed
+  let state = 'idle'; // idle | buying | registered | queued | ready | purchased | expired | closed
+  let registeredCount = null; // buyers registered for the draw, as last heard
   let email = '';
   let holdEndsAt = 0; // server ms
   let pollTimer = null;
@@ -136,8 +145,16 @@
     setText('sale-price', money(sale.pricePerUnit));
     setText('sale-stock', sale.stockLeft + ' of ' + sale.stock);
     const badge = $('sale-status');
-    setText(badge, STATUS_WORDS[sale.status] || sale.status);
     badge.dataset.status = sale.status;
+    if (typeof sale.registered === 'number' && !(state === 'registered' && sale.registered < registeredCount)) {
+      registeredCount = sale.registered;
+    }
+    rememberCommitment();
+    phase = lotteryPhase();
+    renderPhase();
+    // Drawn while we were registered and the stream or poll has not said
+    // so yet: ask now.
+    if (state === 'registered' && sale.drawnAt) poll();
     // Paused and resumed while waiting: say so (the place is kept).
     const shown = $('progress').dataset.state;
     if (state === 'queued' && sale.status === 'paused' && shown !== 'paused') say('paused', PAUSED_TEXT);
@@ -149,8 +166,199 @@
   }
 
   function updateBuyButton() {
-    const busy = state === 'buying' || state === 'queued' || state === 'ready' || state === 'purchased';
-    $('buy').disabled = !sale || sale.status !== 'active' || busy;
+    const busy =
+      state === 'buying' || state === 'registered' || state === 'queued' || state === 'ready' || state === 'purchased';
+    $('buy').disabled = !sale || !(sale.status === 'active' || phase === 'open') || busy;
+  }
+
+  // ---- the pre-queue lottery ----------------------------------------------
+  // none (no window) | before (registration not open yet) | open (buys
+  // register) | starting (the start passed, not drawn yet) | drawn.
+  let phase = 'none';
+  function lotteryPhase() {
+    if (!sale || !sale.preQueueSeconds) return 'none';
+    if (sale.drawnAt) return 'drawn';
+    const now = serverNow();
+    if (sale.status === 'upcoming' && now < Date.parse(sale.startsAt)) {
+      return now < Date.parse(sale.registrationOpensAt) ? 'before' : 'open';
+    }
+    return 'starting';
+  }
+
+  // A time to the second (the draw is at a precise moment).
+  const exactTime = (iso) =>
+    new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+  // 5 → "5 seconds", 900 → "15 minutes", 7200 → "2 hours".
+  function span(seconds) {
+    const [n, unit] =
+      seconds < 120 ? [seconds, 'second'] : seconds < 7200 ? [Math.round(seconds / 60), 'minute'] : [Math.round(seconds / 3600), 'hour'];
+    return n + ' ' + unit + (n === 1 ? '' : 's');
+  }
+
+  function registeredText() {
+    return (
+      'You’re registered — the draw is at ' + exactTime(sale.drawAt || sale.startsAt) +
+      ' (the start); you’ll enter the queue in a random order drawn then. Registered so far: ' +
+      (registeredCount === null ? '—' : registeredCount) + '.'
+    );
+  }
+
+  // What depends on the phase: the badge, Buy, the lottery box.
+  function renderPhase() {
+    const badge = $('sale-status');
+    setText(badge, phase === 'open' ? 'Registration open' : STATUS_WORDS[sale.status] || sale.status);
+    updateBuyButton();
+    if (state === 'registered') say('registered', registeredText());
+    const box = $('lottery');
+    box.hidden = phase === 'none';
+    if (phase === 'none') return;
+    const count = registeredCount === null ? '—' : registeredCount;
+    const about = {
+      before:
+        'Registration opens at ' + exactTime(sale.registrationOpensAt) + ', ' + span(sale.preQueueSeconds) +
+        ' before the start. Everyone who registers before the start enters the queue in a random order drawn at ' +
+        'the start, so there is no need to press Buy at the exact second.',
+      open:
+        'Registration is open until the start (' + exactTime(sale.startsAt) + '): press Buy to register. At the ' +
+        'start everyone registered enters the queue in a random order, drawn then. Registered so far: ' + count + '.',
+      starting: 'The sale has started: drawing the order of the ' + count + ' registered buyers…',
+      drawn:
+        'Drawn at ' + exactTime(sale.drawnAt) + ': the ' + count + ' registered buyers entered the queue in a ' +
+        'random order, ahead of everyone who came later.',
+    }[phase];
+    setText('lottery-about', about);
+    setText('lottery-commitment', sale.seedCommitment || '—');
+    $('lottery-reveal').hidden = phase !== 'drawn' || !sale.seed;
+    if (sale.seed) {
+      setText('lottery-seed', sale.seed);
+      const list = '/flash-sales/' + encodeURIComponent(saleId) + '/public/draw?page=1&pageSize=100';
+      if ($('lottery-list').getAttribute('href') !== list) $('lottery-list').setAttribute('href', list);
+    }
+    $('verify').hidden = !(window.crypto && crypto.subtle);
+  }
+
+  // The commitment as this tab saw it before the draw: the seed revealed
+  // later is checked against it, not against what the server says then.
+  const commitmentKey = 'flashsale:commitment:' + saleId;
+  function rememberCommitment() {
+    if (!sale.seedCommitment || sale.seed) return;
+    try {
+      sessionStorage.setItem(commitmentKey, sale.seedCommitment);
+    } catch (e) {
+      // No storage: the check compares with the published commitment.
+    }
+  }
+  function commitmentSeen() {
+    try {
+      return sessionStorage.getItem(commitmentKey);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  async function sha1Hex(text) {
+    const digest = await crypto.subtle.digest('SHA-1', new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  // The person behind an address as the sale counts them (the server's
+  // buyer_identity): trimmed, lower-case, a +tag dropped from the local part
+  // (unless the local part is all tag or the part before it ends with a dot).
+  function buyerIdentity(address) {
+    const id = address.trim().toLowerCase();
+    const at = id.indexOf('@');
+    if (at < 0) return id;
+    const local = id.slice(0, at);
+    const plus = local.indexOf('+');
+    if (plus < 0) return id;
+    const base = local.slice(0, plus);
+    return !base || base.endsWith('.') ? id : base + id.slice(at);
+  }
+
+  // The identity the server signed into this tab's buyer token (`u` of its
+  // payload), which also covers a server that keeps +tags; null without one.
+  function tokenIdentity(token) {
+    try {
+      const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const claims = JSON.parse(atob(payload + '='.repeat((4 - (payload.length % 4)) % 4)));
+      return typeof claims.u === 'string' ? claims.u : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  const VERIFY_MAX_ENTRIES = 20000;
+
+  // Reads the whole published draw, recomputes its order from the seed, and
+  // finds the buyer's entry in it.
+  async function verifyDraw() {
+    const out = $('verify-result');
+    const line = (id, ok, text) => el('p', { id, className: ok ? 'verify-ok' : 'verify-bad', text: (ok ? '✓ ' : '✗ ') + text });
+    $('verify').disabled = true;
+    out.replaceChildren(el('p', { className: 'muted', text: 'Checking…' }));
+    try {
+      const base = '/flash-sales/' + encodeURIComponent(saleId) + '/public/draw?pageSize=100&page=';
+      let page = 1;
+      let first = null;
+      const entries = [];
+      for (;;) {
+        let reply;
+        try {
+          reply = await api('GET', base + page);
+        } catch (e) {
+          if (e.code !== 'rate_limited') throw e;
+          await sleep((e.retryAfter || 1) * 1000);
+          continue;
+        }
+        first = first || reply;
+        entries.push(...reply.entries);
+        if (reply.entries.length === 0 || entries.length >= reply.total) break;
+        if (entries.length >= VERIFY_MAX_ENTRIES) {
+          out.replaceChildren(el('p', { text: 'The draw has more than ' + VERIFY_MAX_ENTRIES + ' entries: too many to check in the browser.' }));
+          return;
+        }
+        page += 1;
+      }
+      if (!first.seed) {
+        out.replaceChildren(el('p', { text: 'Not drawn yet.' }));
+        return;
+      }
+      const seed = first.seed;
+      const seen = commitmentSeen();
+      const commitment = seen || first.seedCommitment;
+      const seedOk = (await sha1Hex(seed)) === commitment;
+      const lines = [
+        line('verify-seed', seedOk,
+          seedOk
+            ? 'SHA-1 of the seed equals the commitment ' + (seen ? 'this page showed before the draw.' : 'published (this tab did not see it before the draw).')
+            : 'SHA-1 of the seed does not equal the commitment ' + commitment + '.'),
+      ];
+      const keyed = [];
+      for (const entry of entries) keyed.push({ key: await sha1Hex(seed + ':' + entry), entry });
+      keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.entry < b.entry ? -1 : a.entry > b.entry ? 1 : 0));
+      const wrong = keyed.findIndex((k, i) => k.entry !== entries[i]);
+      lines.push(line('verify-order', wrong < 0,
+        wrong < 0
+          ? 'The ' + entries.length + ' entries are in the order the seed gives.'
+          : 'Entry ' + (wrong + 1) + ' is out of the order the seed gives.'));
+      const who = email || $('email').value.trim();
+      if (who) {
+        const identity = tokenIdentity(buyerToken(who) || '') || buyerIdentity(who);
+        const mine = await sha1Hex(identity);
+        const place = entries.indexOf(mine) + 1;
+        lines.push(
+          el('p', { id: 'verify-place', dataset: { place: String(place) } },
+            place > 0
+              ? 'Your entry, SHA-1 of “' + identity + '” (' + mine.slice(0, 12) + '…), is number ' + place + ' of ' + entries.length + ' in the draw.'
+              : '“' + identity + '” (SHA-1 ' + mine.slice(0, 12) + '…) is not in the draw: it registered for none, or came after the start.'));
+      }
+      out.replaceChildren(...lines);
+    } catch (e) {
+      out.replaceChildren(el('p', { className: 'notice notice-bad', text: 'We could not read the draw (' + e.message + '). Please try again.' }));
+    } finally {
+      $('verify').disabled = false;
+    }
   }
 
   // The countdown to the start (or to the end while active), every 250 ms.
@@ -161,9 +369,18 @@
     const starts = Date.parse(sale.startsAt);
     const ends = Date.parse(sale.endsAt);
     const box = $('countdown-box');
-    if (sale.status === 'upcoming') {
+    const nextPhase = lotteryPhase();
+    if (nextPhase !== phase) {
+      phase = nextPhase;
+      renderPhase();
+    }
+    if (phase === 'before') {
       box.hidden = false;
-      setText('countdown-label', 'Starts in');
+      setText('countdown-label', 'Registration opens in');
+      setText('countdown', duration(Math.ceil((Date.parse(sale.registrationOpensAt) - now) / 1000)));
+    } else if (sale.status === 'upcoming') {
+      box.hidden = false;
+      setText('countdown-label', phase === 'open' ? 'Draw and start in' : 'Starts in');
       setText('countdown', duration(Math.ceil((starts - now) / 1000)));
       if (now >= starts && !refreshingAtZero) {
         // Zero: ask the server (its clock decides), until it says active.
@@ -176,7 +393,9 @@
       box.hidden = false;
       setText('countdown-label', 'Ends in');
       setText('countdown', duration(Math.ceil((ends - now) / 1000)));
-      if (now >= ends && !refreshingAtZero) {
+      // The end, or a draw that has run (within a worker poll of the start)
+      // and is not shown yet: ask the server again.
+      if ((now >= ends || phase === 'starting') && !refreshingAtZero) {
         refreshingAtZero = true;
         loadSale()
           .catch(() => {})
@@ -253,7 +472,12 @@
         break;
       case 'sale_not_started':
         setState('idle');
-        say('not_started', 'The sale has not started yet. The Buy button turns on when the countdown reaches zero.');
+        say(
+          'not_started',
+          sale && sale.preQueueSeconds
+            ? 'Registration for the draw has not opened yet. The Buy button turns on when the countdown reaches zero.'
+            : 'The sale has not started yet. The Buy button turns on when the countdown reaches zero.',
+        );
         break;
       case 'queue_full':
         setState('idle');
@@ -317,7 +541,9 @@
     say(
       'network',
       'Connection trouble — retrying in ' + Math.ceil(delay / 1000) + ' s. ' +
-        (state === 'queued' || state === 'ready' ? 'Don’t worry, you keep your place.' : 'Please keep this page open.'),
+        (state === 'registered' || state === 'queued' || state === 'ready'
+          ? 'Don’t worry, you keep your place.'
+          : 'Please keep this page open.'),
     );
     clearTimeout(pollTimer);
     pollTimer = setTimeout(retry, delay);
@@ -348,7 +574,20 @@
   }
 
   function handleStatus(reply) {
+    // Out of the draw (into the queue, or further): the sale's view now
+    // has the revealed seed.
+    if (state === 'registered' && reply.status !== 'registered') loadSale().catch(() => {});
     switch (reply.status) {
+      case 'registered': {
+        // The buy's answer counts the registrations; a place's answer does not.
+        if (reply.queued === false && typeof reply.size === 'number') registeredCount = reply.size;
+        setState('registered');
+        renderPhase(); // says registeredText(), and the count in the draw's box
+        // The stream waits for the draw; polling asks again soon after it.
+        const untilDraw = Date.parse(sale.drawAt || sale.startsAt) - serverNow();
+        schedulePoll(Math.max(1000, Math.min(5000, untilDraw + 200)));
+        break;
+      }
       case 'queued':
         setState('queued');
         if (reply.saleStatus === 'paused' || (sale && sale.status === 'paused')) say('paused', PAUSED_TEXT);
@@ -378,10 +617,11 @@
         // Not in the sale (any more): the sale closed, or we never joined.
         if (reply.saleStatus === 'sold_out') outcome({ code: 'sold_out' });
         else if (reply.saleStatus === 'ended') outcome({ code: 'sale_ended' });
-        else if ((state === 'queued' || state === 'ready') && rejoins < 3) {
-          // We had a place and the sale no longer knows it: a Redis
-          // failover took back its last moments. Buying again is safe (it
-          // never buys twice) and puts us back in the queue.
+        else if ((state === 'registered' || state === 'queued' || state === 'ready') && rejoins < 3) {
+          // We had a place (or a registration) and the sale no longer knows
+          // it: a Redis failover took back its last moments. Buying again is
+          // safe (it never buys twice) and puts us back in the queue (or the
+          // draw, before the start).
           rejoins += 1;
           stopPolling();
           say('rejoining', 'Our servers switched over and your place was lost; joining the queue again…');
@@ -433,7 +673,7 @@
       // A break, or the end of the stream: polling takes over.
       unfollow();
       streamBrokenAt = Date.now();
-      if (state === 'queued' || state === 'ready') schedulePoll(1000);
+      if (state === 'registered' || state === 'queued' || state === 'ready') schedulePoll(1000);
     };
     return true;
   }
@@ -571,6 +811,7 @@
       buy();
     });
     $('confirm').addEventListener('click', confirm);
+    $('verify').addEventListener('click', verifyDraw);
     $('check-form').addEventListener('submit', checkOrder);
     setInterval(tick, 250);
     // Fresh figures (stock left, status) every few seconds.
