@@ -1,6 +1,7 @@
 // The customer's sale page in a real browser against a real platform.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Platform, waitFor } from '../lib/platform.mjs';
 import {
@@ -308,6 +309,80 @@ describe('customer page', () => {
     assert.equal(resumed.status, 200, resumed.text);
     await page.locator('#reserved').waitFor({ state: 'visible', timeout: 20000 });
     consoleWatch.assertClean();
+    await page.close();
+  });
+
+  test('pre-queue lottery: a countdown to registration, registered in the window, drawn into the queue at the start, the seed revealed and checked', async () => {
+    const sha1 = (text) => createHash('sha1').update(text).digest('hex');
+    // Registration opens in ~3 s and lasts 5 s; the draw is at the start.
+    const sale = await platform.createSale(token, {
+      name: 'Lottery sale',
+      initialQuantity: 10,
+      startsAt: new Date(Date.now() + 8000).toISOString(),
+      preQueueSeconds: 5,
+    });
+    const { page, consoleWatch, origins } = await open(`/sales/${sale.id}`);
+
+    // Before the window: a countdown to it, Buy off, the commitment shown.
+    await page.locator('#lottery').waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.locator('#countdown-label').textContent(), 'Registration opens in');
+    assert.ok(await page.locator('#buy').isDisabled(), 'no Buy before registration opens');
+    const view = (await platform.call('GET', `/flash-sales/${sale.id}/public`)).json;
+    assert.match(view.seedCommitment, /^[0-9a-f]{40}$/);
+    assert.equal(view.seed, null);
+    assert.equal(await page.locator('#lottery-commitment').textContent(), view.seedCommitment);
+    assert.ok(await page.locator('#lottery-reveal').isHidden(), 'no seed before the draw');
+
+    // The window opens: two scripted buyers and the page's buyer register.
+    await page.locator('#buy:not([disabled])').waitFor({ timeout: 10000 });
+    assert.equal(await page.locator('#countdown-label').textContent(), 'Draw and start in');
+    for (const buyer of ['r1@example.com', 'r2@example.com']) {
+      const r = await platform.buy(sale.id, buyer);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.status, 'registered');
+    }
+    await page.locator('#email').fill(' Lucky+shoes@Example.com');
+    await page.locator('#buy').click();
+    await page.locator('#progress[data-state="registered"]').waitFor({ timeout: 5000 });
+    assert.match(
+      await page.locator('#message').textContent(),
+      /^You’re registered — the draw is at .+ \(the start\); you’ll enter the queue in a random order drawn then\. Registered so far: 3\.$/,
+    );
+    assert.match(await page.locator('#lottery-about').textContent(), /Registered so far: 3\.$/);
+    assert.ok(await page.locator('#buy').isDisabled(), 'no second Buy while registered');
+    await screenshot(page, 'customer-registered');
+
+    // The start: drawn into the queue and admitted (ten units, three buyers).
+    await page.locator('#reserved').waitFor({ state: 'visible', timeout: 15000 });
+    await page.locator('#lottery-reveal').waitFor({ state: 'visible', timeout: 5000 });
+    const seed = await page.locator('#lottery-seed').textContent();
+    assert.match(seed, /^[0-9a-f]{64}$/);
+    assert.equal(sha1(seed), view.seedCommitment, 'the seed is the one committed to');
+    const draw = (await platform.call('GET', `/flash-sales/${sale.id}/public/draw?page=1&pageSize=100`)).json;
+    assert.equal(draw.seed, seed);
+    const mine = sha1('lucky@example.com');
+    assert.deepEqual([...draw.entries].sort(), [mine, sha1('r1@example.com'), sha1('r2@example.com')].sort());
+    const recomputed = [...draw.entries].sort((a, b) => (sha1(`${seed}:${a}`) < sha1(`${seed}:${b}`) ? -1 : 1));
+    assert.deepEqual(draw.entries, recomputed, 'the published order is the one the seed gives');
+    assert.match(await page.locator('#lottery-about').textContent(), /^Drawn at .+: the 3 registered buyers entered the queue/);
+    assert.equal(
+      new URL(await page.locator('#lottery-list').evaluate((a) => a.href)).pathname,
+      `/flash-sales/${sale.id}/public/draw`,
+    );
+
+    // The page checks it too (Web Crypto), and finds the buyer's place.
+    await page.locator('#verify').click();
+    await page.locator('#verify-place').waitFor({ timeout: 5000 });
+    assert.match(await page.locator('#verify-seed').textContent(), /^✓ SHA-1 of the seed equals the commitment this page showed before the draw\.$/);
+    assert.equal(await page.locator('#verify-order').textContent(), '✓ The 3 entries are in the order the seed gives.');
+    assert.equal(await page.locator('#verify-place').getAttribute('data-place'), String(draw.entries.indexOf(mine) + 1));
+    assert.match(await page.locator('#verify-place').textContent(), /SHA-1 of “lucky@example.com”.* is number [1-3] of 3 in the draw\./);
+    await screenshot(page, 'customer-lottery-drawn');
+
+    await page.locator('#confirm').click();
+    await page.locator('#progress[data-state="purchased"]').waitFor({ timeout: 10000 });
+    consoleWatch.assertClean();
+    origins.assertOnlyOrigin();
     await page.close();
   });
 
