@@ -4,6 +4,7 @@
 pub mod email;
 pub mod money;
 pub mod sale_id;
+pub mod whole;
 
 pub use email::Email;
 pub use money::Money;

@@ -11,12 +11,48 @@ use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 /// The engine's largest amount (minor units).
 pub const MAX_MINOR_UNITS: u64 = engine::command::MAX_AMOUNT;
 
+/// What may surround an amount written as a string (the schema's
+/// pattern says the same).
+const SPACES: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// An amount as a string, as the OpenAPI schema publishes it: up to 13
+/// whole digits after any leading zeros, at most two decimals
+/// (`parse_decimal`'s rule; a test checks they agree).
+pub const PATTERN: &str = r"^[ \t\n\r]*0*[0-9]{1,13}(?:\.[0-9]{1,2})?[ \t\n\r]*$";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Money(u64);
+
+/// How a request's amount is published: a string matching [`PATTERN`], or
+/// a number with at most two decimals. (Responses always write a string.)
+impl utoipa::PartialSchema for Money {
+    fn schema() -> RefOr<Schema> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(PATTERN))
+            .examples(["49.99"]);
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0.0))
+            .maximum(Some(MAX_MINOR_UNITS as f64 / 100.0))
+            .multiple_of(Some(0.01));
+        OneOfBuilder::new()
+            .item(text)
+            .item(number)
+            .description(Some(
+                "A decimal amount with at most two places: a string (\"49.99\") or a number",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an amount must be a decimal from 0 to 9999999999999.99 with at most two decimal places")]
@@ -97,7 +133,7 @@ impl Visitor<'_> for MoneyVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
-        Money::parse_decimal(v.trim()).map_err(E::custom)
+        Money::parse_decimal(v.trim_matches(SPACES)).map_err(E::custom)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
@@ -128,6 +164,21 @@ impl Visitor<'_> for MoneyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The published pattern accepts exactly the strings the server
+        /// takes as an amount.
+        #[test]
+        fn published_pattern_is_the_rule(
+            text in "[ \t\n\r\u{a0}0-9.a+-]{0,20}|[ \t\u{a0}]{0,2}0{0,3}[0-9]{0,15}(\\.[0-9]{0,3})?[ \r\u{b}]{0,2}"
+        ) {
+            let pattern = regex::Regex::new(PATTERN).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(e.to_string())
+            })?;
+            let parsed = serde_json::from_value::<Money>(serde_json::Value::String(text.clone()));
+            proptest::prop_assert_eq!(pattern.is_match(&text), parsed.is_ok(), "{:?}", text);
+        }
+    }
 
     fn from_json(json: &str) -> Result<Money, String> {
         serde_json::from_str::<Money>(json).map_err(|e| e.to_string())

@@ -491,7 +491,6 @@ pub struct ConfirmRequest {
     /// Optional; must equal the sale's price (one unit per customer), which
     /// cannot change while the buyer holds a unit. The client cannot choose
     /// what it pays.
-    #[schema(value_type = Option<String>, example = "49.99")]
     pub total_amount: Option<Money>,
 }
 

@@ -220,7 +220,7 @@ async fn update_goes_to_the_engine_first() {
     // A window the wrong way round is refused before anything is touched.
     put(&app, &id, json!({ "endsAt": rfc3339(-86_400) }), &token)
         .await
-        .assert_error(400, "invalid_field");
+        .assert_error(422, "invalid_field");
     assert_eq!(
         stored(&app, &id)
             .await

@@ -2,16 +2,17 @@
 //! against the API's and the engine's limits. Everything here is pure: the
 //! result is the MongoDB document to store, or a 400 naming the field.
 
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use engine::command::{
     MAX_HOLD_TTL_MS, MAX_PREQUEUE_MS, MAX_QUEUE, MAX_RATE, MAX_STOCK, MAX_TIME_MS,
 };
 use mongodb::bson;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::domain::{Money, SaleId};
+use crate::domain::{whole, Money, SaleId};
 use crate::error::ApiError;
 use crate::store::sales::SaleDoc;
 
@@ -22,27 +23,41 @@ pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSale {
+    /// 1 to 200 characters, not all blank.
+    // Literals only in attributes: MAX_NAME_CHARS etc. (tested below).
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\n\x0C\r]")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Units on sale, 1 to 1000000000.
+    #[schema(minimum = 1, maximum = 1000000000)]
+    #[serde(deserialize_with = "whole::required")]
     pub initial_quantity: u64,
     /// Decimal with at most two places, as a string ("49.99") or a number.
-    #[schema(value_type = String, example = "49.99")]
     pub price_per_unit: Money,
+    /// From 1970 on; a time the engine cannot hold, or `endsAt` not after
+    /// `startsAt`, is 422 (the schema cannot say it).
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// Seconds an admitted customer has to confirm (default HOLD_TTL_SECONDS).
+    #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub hold_ttl_seconds: Option<u64>,
     /// Customers admitted per second (default: unlimited).
+    #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub rate: Option<u64>,
     /// Longest queue (default: unlimited).
+    #[schema(minimum = 1, maximum = 1000000000)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub max_queue: Option<u64>,
     /// A pre-queue window: buys in the last this many seconds before the
     /// start are registered, and at the start enter the queue in an order
     /// drawn from a seed committed to in advance (default: none).
     // Literals only in attributes: MAX_PREQUEUE_MS / 1000 (tested).
     #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub pre_queue_seconds: Option<u64>,
 }
 
@@ -69,7 +84,7 @@ impl CreateSale {
         let quantity = quantity_field(self.initial_quantity)?;
         let sale = SaleDoc {
             id: SaleId::generate().to_string(),
-            name: self.name.trim().to_string(),
+            name: name_field(&self.name)?,
             description: self.description,
             initial_quantity: quantity,
             current_quantity: quantity,
@@ -97,34 +112,30 @@ impl CreateSale {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateSale {
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\n\x0C\r]")]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 1000000000)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub initial_quantity: Option<u64>,
-    #[schema(value_type = Option<String>, example = "49.99")]
     pub price_per_unit: Option<Money>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub hold_ttl_seconds: Option<u64>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u64>)]
+    #[serde(default, deserialize_with = "whole::nullable")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1000000)]
     pub rate: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u64>)]
+    #[serde(default, deserialize_with = "whole::nullable")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1000000000)]
     pub max_queue: Option<Option<u64>>,
     /// The pre-queue window in seconds (1 to 86400); null removes it. It
     /// cannot change once the window has opened (409 `lottery_locked`).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "whole::nullable")]
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 86400)]
     pub pre_queue_seconds: Option<Option<u64>>,
-}
-
-/// Tells an absent field (`None`) from an explicit null (`Some(None)`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn invalid(field: &'static str, message: String) -> ApiError {
@@ -141,11 +152,31 @@ fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<i64, 
     i64::try_from(value).map_err(|_| invalid(field, format!("{field} is too large")))
 }
 
+/// A well-formed value the schema cannot rule out (a time the engine
+/// cannot hold, an end before the start): 422, not 400.
+fn unprocessable(field: &'static str, message: String) -> ApiError {
+    ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        .with_details(json!({ "field": field }))
+}
+
+/// Trimmed of ASCII spaces (what the schema's pattern calls blank); the
+/// limit counts what was sent, as the schema's `maxLength` does.
+fn name_field(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(
+            "name",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters, not all blank"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 fn time_ms(field: &'static str, time: DateTime<Utc>) -> Result<bson::DateTime, ApiError> {
     let ms = time.timestamp_millis();
     let max = MAX_TIME_MS;
     if ms < 0 || u64::try_from(ms).is_ok_and(|ms| ms > max) {
-        return Err(invalid(
+        return Err(unprocessable(
             field,
             format!("{field} must be between 1970 and year 33658"),
         ));
@@ -155,13 +186,6 @@ fn time_ms(field: &'static str, time: DateTime<Utc>) -> Result<bson::DateTime, A
 
 /// Checks a sale's fields against the API's and the engine's limits.
 fn validate(sale: &SaleDoc) -> Result<(), ApiError> {
-    let name = sale.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(invalid(
-            "name",
-            format!("name must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
     if sale.description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(invalid(
             "description",
@@ -169,7 +193,10 @@ fn validate(sale: &SaleDoc) -> Result<(), ApiError> {
         ));
     }
     if sale.ends_at <= sale.starts_at {
-        return Err(invalid("endsAt", "endsAt must be after startsAt".into()));
+        return Err(unprocessable(
+            "endsAt",
+            "endsAt must be after startsAt".into(),
+        ));
     }
     Ok(())
 }
@@ -217,7 +244,7 @@ impl UpdateSale {
         let body = self;
         let mut sale = current.clone();
         if let Some(name) = body.name {
-            sale.name = name.trim().to_string();
+            sale.name = name_field(&name)?;
         }
         if let Some(description) = body.description {
             sale.description = description;
@@ -265,6 +292,50 @@ mod tests {
         assert!(pre_queue_field(Some(0)).is_err());
         assert!(pre_queue_field(Some(86_401)).is_err());
         assert_eq!(pre_queue_field(Some(86_400)).ok(), Some(Some(86_400)));
+    }
+
+    /// Every bound the schema publishes is the one the server applies.
+    #[test]
+    fn published_bounds_are_the_enforced_ones() {
+        let bounds: [(&str, Option<u64>, u64); 7] = [
+            ("initialQuantity", Some(1), MAX_STOCK),
+            ("holdTtlSeconds", Some(1), MAX_HOLD_TTL_MS / 1000),
+            ("rate", Some(1), MAX_RATE),
+            ("maxQueue", Some(1), MAX_QUEUE),
+            ("preQueueSeconds", Some(1), MAX_PREQUEUE_MS / 1000),
+            ("name", None, MAX_NAME_CHARS as u64),
+            ("description", None, MAX_DESCRIPTION_CHARS as u64),
+        ];
+        for schema in [
+            serde_json::to_value(<CreateSale as utoipa::PartialSchema>::schema()),
+            serde_json::to_value(<UpdateSale as utoipa::PartialSchema>::schema()),
+        ] {
+            let schema = schema.unwrap_or_default();
+            for (field, min, max) in bounds {
+                let property = &schema["properties"][field];
+                let (low, high) = match min {
+                    Some(_) => ("minimum", "maximum"),
+                    None => ("minLength", "maxLength"),
+                };
+                if let Some(min) = min {
+                    assert_eq!(
+                        property[low].as_f64(),
+                        Some(min as f64),
+                        "{field}: {property}"
+                    );
+                }
+                assert_eq!(
+                    property[high].as_f64(),
+                    Some(max as f64),
+                    "{field}: {property}"
+                );
+            }
+        }
+        assert!(name_field(" \t ").is_err());
+        assert!(name_field(&"x".repeat(MAX_NAME_CHARS)).is_ok());
+        // The limit counts what was sent.
+        assert!(name_field(&format!(" {}", "x".repeat(MAX_NAME_CHARS))).is_err());
+        assert_eq!(name_field(" Shoes ").ok().as_deref(), Some("Shoes"));
     }
 
     #[test]

@@ -197,6 +197,7 @@ pub async fn get_sale(
     responses(
         (status = 201, body = AdminSale, headers(("Location" = String))),
         (status = 400, body = ErrorBody),
+        (status = 422, description = "invalid_field: endsAt not after startsAt, or a time before 1970", body = ErrorBody),
         (status = 401, body = ErrorBody),
     )
 )]
@@ -250,6 +251,7 @@ pub async fn create_sale(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "invalid_field: endsAt not after startsAt, or a time before 1970", body = ErrorBody),
         (status = 409, description = "stock_below_committed: stock below sold + held; price_locked: a new price while units are held (a buyer pays the price they were admitted at); lottery_locked: preQueueSeconds changed once the window has opened or the sale started; or another change in progress", body = ErrorBody),
     )
 )]
