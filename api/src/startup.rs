@@ -35,7 +35,7 @@ use crate::http::error_shape::{
     json_errors, method_not_allowed, not_found, panic_response, RequestTimeoutLayer,
 };
 use crate::http::metrics::{prometheus_handle, TrackLayer};
-use crate::http::public_cache::{serve_cached, PublicCache, CACHED_ROUTES};
+use crate::http::public_cache::{serve_cached, PublicCache, PUBLIC_READS};
 use crate::http::rate_limit::{cap_streams, limit_by, ClientIpKey, IdleSweeper, Quota, StreamCap};
 use crate::http::request_id::{self, RandomRequestId};
 use crate::live_sales::{Durability, LiveSales};
@@ -353,7 +353,7 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
             settings.rate_limit_public_burst,
         );
         // The public reads only, not the admin catalogue beside them.
-        public = limited(public, &client, quota, Some(CACHED_ROUTES));
+        public = limited(public, &client, quota, Some(PUBLIC_READS));
     }
 
     let app = Router::new()

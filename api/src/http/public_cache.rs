@@ -23,8 +23,16 @@ use axum::response::IntoResponse;
 
 use crate::error::ApiError;
 
+const SALE_LIST: &str = "/public/flash-sales";
+const SALE_VIEW: &str = "/flash-sales/{saleId}/public";
+/// The published draw of a pre-queue lottery (paged by a query, so not
+/// cached: a query in the key would let clients skip the cache).
+const SALE_DRAW: &str = "/flash-sales/{saleId}/public/draw";
+
 /// The routes (templates) whose GET answers are cached.
-pub const CACHED_ROUTES: &[&str] = &["/public/flash-sales", "/flash-sales/{saleId}/public"];
+pub const CACHED_ROUTES: &[&str] = &[SALE_LIST, SALE_VIEW];
+/// Every public read: limited per client (RATE_LIMIT_PUBLIC_*).
+pub const PUBLIC_READS: &[&str] = &[SALE_LIST, SALE_VIEW, SALE_DRAW];
 
 /// Largest answer kept (the list of 50 sales is a few tens of KiB).
 const MAX_BODY_BYTES: usize = 1 << 20;
