@@ -233,7 +233,7 @@ pub(crate) fn estimated_wait(
         (status = 401, description = "invalid_buyer_token: a token was sent but is not valid", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: the token sent is another buyer's or another sale's", body = ErrorBody),
         (status = 404, description = "No such sale", body = ErrorBody),
-        (status = 409, description = "sale_not_started, sale_ended, sold_out or queue_full", body = ErrorBody),
+        (status = 409, description = "sale_not_started, sale_ended, sold_out, queue_full or sale_paused", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody),
     )
