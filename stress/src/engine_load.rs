@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+
+use crate::cpu::own_cpu_seconds;
 use clap::{Parser, ValueEnum};
 use flashsale::{
     keys, BackendChoice, ClientError, ConfirmReply, EngineClient, EnqueueReply, GrantReply,
@@ -222,22 +224,6 @@ pub fn info_cpu_seconds(info: &str) -> Option<f64> {
     let user: f64 = info_field(info, "used_cpu_user")?.parse().ok()?;
     let sys: f64 = info_field(info, "used_cpu_sys")?.parse().ok()?;
     Some(user + sys)
-}
-
-/// This process's CPU seconds (user + system, every thread) from the text
-/// of `/proc/self/stat`; Linux reports them in ticks of 1/100 s.
-pub fn proc_stat_cpu_seconds(stat: &str) -> Option<f64> {
-    // The command name may hold spaces: fields count from after its `)`.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
-
-fn own_cpu_seconds() -> Option<f64> {
-    proc_stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
 /// One Redis process, watched for its CPU.
@@ -996,7 +982,7 @@ mod tests {
     }
 
     #[test]
-    fn cpu_from_info_and_proc_stat() {
+    fn cpu_from_info() {
         let info = "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\n\
                     used_cpu_sys_children:9.000000\r\n# Replication\r\nrole:master\r\n\
                     master_replid:abc123\r\nmaster_replid2:000\r\n";
@@ -1005,11 +991,6 @@ mod tests {
         assert_eq!(info_field(info, "master_replid"), Some("abc123"));
         assert_eq!(info_cpu_seconds("used_cpu_sys:x\nused_cpu_user:1\n"), None);
         assert_eq!(info_cpu_seconds(""), None);
-
-        let stat = "4242 (flashsale engine) S 1 4242 4242 0 -1 4194304 100 0 0 0 \
-                    250 75 0 0 20 0 4 0 12345 0 0";
-        assert_eq!(proc_stat_cpu_seconds(stat), Some(3.25));
-        assert_eq!(proc_stat_cpu_seconds("garbage"), None);
     }
 
     fn report() -> LoadReport {

@@ -6,6 +6,7 @@
 //! through the API, in Redis and in MongoDB, and the run's throughput and
 //! latencies are reported.
 
+pub mod cpu;
 pub mod engine_load;
 pub mod fifo;
 mod report;
@@ -706,6 +707,7 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         .unwrap_or_else(Utc::now);
     let wait = (last_start - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait).await;
+    let cpu_before = cpu::sample();
     let started = Instant::now();
     let run = Arc::new(Run {
         config: config.clone(),
@@ -739,6 +741,9 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         outcomes[sale].insert(email, outcome);
     }
     let buying_took = started.elapsed();
+    let cpu_use = cpu_before
+        .zip(cpu::sample())
+        .and_then(|(before, after)| cpu::between(before, after, buying_took));
     let _ = stop_observers.send(true);
     let mut fifo = fifo::FifoReport::default();
     for (sale, observer) in run.sales.iter().zip(observers) {
@@ -750,5 +755,12 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         verification.merge(&sale.id, one, run.sales.len() > 1);
     }
     let outcomes = outcomes.into_iter().flatten().collect();
-    Ok(Report::new(&run, outcomes, fifo, verification, buying_took))
+    Ok(Report::new(
+        &run,
+        outcomes,
+        fifo,
+        verification,
+        buying_took,
+        cpu_use,
+    ))
 }

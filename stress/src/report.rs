@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::cpu::CpuUse;
 use crate::fifo::FifoReport;
 use crate::stats::{percentile, RouteStats};
 use crate::verify::{Check, Verification};
@@ -16,6 +17,8 @@ pub struct Report {
     pub stock: u64,
     pub sold: u64,
     pub buying_took: Duration,
+    /// The stress program's own CPU next to the machine's, while buying.
+    pub cpu: Option<CpuUse>,
     pub time_to_sell_out: Option<Duration>,
     pub routes: BTreeMap<&'static str, RouteStats>,
     pub outcomes: BTreeMap<&'static str, usize>,
@@ -49,6 +52,7 @@ impl Report {
         fifo: FifoReport,
         verification: Verification,
         buying_took: Duration,
+        cpu: Option<CpuUse>,
     ) -> Report {
         let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
         for outcome in outcomes.values() {
@@ -98,6 +102,7 @@ impl Report {
             stock: verification.stock,
             sold: verification.sold,
             buying_took,
+            cpu,
             time_to_sell_out: verification.time_to_sell_out,
             routes: run.stats.snapshot(),
             outcomes: tally,
@@ -127,6 +132,16 @@ impl fmt::Display for Report {
                 .map(|(node, n)| format!("{}…×{n}", &node[..node.len().min(8)]))
                 .collect();
             writeln!(f, "sales per primary: {}", per_node.join(", "))?;
+        }
+        if let Some(cpu) = &self.cpu {
+            writeln!(
+                f,
+                "stress program's own CPU: {:.2} cores of the {:.2} busy ({:.0}% of the work; the machine has {:.0} cores)",
+                cpu.own_cores,
+                cpu.busy_cores,
+                cpu.share() * 100.0,
+                cpu.cores
+            )?;
         }
         match self.time_to_sell_out {
             Some(t) => writeln!(f, "sold out {:.2} s after the start", t.as_secs_f64())?,
