@@ -179,12 +179,7 @@ pub async fn get_sale(
     let sale = sales::find(&state.db.sales, &sale_id)
         .await?
         .ok_or_else(ApiError::sale_not_found)?;
-    let live = state.live.status_if_known(&sale_id).await?;
-    Ok(Json(admin_view(
-        &sale,
-        live.as_ref().map(|s| &s.sale),
-        state.settings.hold_ttl_seconds,
-    )?))
+    live_admin_view(&state, &sale).await
 }
 
 /// Create a sale (admin): stored in MongoDB and set up in the engine.
