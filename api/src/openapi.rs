@@ -38,6 +38,7 @@ use crate::web;
         admin::list_orders,
         admin::queue_overview,
         admin::queue_members,
+        crate::routes::admin_live::live,
         auth::signup,
         auth::signin,
         auth::signout,

@@ -6,6 +6,13 @@
 //! gap), so a thousand followers cost the engine what one does; a buyer is
 //! asked about on their own only when their state changes (admitted, hold
 //! over). The task ends when the last follower goes.
+//!
+//! Admins watching a sale's live view (`GET /flash-sales/{saleId}/live`)
+//! follow the same feed: the snapshot's STATUS has every figure the view
+//! shows, so N dashboards and M buyers on one sale still cost one read per
+//! tick. The feeds also count the streams each admin account holds open
+//! ([`SaleFeeds::take_viewer_slot`]): the per-address cap of the HTTP layer
+//! is for the buyer stream, and an admin is better known by account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,13 +68,37 @@ impl Snapshot {
 }
 
 #[derive(Clone, Default)]
-pub struct SaleFeeds(Arc<Mutex<HashMap<String, watch::Sender<Option<Snapshot>>>>>);
+pub struct SaleFeeds {
+    feeds: Arc<Mutex<HashMap<String, watch::Sender<Option<Snapshot>>>>>,
+    /// Streams open now per viewer (an admin account's id).
+    viewers: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// One open stream of a viewer, given back when dropped (the stream ended
+/// or its client went away).
+pub struct ViewerSlot {
+    viewer: String,
+    viewers: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut viewers) = self.viewers.lock() {
+            if let Some(n) = viewers.get_mut(&self.viewer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    viewers.remove(&self.viewer);
+                }
+            }
+        }
+    }
+}
 
 impl SaleFeeds {
     /// Follows `sale`: the latest snapshot (`None` until the first read) and
     /// every change after it. Starts the sale's feed if nobody follows it.
     pub fn follow(&self, live: &LiveSales, sale: &SaleId) -> watch::Receiver<Option<Snapshot>> {
-        let Ok(mut feeds) = self.0.lock() else {
+        let Ok(mut feeds) = self.feeds.lock() else {
             // A poisoned lock: a receiver that never changes; the stream
             // still sends the buyer's first state and keep-alives.
             return watch::channel(None).1;
@@ -83,13 +114,36 @@ impl SaleFeeds {
 
     /// Sales followed now (for tests and metrics).
     pub fn followed(&self) -> usize {
-        self.0.lock().map(|feeds| feeds.len()).unwrap_or(0)
+        self.feeds.lock().map(|feeds| feeds.len()).unwrap_or(0)
+    }
+
+    /// A slot for one more stream of `viewer`, or `None` when they hold
+    /// `cap` open already (each is a connection and a task for as long as
+    /// a dashboard stays open, so a leaking client must not pile them up).
+    pub fn take_viewer_slot(&self, viewer: &str, cap: u32) -> Option<ViewerSlot> {
+        let mut viewers = self.viewers.lock().ok()?;
+        let n = viewers.entry(viewer.to_string()).or_insert(0);
+        if *n >= cap.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(ViewerSlot {
+            viewer: viewer.to_string(),
+            viewers: self.viewers.clone(),
+        })
+    }
+
+    /// Streams `viewer` holds open now (tests, metrics).
+    pub fn viewer_streams(&self, viewer: &str) -> u32 {
+        self.viewers
+            .lock()
+            .map_or(0, |viewers| viewers.get(viewer).copied().unwrap_or(0))
     }
 
     /// Removes the sale's feed if nobody follows it; whether it did. Under
     /// the lock, so a follower arriving meanwhile gets a running feed.
     fn close_if_unfollowed(&self, sale: &SaleId, sender: &watch::Sender<Option<Snapshot>>) -> bool {
-        let Ok(mut feeds) = self.0.lock() else {
+        let Ok(mut feeds) = self.feeds.lock() else {
             return true;
         };
         if sender.receiver_count() > 0 {
@@ -195,5 +249,22 @@ mod tests {
         assert!(a.same_news(&b));
         b.sale.held = 1;
         assert!(!a.same_news(&b));
+    }
+
+    #[test]
+    fn a_viewer_holds_at_most_cap_streams_and_gets_them_back() {
+        let feeds = SaleFeeds::default();
+        let one = feeds.take_viewer_slot("ann", 2);
+        let two = feeds.take_viewer_slot("ann", 2);
+        assert!(one.is_some() && two.is_some());
+        assert!(feeds.take_viewer_slot("ann", 2).is_none());
+        // Another account has its own count.
+        assert!(feeds.take_viewer_slot("bob", 2).is_some());
+        assert_eq!(feeds.viewer_streams("ann"), 2);
+        drop(one);
+        assert_eq!(feeds.viewer_streams("ann"), 1);
+        assert!(feeds.take_viewer_slot("ann", 2).is_some());
+        drop(two);
+        assert_eq!(feeds.viewer_streams("ann"), 0);
     }
 }

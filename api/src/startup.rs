@@ -361,6 +361,7 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(reading)
         .merge(buying)
         .merge(routes::admin::router())
+        .merge(routes::admin_live::router())
         .merge(auth)
         .merge(routes::ops::router())
         .merge(web::router())

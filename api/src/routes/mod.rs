@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, each exporting `router()`.
 
 pub mod admin;
+pub mod admin_live;
 pub mod auth;
 pub mod ops;
 pub mod order_events;

@@ -4,6 +4,7 @@
 //! build); every test owns its servers, so they run in parallel.
 
 mod admin;
+mod admin_live;
 mod auth;
 mod bad_input;
 mod buyers;

@@ -271,6 +271,7 @@ async fn openapi_document_lists_every_route_and_docs_serve_html() {
         "GET /orders/admin/list",
         "GET /orders/admin/queue/{saleId}/overview",
         "GET /orders/admin/queue/{saleId}/members",
+        "GET /flash-sales/{saleId}/live",
         "POST /auth/signup",
         "POST /auth/signin",
         "POST /auth/signout",
