@@ -1,6 +1,7 @@
 // The admin dashboard: sign in, the sales (list, create, edit, delete) and
-// a live view of one sale (figures every second, a chart drawn on a canvas,
-// the queue and the orders, a button to pause and resume it). The token lives in memory and sessionStorage
+// a live view of one sale (figures pushed as they change, polled only when
+// the stream fails; a chart drawn on a canvas, the queue and the orders, a
+// button to pause and resume it). The token lives in memory and sessionStorage
 // (gone with the tab), never localStorage; signing out revokes it.
 // Views are addressed by the hash: #/sales, #/new, #/edit/<id>, #/live/<id>.
 'use strict';
@@ -14,13 +15,15 @@
 
   function call(method, path, body) {
     return api(method, path, { body, token }).catch((e) => {
-      if (e.status === 401) {
-        forget();
-        show('signin');
-        notice('Your session has ended; please sign in again.', 'bad');
-      }
+      if (e.status === 401) sessionEnded();
       throw e;
     });
+  }
+
+  function sessionEnded() {
+    forget();
+    show('signin');
+    notice('Your session has ended; please sign in again.', 'bad');
   }
 
   function forget() {
@@ -302,64 +305,240 @@
   }
 
   // ---- live view -----------------------------------------------------------------
+  // The figures are pushed: one Server-Sent Events stream per view, read
+  // with fetch() and a stream reader (EventSource cannot send the bearer
+  // header, and a token in the URL would end up in logs). If the stream
+  // cannot be opened or breaks, polling (every second, backing off on
+  // failures) takes over and the stream is tried again a while later, as
+  // the customer page does. The chart and the admission rate move on a
+  // local clock; the queue and order lists are fetched when the figures
+  // say they changed (at most every 2 s), not on a timer.
+  const STREAM_RETRY_MS = 30000;
+  const LISTS_EVERY_MS = 2000;
   let liveSale = null;
+  let liveGeneration = 0; // a newer showLive makes older awaits moot
   let samples = []; // {t, sold, queue, admitted}
   let queuePage = 1;
   let ordersPage = 1;
-  let tickCount = 0;
+  let last = null; // the figures shown (an overview)
+  let stream = null; // the open stream's AbortController
+  let streamBrokenAt = -Infinity;
+  let pollFailures = 0;
+  let clockTimer = null;
+  let listsTimer = null;
+  let listsWanted = { queue: false, orders: false };
+  let listsLoadedAt = 0;
+  let ordersBehind = 0; // reloads while MongoDB has fewer orders than sold
+  let ordersTimer = null;
 
   async function showLive(id) {
+    stopLive();
     show('live');
     notice('');
     $('live-pause').hidden = $('live-pause-hint').hidden = true;
+    const generation = ++liveGeneration;
     samples = [];
     queuePage = 1;
     ordersPage = 1;
-    tickCount = 0;
+    last = null;
+    pollFailures = 0;
+    ordersBehind = 0;
+    streamBrokenAt = -Infinity;
     try {
       liveSale = await call('GET', '/flash-sales/' + encodeURIComponent(id));
     } catch (e) {
       if (e.status !== 401) notice('Could not load the sale: ' + e.message, 'bad');
       return;
     }
+    if (generation !== liveGeneration || $('live-view').hidden) return;
     setText('live-title', liveSale.name);
     $('live-public').href = '/sales/' + encodeURIComponent(liveSale.id);
     setText('s-rate-limit', liveSale.rate ? 'limit ' + liveSale.rate + '/s' : 'no limit');
-    liveTick();
+    clockTimer = setInterval(clockTick, 1000);
+    refreshLists({ queue: true, orders: true });
+    schedulePoll(0);
   }
 
   function stopLive() {
     clearTimeout(liveTimer);
     liveTimer = null;
+    clearInterval(clockTimer);
+    clockTimer = null;
+    clearTimeout(listsTimer);
+    listsTimer = null;
+    listsWanted = { queue: false, orders: false };
+    clearTimeout(ordersTimer);
+    ordersTimer = null;
+    unfollow();
   }
 
-  async function liveTick() {
-    stopLive();
-    if (!liveSale || $('live-view').hidden) return;
-    const id = encodeURIComponent(liveSale.id);
-    try {
-      const o = await call('GET', '/orders/admin/queue/' + id + '/overview');
-      const now = Date.now();
-      samples.push({ t: now, sold: o.sold, queue: o.totalInQueue, admitted: o.sold + o.holds });
-      samples = samples.filter((s) => now - s.t <= 120000);
-      setText('s-queue', o.totalInQueue);
-      setText('s-holds', o.holds);
-      setText('s-sold', o.sold);
-      setText('s-left', o.stock - o.sold);
-      setText('s-rate', admissionRate().toFixed(1) + '/s');
-      const badge = $('live-status');
-      badge.dataset.status = o.status;
-      setText(badge, STATUS_WORDS[o.status] || o.status);
-      drawPauseButton(o.status);
-      setText('live-updated', 'updated ' + new Date(o.serverTime).toLocaleTimeString());
-      draw();
-      // The lists every 2 s (the figures every second).
-      if (tickCount++ % 2 === 0) await Promise.all([loadQueue(), loadOrders()]);
-    } catch (e) {
-      if (e.status === 401) return;
-      setText('live-updated', 'connection trouble, retrying…');
+  function liveShown() {
+    return liveSale && !$('live-view').hidden;
+  }
+
+  // The stream if it may be tried now (true: it is open or opening).
+  function follow() {
+    if (stream) return true;
+    if (typeof AbortController !== 'function' || typeof TextDecoder !== 'function') return false;
+    if (Date.now() - streamBrokenAt < STREAM_RETRY_MS) return false;
+    const controller = new AbortController();
+    stream = controller;
+    readStream(liveSale.id, controller);
+    return true;
+  }
+
+  function unfollow() {
+    if (stream) {
+      const controller = stream;
+      stream = null;
+      controller.abort();
     }
-    if (!$('live-view').hidden) liveTimer = setTimeout(liveTick, 1000);
+  }
+
+  async function readStream(id, controller) {
+    try {
+      const response = await fetch('/flash-sales/' + encodeURIComponent(id) + '/live', {
+        headers: { Accept: 'text/event-stream', Authorization: 'Bearer ' + token },
+        credentials: 'same-origin',
+        cache: 'no-store',
+        signal: controller.signal,
+      });
+      if (response.status === 401) {
+        if (stream === controller) sessionEnded();
+        return;
+      }
+      if (!response.ok || !response.body) throw new Error('the stream answered ' + response.status);
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        // The server ends each event with a blank line ("\n\n").
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const figures = parseEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+          if (figures && stream === controller) {
+            pollFailures = 0;
+            showFigures(figures);
+          }
+        }
+      }
+    } catch (e) {
+      // Aborted by us (another view), or the connection broke.
+    }
+    if (stream !== controller) return;
+    // Broken or ended (the token's expiry ends it too): polling takes
+    // over; its first answer also tells whether the session is over.
+    stream = null;
+    streamBrokenAt = Date.now();
+    if (liveShown()) schedulePoll(1000);
+  }
+
+  // An `overview` event's data, or null (a keep-alive comment, another event).
+  function parseEvent(block) {
+    let kind = 'message';
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) kind = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+    }
+    if (kind !== 'overview' || data.length === 0) return null;
+    try {
+      return JSON.parse(data.join('\n'));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function schedulePoll(delay) {
+    clearTimeout(liveTimer);
+    liveTimer = null;
+    if (!liveShown() || follow()) return;
+    liveTimer = setTimeout(poll, delay);
+  }
+
+  async function poll() {
+    liveTimer = null;
+    if (!liveShown()) return;
+    const generation = liveGeneration;
+    try {
+      const o = await call('GET', '/orders/admin/queue/' + encodeURIComponent(liveSale.id) + '/overview');
+      if (generation !== liveGeneration) return;
+      pollFailures = 0;
+      showFigures(o);
+      schedulePoll(1000);
+    } catch (e) {
+      if (e.status === 401 || generation !== liveGeneration) return;
+      pollFailures += 1;
+      const delay = e.retryAfter ? e.retryAfter * 1000 : Math.min(10000, 1000 * 2 ** Math.min(pollFailures, 4));
+      setText('live-updated', 'connection trouble, retrying in ' + Math.ceil(delay / 1000) + ' s…');
+      schedulePoll(delay);
+    }
+  }
+
+  function showFigures(o) {
+    const before = last;
+    last = o;
+    addSample();
+    setText('s-queue', o.totalInQueue);
+    setText('s-holds', o.holds);
+    setText('s-sold', o.sold);
+    setText('s-left', o.stock - o.sold);
+    setText('s-rate', admissionRate().toFixed(1) + '/s');
+    const badge = $('live-status');
+    badge.dataset.status = o.status;
+    setText(badge, STATUS_WORDS[o.status] || o.status);
+    drawPauseButton(o.status);
+    const time = new Date(o.serverTime).toLocaleTimeString();
+    setText('live-updated', stream ? 'live · last change ' + time : 'updated ' + time);
+    draw();
+    // Someone joined, was admitted or bought: the queue list moved; a sale
+    // is an order the worker records in MongoDB soon.
+    const moved = !before || before.totalInQueue !== o.totalInQueue || before.holds !== o.holds || before.sold !== o.sold;
+    const sold = !before || before.sold !== o.sold;
+    if (moved || sold) refreshLists({ queue: moved, orders: sold });
+  }
+
+  // Local only: the chart's time axis and the rate move on between events.
+  function clockTick() {
+    if (!liveShown() || !last) return;
+    addSample();
+    setText('s-rate', admissionRate().toFixed(1) + '/s');
+    draw();
+  }
+
+  function addSample() {
+    const now = Date.now();
+    samples.push({ t: now, sold: last.sold, queue: last.totalInQueue, admitted: last.sold + last.holds });
+    samples = samples.filter((s) => now - s.t <= 120000);
+  }
+
+  // The lists when the figures changed, at most every LISTS_EVERY_MS.
+  function refreshLists(which) {
+    listsWanted.queue ||= which.queue;
+    listsWanted.orders ||= which.orders;
+    if (listsTimer) return;
+    const wait = Math.max(0, listsLoadedAt + LISTS_EVERY_MS - Date.now());
+    listsTimer = setTimeout(loadLists, wait);
+  }
+
+  async function loadLists() {
+    listsTimer = null;
+    if (!liveShown()) return;
+    const want = listsWanted;
+    listsWanted = { queue: false, orders: false };
+    listsLoadedAt = Date.now();
+    const generation = liveGeneration;
+    try {
+      await Promise.all([want.queue && loadQueue(), want.orders && loadOrders()]);
+    } catch (e) {
+      if (e.status === 401 || generation !== liveGeneration) return;
+      setText('live-updated', 'connection trouble, retrying…');
+      refreshLists(want);
+    }
   }
 
   // One button pauses a live sale and resumes a paused one; it is shown
@@ -397,7 +576,8 @@
       if (e.code === 'sale_not_live') notice(name + ' cannot be paused now: ' + e.message, 'bad');
       else if (e.status !== 401) notice('Could not ' + action + ' ' + name + ': ' + e.message, 'bad');
     }
-    liveTick();
+    // The stream pushes the new state by itself; polling asks at once.
+    if (!stream) schedulePoll(0);
   }
 
   // Holds granted per second over the last ~5 s (sold + held rising).
@@ -436,6 +616,16 @@
       ordersPage = p;
       loadOrders();
     });
+    // The worker records a sale in MongoDB shortly after it is made: while
+    // fewer orders are recorded than sold, ask again, backing off.
+    clearTimeout(ordersTimer);
+    ordersTimer = null;
+    if (last && reply.total < last.sold && ordersBehind < 8) {
+      ordersBehind += 1;
+      ordersTimer = setTimeout(() => refreshLists({ orders: true }), Math.min(8000, 500 * 2 ** ordersBehind));
+    } else {
+      ordersBehind = 0;
+    }
   }
 
   // A two-line chart on the canvas, sized for the device's pixels.

@@ -75,6 +75,20 @@ describe('admin dashboard', () => {
     assert.match(saleId, /^[0-9a-f]{24}$/);
     assert.match(await row.locator('td').nth(4).textContent(), /^40$/);
 
+    // How the live view learns its figures: pushed over one stream (with
+    // the bearer header, never a token in the URL), not polled.
+    const watching = { streams: 0, polls: 0, requests: 0, streamAuth: [] };
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      watching.requests += 1;
+      if (/^\/flash-sales\/[^/]+\/live$/.test(url.pathname)) {
+        watching.streams += 1;
+        request.allHeaders().then((headers) =>
+          watching.streamAuth.push([url.search, /^Bearer .+/.test(headers.authorization || '')]));
+      }
+      if (url.pathname.endsWith('/overview')) watching.polls += 1;
+    });
+
     // Its live view.
     await row.getByRole('link', { name: `Live view of ${name}` }).click();
     await page.locator('#live-view').waitFor({ state: 'visible' });
@@ -111,6 +125,19 @@ describe('admin dashboard', () => {
     await confirming;
     await waitFor('everyone sold', async () => (await page.locator('#s-sold').textContent()) === '24', { timeoutMs: 10000 });
     assert.equal(await page.locator('#s-queue').textContent(), '0');
+    assert.deepEqual(
+      [watching.streams, watching.polls, watching.streamAuth],
+      [1, 0, [['', true]]],
+      'one live stream with the bearer header, no polling',
+    );
+    assert.match(await page.locator('#live-updated').textContent(), /^live/);
+    // Once the orders are all recorded, a quiet sale costs no requests at
+    // all (the chart moves on a local clock).
+    await waitFor('every order listed', async () => /\(24\)/.test(await page.locator('#orders-page').textContent()), { timeoutMs: 15000 });
+    await sleep(2500); // the last list reload, if one was due
+    const quietFrom = watching.requests;
+    await sleep(3000);
+    assert.equal(watching.requests - quietFrom, 0, 'no requests while nothing changes');
 
     // Sign out: the token is revoked on the server.
     const token = await page.evaluate(() => sessionStorage.getItem('flashsale:admin-token'));
@@ -239,8 +266,21 @@ describe('admin dashboard', () => {
       (await platform.position(sale.id, 'p2@example.com')).json?.status === 'ready');
 
     const page = await browser.context.newPage();
-    // The refused buy (409) is the script's, not the page's.
-    const consoleWatch = watchConsole(page);
+    // The refused buy (409) is the script's, not the page's. The live
+    // stream is refused here (503 on purpose): the view polls instead.
+    const consoleWatch = watchConsole(page, { allow: [/status of 503/] });
+    const polls = { streams: 0, overview: 0 };
+    await page.route(/\/flash-sales\/[^/]+\/live$/, (route) => {
+      polls.streams += 1;
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: 'down for the test' } }),
+      });
+    });
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.endsWith('/overview')) polls.overview += 1;
+    });
     await page.goto(platform.url + '/admin');
     await page.locator('#signin-email').fill('admin@example.com');
     await page.locator('#signin-password').fill('admin123');
@@ -275,6 +315,9 @@ describe('admin dashboard', () => {
     await waitFor('the figures on the dashboard', async () =>
       (await page.locator('#s-queue').textContent()) === '1' && (await page.locator('#s-sold').textContent()) === '1');
     assert.equal(await page.locator('#live-status').textContent(), 'Paused');
+    assert.equal(polls.streams, 1, 'the stream tried once (again only after 30 s)');
+    assert.ok(polls.overview >= 2, `the figures polled instead: ${polls.overview}`);
+    assert.match(await page.locator('#live-updated').textContent(), /^updated/);
     await screenshot(page, 'admin-paused');
 
     // Resume: the worker admits the head of the same queue.
