@@ -98,6 +98,7 @@ local OUTBOX_FIELDS = { 'order_id', 'sale_id', 'user_id', 'amount', 'confirmed_a
 
 -- Commands (command.rs).
 local OPTION_CONTACT = 'CONTACT'
+local OPTION_PAUSED = 'PAUSED'
 local MODULE_COMMAND = {
     setup = 'FLASHSALE.SETUP',
     enqueue = 'FLASHSALE.ENQUEUE',
@@ -389,7 +390,7 @@ local function parse_setup(sale, argv, n)
     params.ends_at = parse_int(argv[3], 'ends_at', 0, MAX_TIME_MS)
     params.hold_ttl_ms = parse_int(argv[4], 'hold_ttl_ms', 1, MAX_HOLD_TTL_MS)
     local rate, max_queue, price = nil, nil, nil
-    local prequeue_ms, seed = nil, nil
+    local prequeue_ms, seed, paused = nil, nil, nil
     local i = 5
     while i < n do
         local option = ascii_upper(argv[i])
@@ -401,11 +402,12 @@ local function parse_setup(sale, argv, n)
             seed = seed_hex(argv[i + 1])
         else
             if option ~= 'RATE' and option ~= 'MAXQUEUE' and option ~= 'PRICE'
-                and option ~= 'PREQUEUE' then
+                and option ~= 'PREQUEUE' and option ~= OPTION_PAUSED then
                 err(MSG_SYNTAX)
             end
             local already = (option == 'RATE' and rate) or (option == 'MAXQUEUE' and max_queue)
                 or (option == 'PRICE' and price) or (option == 'PREQUEUE' and prequeue_ms)
+                or (option == OPTION_PAUSED and paused ~= nil)
             -- A repeated option or one without a value.
             if already or i + 1 >= n then
                 err(MSG_SYNTAX)
@@ -416,6 +418,9 @@ local function parse_setup(sale, argv, n)
                 max_queue = parse_int(argv[i + 1], 'MAXQUEUE', 1, MAX_QUEUE)
             elseif option == 'PREQUEUE' then
                 prequeue_ms = parse_int(argv[i + 1], 'PREQUEUE', 0, MAX_PREQUEUE_MS)
+            elseif option == OPTION_PAUSED then
+                -- 1 sets the pause mark, 0 clears it.
+                paused = parse_int(argv[i + 1], OPTION_PAUSED, 0, 1) == 1
             else
                 price = parse_int(argv[i + 1], 'PRICE', 0, MAX_AMOUNT)
             end
@@ -432,6 +437,8 @@ local function parse_setup(sale, argv, n)
     params.price = price
     params.prequeue_ms = prequeue_ms
     params.seed = seed
+    -- nil keeps the pause mark; true sets it, false clears it.
+    params.paused = paused
     return params
 end
 
@@ -1173,6 +1180,16 @@ local function setup(store, now, sale_id_, params)
             fail(CODE_LOCKED .. ' ' .. MSG_LOTTERY_LOCKED)
         end
     end
+    -- The pause mark (rules.rs): PAUSED 1 keeps an existing mark's time and
+    -- sets one at now otherwise, whatever the state; PAUSED 0 clears it.
+    local paused_at = kept.paused_at
+    if params.paused == true then
+        if paused_at == nil then
+            paused_at = now
+        end
+    elseif params.paused == false then
+        paused_at = nil
+    end
     if seed ~= kept_seed and seed ~= nil then
         store.write_seed(seed)
     end
@@ -1188,7 +1205,7 @@ local function setup(store, now, sale_id_, params)
         rate_at = kept.rate_at,
         order_seq = kept.order_seq,
         price = price,
-        paused_at = kept.paused_at,
+        paused_at = paused_at,
         prequeue_ms = prequeue_ms,
         drawn_at = kept.drawn_at,
     })

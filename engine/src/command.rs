@@ -26,6 +26,8 @@ pub const MAX_RESTORE_ORDERS: u64 = 10_000;
 pub const MAX_PREQUEUE_MS: u64 = 86_400_000;
 /// A lottery seed: 32 bytes as lowercase hex.
 pub const SEED_HEX_LEN: usize = 64;
+/// SETUP's option setting the sale's pause mark: `PAUSED 1` or `PAUSED 0`.
+pub const PAUSED: &str = "PAUSED";
 /// DRAW's page when no offset and count are given, and its largest page.
 pub const DRAW_PAGE: u64 = 100;
 pub const MAX_DRAW_PAGE: u64 = 1000;
@@ -268,6 +270,10 @@ pub enum Command {
         sale: String,
         params: SetupParams,
         lottery: LotteryParams,
+        /// `PAUSED 1|0`: the sale's pause mark, set or cleared in the same
+        /// command (a sale set up again after a loss comes back paused
+        /// with no moment in between). `None` keeps the sale's.
+        paused: Option<bool>,
     },
     Enqueue {
         sale: String,
@@ -353,6 +359,7 @@ impl Command {
                 sale,
                 params,
                 lottery,
+                paused,
             } => {
                 let mut args = vec![
                     sale.clone(),
@@ -375,6 +382,9 @@ impl Command {
                 }
                 if let Some(seed) = &lottery.seed {
                     args.extend(["SEED".to_string(), seed.clone()]);
+                }
+                if let Some(paused) = paused {
+                    args.extend([PAUSED.to_string(), u64::from(*paused).to_string()]);
                 }
                 args
             }
@@ -482,7 +492,7 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
             let ends_at = parse_int(arg(3), "ends_at", 0, MAX_TIME_MS)?;
             let hold_ttl_ms = parse_int(arg(4), "hold_ttl_ms", 1, MAX_HOLD_TTL_MS)?;
             let (mut rate, mut max_queue, mut price) = (None, None, None);
-            let (mut prequeue_ms, mut seed) = (None, None);
+            let (mut prequeue_ms, mut seed, mut paused) = (None, None, None);
             let mut i = 5;
             while i < args.len() {
                 let option = arg(i).to_ascii_uppercase();
@@ -500,6 +510,8 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                     b"MAXQUEUE" => (&mut max_queue, "MAXQUEUE", 1, MAX_QUEUE),
                     b"PRICE" => (&mut price, "PRICE", 0, MAX_AMOUNT),
                     b"PREQUEUE" => (&mut prequeue_ms, "PREQUEUE", 0, MAX_PREQUEUE_MS),
+                    // 1 sets the pause mark, 0 clears it.
+                    b"PAUSED" => (&mut paused, PAUSED, 0, 1),
                     _ => return Err(EngineError::err(message::SYNTAX)),
                 };
                 if slot.is_some() || i + 1 >= args.len() {
@@ -523,6 +535,7 @@ pub fn parse<A: AsRef<[u8]>>(name: CommandName, args: &[A]) -> Result<Command, E
                     price,
                 },
                 lottery: LotteryParams { prequeue_ms, seed },
+                paused: paused.map(|flag| flag == 1),
             }
         }
         CommandName::Enqueue => Command::Enqueue {
@@ -650,6 +663,7 @@ mod tests {
                     price: Some(0),
                 },
                 lottery: LotteryParams::default(),
+                paused: None,
             })
         );
     }
@@ -691,6 +705,39 @@ mod tests {
         assert_eq!(
             err(&with(&base, &["SEED", &seed, "SEED", &seed])),
             "ERR syntax error"
+        );
+    }
+
+    #[test]
+    fn setup_with_the_pause_mark() {
+        let paused = |args: &[&str]| match p(CommandName::Setup, args) {
+            Ok(Command::Setup { paused, .. }) => Ok(paused),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let base = ["s", "1", "1", "5", "4"];
+        let with = |tail: &[&str]| paused(&[&base[..], tail].concat());
+        assert_eq!(with(&[]), Ok(None));
+        assert_eq!(with(&["PAUSED", "1"]), Ok(Some(true)));
+        assert_eq!(with(&["paused", "0", "PRICE", "5"]), Ok(Some(false)));
+        // An integer like any other: leading zeros are fine.
+        assert_eq!(with(&["Paused", "01"]), Ok(Some(true)));
+        for bad in ["2", "-1", "yes", "true", ""] {
+            assert_eq!(
+                with(&["PAUSED", bad]),
+                Err("ERR PAUSED must be an integer from 0 to 1".to_string()),
+                "{bad}"
+            );
+        }
+        assert_eq!(with(&["PAUSED"]), Err("ERR syntax error".to_string()));
+        assert_eq!(
+            with(&["PAUSED", "1", "PAUSED", "1"]),
+            Err("ERR syntax error".to_string())
+        );
+        // Options before the window.
+        assert_eq!(
+            paused(&["s", "1", "9", "5", "4", "PAUSED", "2"]),
+            Err("ERR PAUSED must be an integer from 0 to 1".to_string())
         );
     }
 
@@ -870,6 +917,7 @@ mod tests {
                     price: Some(8),
                 },
                 lottery: LotteryParams::default(),
+                paused: Some(true),
             },
             Command::Setup {
                 sale: "s".into(),
@@ -886,6 +934,21 @@ mod tests {
                     prequeue_ms: Some(0),
                     seed: Some("a".repeat(64)),
                 },
+                paused: Some(false),
+            },
+            Command::Setup {
+                sale: "s".into(),
+                params: SetupParams {
+                    stock: 1,
+                    starts_at: 2,
+                    ends_at: 3,
+                    hold_ttl_ms: 4,
+                    rate: 0,
+                    max_queue: 0,
+                    price: None,
+                },
+                lottery: LotteryParams::default(),
+                paused: None,
             },
             Command::Draw {
                 sale: "s".into(),

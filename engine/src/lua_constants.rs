@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::command::{
     CommandName, CONTACT, DRAW_PAGE, MAX_AMOUNT, MAX_DRAW_PAGE, MAX_GRANT, MAX_HOLD_TTL_MS,
     MAX_ORDER_NUMBER, MAX_PREQUEUE_MS, MAX_QUEUE, MAX_RATE, MAX_RESTORE_ORDERS, MAX_STOCK,
-    MAX_TIME_MS, SEED_HEX_LEN,
+    MAX_TIME_MS, PAUSED, SEED_HEX_LEN,
 };
 use crate::error::{message, ErrorCode};
 use crate::ids::{MAX_SALE_ID_LEN, MAX_USER_ID_LEN};
@@ -188,6 +188,7 @@ fn constants() -> String {
     line(String::new());
     line("-- Commands (command.rs).".into());
     line(format!("local OPTION_CONTACT = {}", lua_str(CONTACT)));
+    line(format!("local OPTION_PAUSED = {}", lua_str(PAUSED)));
     line("local MODULE_COMMAND = {".into());
     for name in CommandName::ALL {
         line(format!(

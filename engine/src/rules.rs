@@ -49,7 +49,8 @@ pub fn execute<S: Store>(store: &mut S, now: u64, command: &Command) -> Result<R
             sale,
             params,
             lottery,
-        } => Reply::Setup(setup(store, now, sale, params, lottery)?),
+            paused,
+        } => Reply::Setup(setup(store, now, sale, params, lottery, *paused)?),
         Command::Enqueue { user, .. } => Reply::Enqueue(enqueue(store, now, user)?),
         Command::Grant { max, .. } => Reply::Grant(grant(store, now, *max)?),
         Command::Confirm {
@@ -84,6 +85,7 @@ pub fn setup<S: Store>(
     sale: &str,
     params: &SetupParams,
     lottery: &LotteryParams,
+    paused: Option<bool>,
 ) -> Result<SetupReply, EngineError> {
     let existing = store.sale()?;
     let kept_seed = store.seed()?;
@@ -148,6 +150,17 @@ pub fn setup<S: Store>(
             return Err(EngineError::new(ErrorCode::Locked, message::LOTTERY_LOCKED));
         }
     }
+    // The pause mark, in the same write as everything else: `PAUSED 1`
+    // keeps an existing mark's time (a repeat changes nothing) and sets
+    // one at `now` otherwise, whatever the sale's state — STATUS lets
+    // upcoming, sold out and ended win over it, as for a sale paused while
+    // live, and a sale set up again after a loss must come back as it was
+    // whatever happened to it since. `PAUSED 0` clears it, as RESUME.
+    let paused_at = match paused {
+        None => kept.paused_at,
+        Some(true) => kept.paused_at.or(Some(now)),
+        Some(false) => None,
+    };
     if seed != kept_seed {
         if let Some(seed) = &seed {
             store.write_seed(seed)?;
@@ -162,6 +175,7 @@ pub fn setup<S: Store>(
         max_queue: params.max_queue,
         price,
         prequeue_ms,
+        paused_at,
         ..kept
     })?;
     Ok(if existing.is_some() {

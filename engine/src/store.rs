@@ -65,9 +65,9 @@ pub struct SaleRecord {
     /// What CONFIRM charges, in minor units; `None` for a sale set up
     /// without a PRICE (CONFIRM then records the amount it is given).
     pub price: Option<u64>,
-    /// When PAUSE stopped the sale (ms); `None` while it runs. A paused
-    /// sale queues and admits nobody new; holds run on and can be
-    /// confirmed.
+    /// When PAUSE (or SETUP's `PAUSED 1`) stopped the sale (ms); `None`
+    /// while it runs. A paused sale queues and admits nobody new; holds
+    /// run on and can be confirmed.
     pub paused_at: Option<u64>,
     /// The pre-queue window (ms before `starts_at`) in which ENQUEUE
     /// registers users for the draw; `None` (or 0, never stored): no window.

@@ -176,11 +176,26 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         params: SetupParams,
         lottery: LotteryParams,
     ) -> Result<SetupReply, ClientError> {
+        self.setup_with_pause(sale, params, lottery, None).await
+    }
+
+    /// SETUP with `PAUSED`: `Some(true)` sets the sale's pause mark in the
+    /// same command (a sale set up again after a loss is paused from its
+    /// first moment; the mark is set whatever the sale's state, and keeps
+    /// its time when already set), `Some(false)` clears it, `None` keeps it.
+    pub async fn setup_with_pause(
+        &mut self,
+        sale: &str,
+        params: SetupParams,
+        lottery: LotteryParams,
+        paused: Option<bool>,
+    ) -> Result<SetupReply, ClientError> {
         match self
             .execute(&Command::Setup {
                 sale: sale.into(),
                 params,
                 lottery,
+                paused,
             })
             .await?
         {

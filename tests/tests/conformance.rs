@@ -1746,6 +1746,143 @@ async fn pause_refuses_a_sold_out_sale_and_survives_setup(backend: Backend) {
     assert_eq!(s.snapshot().await, before);
 }
 
+/// SETUP ... PAUSED 1 sets the pause mark in the same command: a paused
+/// sale Redis lost comes back paused from its first moment (its orders
+/// restored first), nobody queues and GRANT admits nobody. A repeat changes
+/// nothing, PAUSED 0 clears the mark, omitting it keeps it; a bad value is
+/// refused and changes nothing; a sale that is not live takes the mark too.
+async fn setup_paused_sets_the_pause_in_one_command(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    for user in ["ann", "bob", "cat"] {
+        s.client.enqueue("s", user).await.unwrap();
+    }
+    assert_eq!(s.granted(1).await, vec!["ann"]);
+    let ann = s.confirmed("ann").await;
+    assert_eq!(s.client.pause("s").await.unwrap(), PauseReply::Paused);
+    s.lose_everything().await;
+
+    s.at(T0 + 10).await;
+    assert_eq!(s.restore(&["s", "ann", &ann]).await, Ok((1, 1)));
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    let setup = |tail: &[&str]| {
+        let mut args = vec!["s", "3", start.as_str(), end.as_str(), "1000"];
+        args.extend_from_slice(tail);
+        args.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    // A bad value, or no value: refused, nothing written.
+    let before = s.snapshot().await;
+    for (tail, error) in [
+        (
+            &["PAUSED", "2"][..],
+            "ERR PAUSED must be an integer from 0 to 1",
+        ),
+        (
+            &["paused", "yes"][..],
+            "ERR PAUSED must be an integer from 0 to 1",
+        ),
+        (&["PAUSED"][..], "ERR syntax error"),
+        (&["PAUSED", "1", "PAUSED", "1"][..], "ERR syntax error"),
+    ] {
+        assert_eq!(
+            s.raw(CommandName::Setup, &raw_setup(&setup(tail))).await,
+            Err(error.to_string()),
+            "{tail:?}"
+        );
+    }
+    assert_eq!(s.snapshot().await, before);
+    let params = SetupParams {
+        stock: 3,
+        starts_at: T0,
+        ends_at: T0 + 60_000,
+        hold_ttl_ms: 1000,
+        rate: 0,
+        max_queue: 0,
+        price: None,
+    };
+    assert_eq!(
+        s.client
+            .setup_with_pause("s", params.clone(), LotteryParams::default(), Some(true))
+            .await
+            .unwrap(),
+        SetupReply::Created
+    );
+    let record = s.record().await;
+    assert_eq!((record.sold, record.paused_at), (1, Some(T0 + 10)));
+    assert_eq!(s.state().await, SaleState::Paused);
+    let paused = s.snapshot().await;
+    // Nobody new queues, GRANT admits nobody, the buyer keeps the order.
+    assert_eq!(
+        s.raw(CommandName::Enqueue, &["s", "bob"]).await,
+        Ok(Resp::Array(vec![bulk("paused")]))
+    );
+    assert_eq!(
+        s.raw(CommandName::Grant, &["s", "10"]).await,
+        Ok(Resp::Array(vec![bulk("paused"), Resp::Int(0)]))
+    );
+    assert_eq!(
+        s.client.enqueue("s", "ann").await.unwrap(),
+        EnqueueReply::Purchased { order_id: ann }
+    );
+    assert_eq!(s.snapshot().await, paused, "paused: nothing changed");
+    // The same SETUP again (the API's restore may run twice): nothing
+    // changes, not even paused_at.
+    s.at(T0 + 20).await;
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&setup(&["Paused", "1"])))
+            .await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    assert_eq!(s.snapshot().await, paused);
+    // Omitted: kept.
+    assert_eq!(
+        s.client.setup("s", params.clone()).await.unwrap(),
+        SetupReply::Updated
+    );
+    assert_eq!(s.snapshot().await, paused);
+    // PAUSED 0 clears it: admission starts.
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&setup(&["PAUSED", "0"])))
+            .await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    assert_eq!(s.record().await.paused_at, None);
+    assert_eq!(s.state().await, SaleState::Active);
+    s.client.enqueue("s", "bob").await.unwrap();
+    assert_eq!(s.granted(10).await, vec!["bob"]);
+
+    // Not live: after its end the mark is stored all the same (STATUS
+    // says ended), and RESUME clears it.
+    s.at(T0 + 60_000).await;
+    assert_eq!(
+        s.raw(CommandName::Setup, &raw_setup(&setup(&["PAUSED", "1"])))
+            .await,
+        Ok(Resp::Array(vec![bulk("updated")]))
+    );
+    assert_eq!(s.record().await.paused_at, Some(T0 + 60_000));
+    assert_eq!(s.state().await, SaleState::Ended);
+    assert_eq!(s.client.resume("s").await.unwrap(), ResumeReply::Resumed);
+    // Before the start: upcoming, then paused from the start.
+    s.at(T0 - 5).await;
+    let later = SetupParams {
+        ends_at: T0 + 90_000,
+        ..params
+    };
+    assert_eq!(
+        s.client
+            .setup_with_pause("s", later, LotteryParams::default(), Some(true))
+            .await
+            .unwrap(),
+        SetupReply::Updated
+    );
+    assert_eq!(s.state().await, SaleState::Upcoming);
+    s.at(T0 + 60_001).await;
+    assert_eq!(s.state().await, SaleState::Paused);
+    assert_eq!(
+        s.client.grant("s", 10).await.unwrap(),
+        GrantReply::Paused { released: 1 }
+    );
+}
+
 /// Issue 13: CONFIRM's CONTACT keeps the address as typed in the order's
 /// outbox entry; without it the entry is exactly as before.
 async fn confirm_keeps_the_contact_as_typed(backend: Backend) {
@@ -2048,6 +2185,7 @@ tests::on_both_backends!(
     drawing_ten_thousand_registrants,
     pause_and_resume_a_live_sale,
     pause_refuses_a_sold_out_sale_and_survives_setup,
+    setup_paused_sets_the_pause_in_one_command,
     confirm_keeps_the_contact_as_typed,
     the_price_is_kept_and_locked_while_units_are_held,
     every_outcome_of_a_purchase,

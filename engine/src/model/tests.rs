@@ -649,7 +649,8 @@ enum Op {
     Grant(u64),
     Confirm(usize),
     Release(usize),
-    Setup(u64),
+    /// The stock, and `PAUSED` (none, 0 or 1).
+    Setup(u64, Option<bool>),
     Restore(usize, u64),
     Pause,
     Resume,
@@ -662,7 +663,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1..4u64).prop_map(Op::Grant),
         3 => (0..8usize).prop_map(Op::Confirm),
         1 => (0..8usize).prop_map(Op::Release),
-        1 => (0..6u64).prop_map(Op::Setup),
+        1 => (0..6u64, prop::option::of(any::<bool>())).prop_map(|(stock, paused)| Op::Setup(stock, paused)),
         1 => (0..8usize, prop::sample::select(vec![1u64, 2, T0 * 100 + 500, T0 * 100 + 90_000])).prop_map(|(u, n)| Op::Restore(u, n)),
         1 => Just(Op::Pause),
         1 => Just(Op::Resume),
@@ -716,7 +717,29 @@ proptest! {
                 }
                 Op::Confirm(i) => call(&mut m, now, Confirm, &["s", &user(*i), "1999"]),
                 Op::Release(i) => call(&mut m, now, Release, &["s", &user(*i)]),
-                Op::Setup(stock) => call(&mut m, now, Setup, &["s", &stock.to_string(), &start, &end, "1000", "RATE", "5"]),
+                Op::Setup(stock, paused) => {
+                    let before = m.sale("s").cloned();
+                    let mut args = vec!["s".to_string(), stock.to_string(), start, end, "1000".into(), "RATE".into(), "5".into()];
+                    if let Some(paused) = paused {
+                        args.extend(["PAUSED".into(), u8::from(*paused).to_string()]);
+                    }
+                    let reply = call(&mut m, now, Setup, &args.iter().map(String::as_str).collect::<Vec<_>>());
+                    if reply.is_ok() {
+                        // PAUSED sets the mark (keeping its time), or clears
+                        // it; without it the mark is kept.
+                        let was = before.as_ref().and_then(|d| d.sale.as_ref()).and_then(|r| r.paused_at);
+                        let expected = match paused {
+                            None => was,
+                            Some(true) => was.or(Some(now)),
+                            Some(false) => None,
+                        };
+                        prop_assert_eq!(m.sale("s").and_then(|d| d.sale.as_ref()).and_then(|r| r.paused_at), expected);
+                    } else {
+                        // A refusal changes nothing.
+                        prop_assert_eq!(m.sale("s").cloned(), before);
+                    }
+                    reply
+                }
                 Op::Restore(i, n) => {
                     let reply = call(&mut m, now, Restore, &["s", &user(*i), &format!("s-{n}")]);
                     if matches!(reply, Ok(Reply::Restore(RestoreReply::Restored { added: 1, .. }))) {
@@ -1027,6 +1050,137 @@ fn pause_needs_a_live_sale() {
     );
     assert_eq!(
         ok(&mut m, T0 + 90_000, Resume, &["s"]),
+        Reply::Resume(ResumeReply::Resumed)
+    );
+}
+
+fn paused_at(m: &Model) -> Option<u64> {
+    m.sale("s")
+        .and_then(|d| d.sale.as_ref())
+        .and_then(|r| r.paused_at)
+}
+
+/// SETUP ... PAUSED 1 sets the pause mark in the same command: a sale set
+/// up again after a loss (its orders restored first) is paused from its
+/// first moment — nobody queues, GRANT admits nobody. A repeat changes
+/// nothing (not even paused_at); PAUSED 0 clears the mark as RESUME does;
+/// without PAUSED the mark is kept. A refused SETUP sets no mark.
+#[test]
+fn setup_paused_sets_the_pause_in_the_same_command() {
+    let mut m = Model::new();
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    assert_eq!(
+        restored(&mut m, T0 + 5, &["s", "ann", "s-180000000000500"]),
+        (1, 1)
+    );
+    // Refused (stock below the restored order): nothing written.
+    let before = m.sales.clone();
+    assert_eq!(
+        call(
+            &mut m,
+            T0 + 5,
+            Setup,
+            &["s", "0", &start, &end, "1000", "PAUSED", "1"]
+        ),
+        Err("CONFLICT stock cannot go below sold plus held (1)".into())
+    );
+    assert_eq!(m.sales, before);
+    let paused_setup = ["s", "3", &start, &end, "1000", "PRICE", "5", "PAUSED", "1"];
+    assert_eq!(
+        ok(&mut m, T0 + 10, Setup, &paused_setup),
+        Reply::Setup(SetupReply::Created)
+    );
+    assert_eq!(paused_at(&m), Some(T0 + 10));
+    assert_eq!(sale_state(&mut m, T0 + 10), SaleState::Paused);
+    assert_eq!(
+        ok(&mut m, T0 + 11, Enqueue, &["s", "bob"]),
+        Reply::Enqueue(EnqueueReply::Paused)
+    );
+    assert_eq!(
+        ok(&mut m, T0 + 11, Grant, &["s", "10"]),
+        Reply::Grant(GrantReply::Paused { released: 0 })
+    );
+    // The restored buyer still has their order.
+    assert_eq!(
+        ok(&mut m, T0 + 11, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::Purchased {
+            order_id: "s-180000000000500".into()
+        })
+    );
+    // Idempotent: the same SETUP again changes nothing.
+    let before = m.sales.clone();
+    assert_eq!(
+        ok(&mut m, T0 + 20, Setup, &paused_setup),
+        Reply::Setup(SetupReply::Updated)
+    );
+    assert_eq!(m.sales, before);
+    // Without PAUSED the mark is kept.
+    ok(&mut m, T0 + 21, Setup, &["s", "3", &start, &end, "1000"]);
+    assert_eq!(paused_at(&m), Some(T0 + 10));
+    // PAUSED 0 clears it: admission starts from the queue.
+    ok(
+        &mut m,
+        T0 + 22,
+        Setup,
+        &["s", "3", &start, &end, "1000", "PAUSED", "0"],
+    );
+    assert_eq!(paused_at(&m), None);
+    assert_eq!(sale_state(&mut m, T0 + 22), SaleState::Active);
+    ok(&mut m, T0 + 23, Enqueue, &["s", "bob"]);
+    assert_eq!(granted(&mut m, T0 + 23, 10), vec!["bob"]);
+    // PAUSED 0 on a running sale changes nothing.
+    let before = m.sales.clone();
+    ok(
+        &mut m,
+        T0 + 24,
+        Setup,
+        &["s", "3", &start, &end, "1000", "PAUSED", "0"],
+    );
+    assert_eq!(m.sales, before);
+}
+
+/// Unlike PAUSE, SETUP ... PAUSED 1 marks a sale that is not live: a sale
+/// set up again must come back as it was, whatever happened to it since it
+/// was paused. The mark changes nothing while the sale is upcoming (STATUS
+/// says upcoming, ENQUEUE says not_started), and the sale is paused from
+/// its start; sold out and ended win over it in STATUS as always.
+#[test]
+fn setup_paused_marks_a_sale_that_is_not_live() {
+    let mut m = unpriced_sale(2, &["PAUSED", "1"]);
+    assert_eq!(paused_at(&m), Some(T0 - 10));
+    assert_eq!(sale_state(&mut m, T0 - 5), SaleState::Upcoming);
+    assert_eq!(
+        ok(&mut m, T0 - 5, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::NotStarted { ms_until_start: 5 })
+    );
+    assert_eq!(sale_state(&mut m, T0), SaleState::Paused);
+    assert_eq!(
+        ok(&mut m, T0, Enqueue, &["s", "ann"]),
+        Reply::Enqueue(EnqueueReply::Paused)
+    );
+    assert_eq!(
+        ok(&mut m, T0, Grant, &["s", "10"]),
+        Reply::Grant(GrantReply::Paused { released: 0 })
+    );
+    assert_eq!(sale_state(&mut m, T0 + 60_000), SaleState::Ended);
+
+    let mut sold = sale(0, &["PAUSED", "1"]);
+    assert_eq!(sale_state(&mut sold, T0), SaleState::SoldOut);
+    assert!(paused_at(&sold).is_some());
+
+    // An ended sale takes the mark too (and RESUME clears it).
+    let mut ended = sale(1, &[]);
+    let (start, end) = (T0.to_string(), (T0 + 60_000).to_string());
+    ok(
+        &mut ended,
+        T0 + 60_000,
+        Setup,
+        &["s", "1", &start, &end, "1000", "PAUSED", "1"],
+    );
+    assert_eq!(paused_at(&ended), Some(T0 + 60_000));
+    assert_eq!(sale_state(&mut ended, T0 + 60_000), SaleState::Ended);
+    assert_eq!(
+        ok(&mut ended, T0 + 60_001, Resume, &["s"]),
         Reply::Resume(ResumeReply::Resumed)
     );
 }
