@@ -398,21 +398,13 @@ impl LiveSales {
             sale = sale.as_str(),
             "the engine lost this sale; restoring it from MongoDB"
         );
-        self.setup_from(sale, &doc).await?;
-        // An admin's pause outlives the loss: PAUSE right after the SETUP.
-        // Two commands, so a GRANT landing in the one round trip between
-        // them could still admit a batch of the (new, nearly empty) queue;
-        // a sale no longer live cannot be paused, and needs not be.
-        if records::sale::is_paused(&self.db.sales, sale.as_str()).await? {
-            let paused = refusal(
-                self.client().await?.pause(sale.as_str()).await,
-                ErrorCode::Conflict,
-            )?;
-            tracing::warn!(
-                sale = sale.as_str(),
-                ?paused,
-                "restored paused, as an admin left it"
-            );
+        // An admin's pause outlives the loss: the SETUP itself sets the
+        // mark (PAUSED 1), so the sale is never running in between. Not
+        // paused: the mark is left as it is (a new sale has none).
+        let paused = records::sale::is_paused(&self.db.sales, sale.as_str()).await?;
+        self.setup_from(sale, &doc, paused.then_some(true)).await?;
+        if paused {
+            tracing::warn!(sale = sale.as_str(), "restored paused, as an admin left it");
         }
         Ok(None)
     }
@@ -426,10 +418,17 @@ impl LiveSales {
             sale = sale.as_str(),
             "the engine has no price for this sale; setting it up again from MongoDB"
         );
-        self.setup_from(sale, &doc).await
+        self.setup_from(sale, &doc, None).await
     }
 
-    async fn setup_from(&self, sale: &SaleId, doc: &SaleDoc) -> Result<(), ApiError> {
+    /// SETUP from `doc`; `paused` is SETUP's `PAUSED` (`None`: the sale's
+    /// mark is kept).
+    async fn setup_from(
+        &self,
+        sale: &SaleId,
+        doc: &SaleDoc,
+        paused: Option<bool>,
+    ) -> Result<(), ApiError> {
         let params = self.setup_params(doc);
         // With the lottery's window and seed: a sale set up again after a
         // loss draws with the seed whose commitment was published (its
@@ -437,7 +436,7 @@ impl LiveSales {
         match self
             .client()
             .await?
-            .setup_with_lottery(sale.as_str(), params, lottery_params(doc))
+            .setup_with_pause(sale.as_str(), params, lottery_params(doc), paused)
             .await
         {
             Ok(_) => Ok(()),

@@ -210,3 +210,103 @@ async fn lose(app: &TestApp, sale: &str) {
         .await
         .expect("DEL");
 }
+
+/// How many times each module command ran since the last `CONFIG RESETSTAT`
+/// (`cmdstat_flashsale.setup` → `flashsale.setup`).
+async fn command_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    let mut conn = app.redis().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The restore path sets a lost paused sale up paused in its one SETUP
+/// (`PAUSED 1`), so there is no moment in which it runs: buyers arriving
+/// together while the worker's GRANT keeps asking are all told
+/// `sale_paused`, nobody joins the new queue and nobody is admitted — and
+/// no PAUSE is sent after the SETUP.
+#[tokio::test]
+async fn a_lost_paused_sale_is_set_up_paused_in_one_command() {
+    // The module backend: its commands are counted by name.
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(&token, json!({ "initialQuantity": 3 }))
+            .await,
+    );
+    for email in ["ann@example.com", "bob@example.com"] {
+        app.buy(&id, email).await.assert_ok();
+    }
+    admin_post(&app, &format!("/flash-sales/{id}/pause"), &token)
+        .await
+        .assert_ok();
+    lose(&app, &id).await;
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG RESETSTAT");
+
+    // The worker asks all along: NOSALE until the sale is back, then
+    // `paused`, never an admission.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut worker = app.engine.client().await;
+    let (sale, stop) = (id.clone(), done.clone());
+    let worker = tokio::spawn(async move {
+        let mut answers = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match worker.grant(&sale, 10).await {
+                Ok(reply) => answers.push(reply),
+                Err(e) => assert!(
+                    e.engine_error()
+                        .is_some_and(|e| e.code == flashsale::ErrorCode::NoSale),
+                    "GRANT failed: {e}"
+                ),
+            }
+        }
+        answers
+    });
+    let buyers: Vec<String> = (0..8).map(|i| format!("buyer{i}@example.com")).collect();
+    let replies = futures::future::join_all(buyers.iter().map(|email| app.buy(&id, email))).await;
+    for reply in &replies {
+        reply.assert_error(409, "sale_paused");
+    }
+    // Admission keeps asking a little after the sale is back.
+    for _ in 0..5 {
+        assert_eq!(
+            grant(&app, &id, 10).await,
+            flashsale::GrantReply::Paused { released: 0 }
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = worker.await.expect("the worker task");
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == flashsale::GrantReply::Paused { released: 0 }),
+        "{answers:?}"
+    );
+    assert!(queue(&app, &id).await.is_empty());
+    assert_eq!(
+        app.status(&id, None).await.sale.state,
+        flashsale::SaleState::Paused
+    );
+    // One command set it up paused: SETUP (once per restore that ran),
+    // and no PAUSE after it.
+    let calls = command_calls(&app).await;
+    assert!(
+        calls.get("flashsale.setup").is_some_and(|&n| n >= 1),
+        "{calls:?}"
+    );
+    assert_eq!(calls.get("flashsale.pause"), None, "{calls:?}");
+}
