@@ -84,8 +84,10 @@ impl<'a> SaleCatalogue<'a> {
         let mut updated = change(&current)?;
         let before = self.live.status_if_known(sale_id).await?;
         if before.is_none() {
-            // The engine lost it: SETUP takes over the recorded orders.
-            self.live.restore_orders(sale_id).await?;
+            // The engine lost it: set it up again as MongoDB has it (its
+            // recorded orders, an admin's pause, the lottery's seed) before
+            // the change, which keeps the pause and the lottery.
+            self.live.restore_lost(sale_id).await?;
         }
 
         // The engine first: it refuses a stock below sold + held, and then

@@ -409,6 +409,16 @@ impl LiveSales {
         Ok(None)
     }
 
+    /// A sale the engine lost, before an admin changes it: set up again as
+    /// [`Self::restore`] does; an ended one (archived, not set up) gets its
+    /// recorded orders back, since the change sets it up.
+    pub async fn restore_lost(&self, sale: &SaleId) -> Result<(), ApiError> {
+        if self.restore(sale).await?.is_some() {
+            self.restore_orders(sale).await?;
+        }
+        Ok(())
+    }
+
     /// SETUP from the MongoDB document as it is now.
     async fn set_up_again(&self, sale: &SaleId) -> Result<(), ApiError> {
         let Some(doc) = sales::find(&self.db.sales, sale).await? else {

@@ -310,3 +310,32 @@ async fn a_lost_paused_sale_is_set_up_paused_in_one_command() {
     );
     assert_eq!(calls.get("flashsale.pause"), None, "{calls:?}");
 }
+
+/// An admin's change to a paused sale the engine lost sets it up again as
+/// MongoDB has it first: still paused, its recorded orders kept.
+#[tokio::test]
+async fn an_edit_of_a_lost_paused_sale_keeps_it_paused() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&token, json!({})).await);
+    admin_post(&app, &format!("/flash-sales/{id}/pause"), &token)
+        .await
+        .assert_ok();
+    lose(&app, &id).await;
+    app.request(
+        Method::PUT,
+        &format!("/flash-sales/{id}"),
+        Some(&json!({ "name": "Renamed while lost" })),
+        Some(&token),
+    )
+    .await
+    .assert_ok();
+    assert_eq!(
+        app.status(&id, None).await.sale.state,
+        flashsale::SaleState::Paused
+    );
+    app.buy(&id, "ann@example.com")
+        .await
+        .assert_error(409, "sale_paused");
+    assert!(queue(&app, &id).await.is_empty());
+}
