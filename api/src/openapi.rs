@@ -95,11 +95,10 @@ impl SharedResponses {
 
     fn add(operation: &mut Operation) {
         let mut shared = vec![
-            ("408", "request_timeout: the request took too long"),
             ("500", "internal: an unexpected error (details are logged, not sent)"),
             (
                 "503",
-                "unavailable or busy: Redis or MongoDB cannot be reached, or the server is saturated; retry",
+                "unavailable, busy or timeout: Redis or MongoDB cannot be reached, the server is saturated, or the request took too long; retry",
             ),
         ];
         if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
