@@ -7,7 +7,7 @@
 //! `serverTime` is the engine clock of that read) and says how old it is in
 //! `Age` (whole seconds, RFC 9111).
 //!
-//! One request per route and path fills an expired entry while the others
+//! One request per route and sale fills an expired entry while the others
 //! wait for it (a per-key async lock), so a burst of readers after the
 //! expiry is still one engine read. Only 200 answers are kept.
 
@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 
+use crate::domain::SaleId;
 use crate::error::ApiError;
 
 const SALE_LIST: &str = "/public/flash-sales";
@@ -90,6 +91,22 @@ fn answer(cached: &Cached) -> Response<Body> {
     response
 }
 
+/// The route and its sale id as the handler will read it: not the raw path,
+/// whose spellings (`%64rop`, `d%72op`, … all reach sale `drop`) would let a
+/// client skip the cache, and whose junk segments would fill it. Not the
+/// query either (neither route reads one). `None`: not a valid sale id.
+async fn cache_key(parts: &mut axum::http::request::Parts) -> Option<String> {
+    let template = parts.extensions.get::<MatchedPath>()?.as_str().to_string();
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    match params.iter().find(|(name, _)| *name == "saleId") {
+        Some((_, raw)) => {
+            let sale = SaleId::parse(raw).ok()?;
+            Some(format!("{template} {sale}"))
+        }
+        None => Some(template),
+    }
+}
+
 /// Middleware (route layer): answers a cached route's GET from the cache
 /// when the entry is younger than the TTL, otherwise runs the handler once
 /// and keeps a 200 answer.
@@ -106,9 +123,13 @@ pub async fn serve_cached(
     if cache.ttl.is_zero() || !cached_route {
         return next.run(request).await;
     }
-    // The path only: neither route reads a query, and a query in the key
-    // would let a client skip the cache with `?1`, `?2`, ...
-    let key = request.uri().path().to_string();
+    let (mut parts, body) = request.into_parts();
+    let key = cache_key(&mut parts).await;
+    let request = Request::from_parts(parts, body);
+    let Some(key) = key else {
+        // Not a sale id: the handler refuses it, nothing to keep.
+        return next.run(request).await;
+    };
     let Some(slot) = cache.slot(&key) else {
         return next.run(request).await;
     };

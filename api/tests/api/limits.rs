@@ -264,6 +264,30 @@ async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
         "{cached} engine reads for 101 public reads: {list:?}"
     );
 
+    // Other spellings of the same path are the same sale, and the same
+    // entry: `%36` for a `6`, and so on (else each would be a fresh read).
+    reset_stats(&app).await;
+    for i in 0..id.len() {
+        let spelled: String = id
+            .char_indices()
+            .map(|(j, c)| {
+                if j == i {
+                    format!("%{:02X}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let reply = app.get(&format!("/flash-sales/{spelled}/public")).await;
+        assert_eq!(reply.assert_ok()["id"], view["id"]);
+    }
+    let respelled = engine_reads(&app).await;
+    assert!(
+        respelled <= 6,
+        "{respelled} engine reads for {} spellings of one sale's path",
+        id.len()
+    );
+
     // The cache is short: a change shows within the period.
     let mut client = app.engine.client().await;
     client.enqueue(&id, "late@x.io").await.expect("ENQUEUE");
