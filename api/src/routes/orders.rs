@@ -80,7 +80,8 @@ pub struct BuyRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyResponse {
-    /// `queued`, `ready` (holding) or `purchased`.
+    /// `registered` (in a pre-queue window), `queued`, `ready` (holding) or
+    /// `purchased`.
     pub status: CustomerStatus,
     /// Whether the customer is waiting in the queue.
     pub queued: bool,
@@ -228,7 +229,7 @@ pub(crate) fn estimated_wait(
         ("X-Buyer-Token" = Option<String>, Header, description = "Optional: the buyer's token from their first buy; with it a repeated buy answers in full"),
     ),
     responses(
-        (status = 200, description = "Queued, holding or already purchased", body = BuyResponse),
+        (status = 200, description = "Registered (pre-queue window), queued, holding or already purchased", body = BuyResponse),
         (status = 400, body = ErrorBody),
         (status = 401, description = "invalid_buyer_token: a token was sent but is not valid", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: the token sent is another buyer's or another sale's", body = ErrorBody),
@@ -348,12 +349,22 @@ pub async fn buy(
             )
         }
     };
-    if presented.is_none() {
-        let token = issue_token(&state, &sale, email, client_key.as_ref(), newly_queued).await?;
-        match token {
-            Some(token) => response.buyer_token = Some(token),
-            None => response.withhold_details(),
+    match presented {
+        None => {
+            let token =
+                issue_token(&state, &sale, email, client_key.as_ref(), newly_queued).await?;
+            match token {
+                Some(token) => response.buyer_token = Some(token),
+                None => response.withhold_details(),
+            }
         }
+        // The buyer rejoins with their token (a failover lost the place, or
+        // the claim with it): the place is theirs, so is the claim — else a
+        // stranger's buy after this one would be handed a token for them.
+        Some(_) if newly_queued => {
+            issue_token(&state, &sale, email, None, true).await?;
+        }
+        Some(_) => {}
     }
     Ok(Json(response))
 }
@@ -411,6 +422,7 @@ pub struct PositionResponse {
         (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "rate_limited: over the per-client limit (Retry-After says when to retry)", body = ErrorBody),
     )
 )]
 pub async fn position(
@@ -651,6 +663,7 @@ impl From<OrderRecord> for OrderView {
         (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, description = "sale_not_found or order_not_found", body = ErrorBody),
+        (status = 429, description = "rate_limited: over the per-client limit (Retry-After says when to retry)", body = ErrorBody),
     )
 )]
 pub async fn by_email(

@@ -159,6 +159,38 @@ async fn a_second_buy_answers_the_state_only() {
     assert_eq!(tokens, 1, "{replies:#?}");
 }
 
+/// After a Redis loss (the place and the record of who got a token gone),
+/// the buyer rejoins with their token; a stranger's buy after that gets no
+/// token for them.
+#[tokio::test]
+async fn a_buyer_rejoining_with_their_token_keeps_strangers_out() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(&app.create_sale(&admin, json!({})).await);
+    let token = app.buy_token(&id, VICTIM).await;
+
+    let mut lost = app.sale_keys(&id).await;
+    lost.push(format!("flashsale-api:{{{id}}}:buyer-tokens"));
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("DEL")
+        .arg(&lost)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+
+    let rejoined = app.buy_with(&id, VICTIM, Some(&token)).await;
+    assert_eq!(rejoined.assert_ok()["status"], "queued");
+    assert_eq!(rejoined.json["position"], 1);
+    let stranger = app.buy_with(&id, VICTIM, None).await;
+    assert_eq!(stranger.assert_ok()["status"], "queued");
+    assert_eq!(stranger.json["buyerToken"], Value::Null, "{stranger:#?}");
+    assert_eq!(stranger.json["position"], Value::Null);
+    // The token still works for its owner.
+    app.position_with(&id, VICTIM, Some(&token))
+        .await
+        .assert_ok();
+}
+
 #[tokio::test]
 async fn tags_case_and_spaces_are_one_person_with_one_place() {
     let app = TestApp::spawn().await;
