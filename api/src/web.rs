@@ -193,6 +193,7 @@ pub const OPEN_SALES_LIMIT: i64 = 50;
     tag = "sales",
     responses(
         (status = 200, body = OpenSales),
+        (status = 429, description = "rate_limited: over the per-client limit (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]

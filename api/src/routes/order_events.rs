@@ -75,6 +75,7 @@ pub struct EventsQuery {
         (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "rate_limited: over the per-client limit, or too many streams open (Retry-After says when to retry)", body = ErrorBody),
     )
 )]
 pub async fn events(

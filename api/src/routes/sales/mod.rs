@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         (status = 200, body = PublicSale),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such sale", body = ErrorBody),
+        (status = 429, description = "rate_limited: over the per-client limit (Retry-After says when to retry)", body = ErrorBody),
     )
 )]
 pub async fn public_sale(
@@ -82,6 +83,7 @@ pub async fn public_sale(
         (status = 200, body = DrawPage),
         (status = 400, description = "Malformed id or page", body = ErrorBody),
         (status = 404, description = "No such sale", body = ErrorBody),
+        (status = 429, description = "rate_limited: over the per-client limit (Retry-After says when to retry)", body = ErrorBody),
     )
 )]
 pub async fn public_draw(
