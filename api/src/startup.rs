@@ -303,12 +303,13 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
     let mut buying = routes::orders::limited_router();
     // Position, by-email, events.
     let mut reading = routes::orders::router();
-    // The public sale view and list (cached), and the admin catalogue
-    // that shares a router with the view.
+    // The public sale view and list (cached), the draw, health and
+    // readiness, and the admin catalogue that shares a router with the view.
     let public_cache = PublicCache::new(Duration::from_millis(settings.public_cache_ms));
     let mut public = Router::new()
         .merge(routes::sales::router())
         .merge(web::public_router())
+        .merge(routes::ops::router())
         .route_layer(axum::middleware::from_fn_with_state(
             public_cache,
             serve_cached,
@@ -363,7 +364,6 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(routes::admin::router())
         .merge(routes::admin_live::router())
         .merge(auth)
-        .merge(routes::ops::router())
         .merge(web::router())
         .merge(web::with_docs_policy(Router::from(
             SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()),

@@ -32,8 +32,12 @@ const SALE_DRAW: &str = "/flash-sales/{saleId}/public/draw";
 
 /// The routes (templates) whose GET answers are cached.
 pub const CACHED_ROUTES: &[&str] = &[SALE_LIST, SALE_VIEW];
-/// Every public read: limited per client (RATE_LIMIT_PUBLIC_*).
-pub const PUBLIC_READS: &[&str] = &[SALE_LIST, SALE_VIEW, SALE_DRAW];
+/// Readiness: a Redis PING, an engine check and a MongoDB ping a call.
+const READINESS: &str = "/readyz";
+
+/// Every public read that costs Redis or MongoDB work: limited per client
+/// (RATE_LIMIT_PUBLIC_*). `/healthz` costs nothing and is not.
+pub const PUBLIC_READS: &[&str] = &[SALE_LIST, SALE_VIEW, SALE_DRAW, READINESS];
 
 /// Largest answer kept (the list of 50 sales is a few tens of KiB).
 const MAX_BODY_BYTES: usize = 1 << 20;

@@ -70,8 +70,13 @@ async fn public_reads_are_limited_per_client_but_not_the_admin_catalogue() {
         .assert_ok();
     assert_limited(&app.get("/public/flash-sales").await);
     assert_limited(&app.get(&format!("/flash-sales/{id}/public")).await);
-    // The lottery's published draw is a public read too.
+    // The lottery's published draw and readiness are public reads too;
+    // liveness costs nothing and is not limited.
     assert_limited(&app.get(&format!("/flash-sales/{id}/public/draw")).await);
+    assert_limited(&app.get("/readyz").await);
+    for _ in 0..5 {
+        app.get("/healthz").await.assert_ok();
+    }
     // A malformed id is limited too (the limit comes before any work).
     assert_limited(&app.get("/flash-sales/%20/public").await);
     // The admin catalogue shares the router, not the limit.
