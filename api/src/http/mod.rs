@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod public_cache;
 pub mod rate_limit;
 pub mod request_id;
+pub mod sse_schema;

@@ -56,7 +56,7 @@ const REVOCATION_CHECK: Duration = Duration::from_secs(30);
     params(("saleId" = crate::domain::SaleId, Path)),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`text/event-stream`: `overview` events, each data a QueueOverview (as `GET /orders/admin/queue/{saleId}/overview`); the first at once, then on every change of a figure; a keep-alive comment every 15 s. Ends when the token expires or is signed out", content_type = "text/event-stream", body = QueueOverview),
+        (status = 200, description = "`text/event-stream`: `overview` events, each data a QueueOverview (as `GET /orders/admin/queue/{saleId}/overview`); the first at once, then on every change of a figure; a keep-alive comment every 15 s. Ends when the token expires or is signed out", content_type = "text/event-stream", body = crate::http::sse_schema::OverviewEvent),
         (status = 401, body = ErrorBody),
         (status = 403, description = "not_admin", body = ErrorBody),
         (status = 404, description = "sale_not_found", body = ErrorBody),

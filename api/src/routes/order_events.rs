@@ -70,7 +70,7 @@ pub struct EventsQuery {
         ("X-Buyer-Token" = Option<String>, Header, description = "The buyer token from the buy (or the buyerToken parameter)"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `status` events, each data a PositionResponse; the first at once", content_type = "text/event-stream", body = PositionResponse),
+        (status = 200, description = "`text/event-stream`: `status` events, each data a PositionResponse; the first at once", content_type = "text/event-stream", body = crate::http::sse_schema::StatusEvent),
         (status = 400, body = ErrorBody),
         (status = 401, description = "buyer_token_required or invalid_buyer_token", body = ErrorBody),
         (status = 403, description = "buyer_token_mismatch: another buyer's or another sale's token", body = ErrorBody),
