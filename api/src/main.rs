@@ -39,7 +39,11 @@ async fn serve(settings: api::Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = app.port(), metrics_port = app.metrics_port(), "listening");
+    tracing::info!(
+        port = app.port(),
+        metrics_port = app.metrics_port(),
+        "listening"
+    );
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
