@@ -89,6 +89,24 @@ pub struct QueueOverview {
     pub server_time: DateTime<Utc>,
 }
 
+impl QueueOverview {
+    /// The overview of `sale` from the engine's figures (the route and the
+    /// live stream send the same).
+    pub fn of(sale: &SaleId, live: &flashsale::SaleStatus) -> QueueOverview {
+        QueueOverview {
+            flash_sale_id: sale.to_string(),
+            status: live.state.into(),
+            total_in_queue: live.queued,
+            holds: live.held,
+            sold: live.sold,
+            stock: live.stock,
+            available: live.available(),
+            rate: live.rate,
+            server_time: time_from_ms(live.now),
+        }
+    }
+}
+
 /// A sale's queue and stock figures.
 #[utoipa::path(
     get,
@@ -109,17 +127,7 @@ pub async fn queue_overview(
 ) -> Result<Json<QueueOverview>, ApiError> {
     let sale = SaleId::parse(&sale_id)?;
     let live = state.live.status(&sale, None).await?.sale;
-    Ok(Json(QueueOverview {
-        flash_sale_id: sale.to_string(),
-        status: live.state.into(),
-        total_in_queue: live.queued,
-        holds: live.held,
-        sold: live.sold,
-        stock: live.stock,
-        available: live.available(),
-        rate: live.rate,
-        server_time: time_from_ms(live.now),
-    }))
+    Ok(Json(QueueOverview::of(&sale, &live)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -31,7 +31,6 @@ use crate::domain::SaleId;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::extract::Path;
 use crate::routes::admin::QueueOverview;
-use crate::routes::time_from_ms;
 use crate::sale_feed::{Snapshot, ViewerSlot};
 use crate::state::AppState;
 
@@ -118,20 +117,6 @@ fn event(view: &QueueOverview) -> Event {
         .unwrap_or_else(|_| Event::default().event("overview"))
 }
 
-fn overview(sale: &SaleId, live: &SaleStatus) -> QueueOverview {
-    QueueOverview {
-        flash_sale_id: sale.to_string(),
-        status: live.state.into(),
-        total_in_queue: live.queued,
-        holds: live.held,
-        sold: live.sold,
-        stock: live.stock,
-        available: live.available(),
-        rate: live.rate,
-        server_time: time_from_ms(live.now),
-    }
-}
-
 /// What the dashboard shows: a change here is news, the clock or the
 /// queue's tickets alone are not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +162,7 @@ impl Viewer {
     /// The next figures worth sending; `None` ends the stream.
     async fn next(&mut self) -> Option<QueueOverview> {
         if let Some(first) = self.first.take() {
-            return Some(overview(&self.sale, &first));
+            return Some(QueueOverview::of(&self.sale, &first));
         }
         loop {
             tokio::select! {
@@ -190,7 +175,7 @@ impl Viewer {
                         let figures = Figures::of(&snapshot.sale);
                         if figures != self.last {
                             self.last = figures;
-                            return Some(overview(&self.sale, &snapshot.sale));
+                            return Some(QueueOverview::of(&self.sale, &snapshot.sale));
                         }
                     }
                 }
