@@ -181,43 +181,11 @@ async fn an_admin_holds_a_few_streams_and_gets_them_back_when_clients_go() {
     drop(again);
 }
 
-/// Calls of the engine's STATUS since the last `CONFIG RESETSTAT` (the
-/// module command; the test runs on the module).
-async fn status_calls(app: &TestApp) -> u64 {
-    let mut redis = app.redis().await;
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .expect("INFO commandstats");
-    stats
-        .lines()
-        .filter(|l| {
-            l.starts_with("cmdstat_flashsale.status:")
-                || l.starts_with("cmdstat_fcall:")
-                || l.starts_with("cmdstat_fcall_ro:")
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 /// STATUS calls during `window`, counted from a reset.
 async fn status_calls_over(app: &TestApp, window: Duration) -> u64 {
-    let mut redis = app.redis().await;
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async::<()>(&mut redis)
-        .await
-        .expect("CONFIG RESETSTAT");
+    app.reset_command_stats().await;
     tokio::time::sleep(window).await;
-    status_calls(app).await
+    app.engine_reads().await
 }
 
 #[tokio::test]

@@ -187,42 +187,6 @@ async fn buys_are_limited_per_ipv6_64_and_per_48() {
     not_limited(buy_as(&app, "203.0.113.5").await);
 }
 
-/// Calls of the engine's STATUS since the last `CONFIG RESETSTAT`, as the
-/// module command or a Functions call.
-async fn engine_reads(app: &TestApp) -> u64 {
-    let mut redis = app.redis().await;
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .expect("INFO commandstats");
-    stats
-        .lines()
-        .filter(|l| {
-            l.starts_with("cmdstat_flashsale.status:")
-                || l.starts_with("cmdstat_fcall:")
-                || l.starts_with("cmdstat_fcall_ro:")
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
-async fn reset_stats(app: &TestApp) {
-    let mut redis = app.redis().await;
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async::<()>(&mut redis)
-        .await
-        .expect("CONFIG RESETSTAT");
-}
-
 #[tokio::test]
 async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
     let app = TestApp::spawn_with(Backend::Module, |s| {
@@ -241,16 +205,16 @@ async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
 
     // Uncached (the admin view): one engine read per request, which shows
     // what the count measures.
-    reset_stats(&app).await;
+    app.reset_command_stats().await;
     for _ in 0..10 {
         app.get_as(&format!("/flash-sales/{id}"), &token)
             .await
             .assert_ok();
     }
-    let uncached = engine_reads(&app).await;
+    let uncached = app.engine_reads().await;
     assert!(uncached >= 10, "{uncached} engine reads for 10 admin reads");
 
-    reset_stats(&app).await;
+    app.reset_command_stats().await;
     let first = app.get(&format!("/flash-sales/{id}/public")).await;
     let view = first.assert_ok().clone();
     let mut list = None;
@@ -262,7 +226,7 @@ async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
         assert_eq!(reply.assert_ok()["items"].as_array().map(Vec::len), Some(4));
         list = Some(reply.json);
     }
-    let cached = engine_reads(&app).await;
+    let cached = app.engine_reads().await;
     // 101 reads; uncached they would be 1 + 50 + 50 × 4 = 251 STATUS calls.
     assert!(
         cached <= 30,
@@ -271,7 +235,7 @@ async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
 
     // Other spellings of the same path are the same sale, and the same
     // entry: `%36` for a `6`, and so on (else each would be a fresh read).
-    reset_stats(&app).await;
+    app.reset_command_stats().await;
     for i in 0..id.len() {
         let spelled: String = id
             .char_indices()
@@ -286,7 +250,7 @@ async fn public_reads_are_cached_so_fifty_cost_a_few_engine_calls() {
         let reply = app.get(&format!("/flash-sales/{spelled}/public")).await;
         assert_eq!(reply.assert_ok()["id"], view["id"]);
     }
-    let respelled = engine_reads(&app).await;
+    let respelled = app.engine_reads().await;
     assert!(
         respelled <= 6,
         "{respelled} engine reads for {} spellings of one sale's path",

@@ -211,24 +211,6 @@ async fn lose(app: &TestApp, sale: &str) {
         .expect("DEL");
 }
 
-/// How many times each module command ran since the last `CONFIG RESETSTAT`
-/// (`cmdstat_flashsale.setup` → `flashsale.setup`).
-async fn command_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
-    let mut conn = app.redis().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
-            Some((name.to_string(), calls.parse().ok()?))
-        })
-        .collect()
-}
-
 /// The restore path sets a lost paused sale up paused in its one SETUP
 /// (`PAUSED 1`), so there is no moment in which it runs: buyers arriving
 /// together while the worker's GRANT keeps asking are all told
@@ -250,12 +232,7 @@ async fn a_lost_paused_sale_is_set_up_paused_in_one_command() {
         .await
         .assert_ok();
     lose(&app, &id).await;
-    let mut conn = app.redis().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .expect("CONFIG RESETSTAT");
+    app.reset_command_stats().await;
 
     // The worker asks all along: NOSALE until the sale is back, then
     // `paused`, never an admission.
@@ -303,7 +280,7 @@ async fn a_lost_paused_sale_is_set_up_paused_in_one_command() {
     );
     // One command set it up paused: SETUP (once per restore that ran),
     // and no PAUSE after it.
-    let calls = command_calls(&app).await;
+    let calls = app.command_calls().await;
     assert!(
         calls.get("flashsale.setup").is_some_and(|&n| n >= 1),
         "{calls:?}"

@@ -439,6 +439,44 @@ impl TestApp {
         client.status(sale, user).await.expect("STATUS")
     }
 
+    /// Calls of each Redis command since the last [`Self::reset_command_stats`]
+    /// (`INFO commandstats`: `flashsale.setup`, `fcall`, ...).
+    pub async fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut conn = self.redis().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO commandstats");
+        info.lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+                Some((name.to_string(), calls.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The engine's STATUS calls since the last reset: the module command,
+    /// or a Functions call (on the module backend, FCALL is only STATUS's
+    /// Lua twin, never sent).
+    pub async fn engine_reads(&self) -> u64 {
+        let calls = self.command_calls().await;
+        ["flashsale.status", "fcall", "fcall_ro"]
+            .iter()
+            .filter_map(|name| calls.get(*name))
+            .sum()
+    }
+
+    pub async fn reset_command_stats(&self) {
+        let mut conn = self.redis().await;
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("CONFIG RESETSTAT");
+    }
+
     /// Every Redis key of the server, sorted.
     pub async fn redis_keys(&self) -> Vec<String> {
         let mut conn = self.redis().await;
