@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{sale_id, TestApp};
+use crate::support::{sale_id, EventStream, TestApp};
 
 /// An open live stream and what has been read of it.
-struct Live {
-    response: reqwest::Response,
-    buffer: String,
-}
+struct Live(EventStream);
 
 async fn live_request(app: &TestApp, sale: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(format!("{}/flash-sales/{sale}/live", app.url));
@@ -30,49 +27,11 @@ async fn live_request(app: &TestApp, sale: &str, token: Option<&str>) -> reqwest
 impl Live {
     async fn open(app: &TestApp, sale: &str, token: &str) -> Live {
         let response = live_request(app, sale, Some(token)).await;
-        assert_eq!(response.status(), 200);
-        let kind = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Live {
-            response,
-            buffer: String::new(),
-        }
+        Live(EventStream::new(response, "overview"))
     }
 
-    /// The next `overview` event's data; `None` when the stream ended.
     async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut kind = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(k) = line.strip_prefix("event:") {
-                        kind = Some(k.trim().to_string());
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim());
-                    }
-                }
-                // Keep-alive comments have neither.
-                if kind.as_deref() == Some("overview") {
-                    return Some(serde_json::from_str(&data).expect("JSON data"));
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
-                .await
-                .expect("an event within 15 s")
-                .expect("the stream reads");
-            match chunk {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                None => return None,
-            }
-        }
+        self.0.next().await
     }
 }
 

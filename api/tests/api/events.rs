@@ -2,11 +2,9 @@
 //! each new place as the queue moves, the hold when admitted, and the end
 //! (expired, purchased) after which the stream closes.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use crate::support::{encode, sale_id, unix_in, TestApp};
+use crate::support::{encode, sale_id, unix_in, EventStream, TestApp};
 
 async fn events_request(
     app: &TestApp,
@@ -31,10 +29,7 @@ async fn events_request(
 }
 
 /// The `status` events of one buyer's stream.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-}
+struct Events(EventStream);
 
 impl Events {
     /// The buyer's stream, with their token in the header.
@@ -55,49 +50,11 @@ impl Events {
         let response = events_request(app, sale, email, token, in_query)
             .await
             .expect("GET /orders/events");
-        assert_eq!(response.status(), 200);
-        let kind = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Events {
-            response,
-            buffer: String::new(),
-        }
+        Events(EventStream::new(response, "status"))
     }
 
-    /// The next `status` event's data; `None` when the stream ended.
     async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut kind = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(k) = line.strip_prefix("event:") {
-                        kind = Some(k.trim().to_string());
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim());
-                    }
-                }
-                // Keep-alive comments have neither.
-                if kind.as_deref() == Some("status") {
-                    return Some(serde_json::from_str(&data).expect("JSON data"));
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
-                .await
-                .expect("an event within 15 s")
-                .expect("the stream reads");
-            match chunk {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                None => return None,
-            }
-        }
+        self.0.next().await
     }
 }
 

@@ -603,3 +603,61 @@ pub async fn wait_for_status(app: &TestApp, sale: &str, email: &str, want: &str)
     )
     .await
 }
+
+/// An open `text/event-stream` answer, read one `event` at a time (the
+/// buyer's `status` stream, the admin's `overview` stream).
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+    event: &'static str,
+}
+
+impl EventStream {
+    /// The stream of a 200 `text/event-stream` answer.
+    pub fn new(response: reqwest::Response, event: &'static str) -> EventStream {
+        assert_eq!(response.status(), 200);
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        EventStream {
+            response,
+            buffer: String::new(),
+            event,
+        }
+    }
+
+    /// The next such event's data; `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(k) = line.strip_prefix("event:") {
+                        kind = Some(k.trim().to_string());
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim());
+                    }
+                }
+                // Keep-alive comments have neither.
+                if kind.as_deref() == Some(self.event) {
+                    return Some(serde_json::from_str(&data).expect("JSON data"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
+                .await
+                .expect("an event within 15 s")
+                .expect("the stream reads");
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return None,
+            }
+        }
+    }
+}
