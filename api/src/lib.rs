@@ -8,6 +8,7 @@
 
 pub mod archived_sale;
 pub mod auth;
+pub mod buyer_claims;
 pub mod buyer_token;
 pub mod catalogue;
 pub mod config;

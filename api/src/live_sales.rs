@@ -564,6 +564,25 @@ impl LiveSales {
         }
     }
 
+    /// ENQUEUE and `then` in one round trip (see
+    /// [`EngineClient::enqueue_then`]), without [`LiveSales::run`]'s
+    /// recoveries: ENQUEUE's answer is `None` when it was an error, and the
+    /// caller goes the careful way ([`LiveSales::enqueue`]) after undoing
+    /// what `then` should not have done.
+    pub async fn enqueue_then(
+        &self,
+        sale: &SaleId,
+        user: &Email,
+        then: &[redis::Cmd],
+    ) -> Result<(Option<EnqueueReply>, Vec<redis::Value>), ApiError> {
+        let (reply, replies) = self
+            .client()
+            .await?
+            .enqueue_then(sale.as_str(), user.as_str(), then)
+            .await?;
+        Ok((reply.ok(), replies))
+    }
+
     /// CONFIRM at the sale's price as the engine has it (`amount`, when
     /// given, must equal it), the order keeping `contact` (the address as
     /// the buyer typed it; `user` is their identity); when the sale's

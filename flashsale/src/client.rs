@@ -238,6 +238,46 @@ impl<C: ConnectionLike + Send> EngineClient<C> {
         }
     }
 
+    /// ENQUEUE and, in the same round trip, `then`: commands on keys in the
+    /// sale's slot, which run right after it on the sale's node whatever
+    /// ENQUEUE answers — the caller undoes what a refused ENQUEUE should not
+    /// have left behind. The outer error is the round trip's; the inner
+    /// result is ENQUEUE's own answer; then come `then`'s raw replies.
+    pub async fn enqueue_then(
+        &mut self,
+        sale: &str,
+        user: &str,
+        then: &[Cmd],
+    ) -> Result<(Result<EnqueueReply, ClientError>, Vec<Value>), ClientError> {
+        let enqueue = Command::Enqueue {
+            sale: sale.into(),
+            user: user.into(),
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .add_command(self.command(CommandName::Enqueue, &enqueue.to_args()));
+        for cmd in then {
+            pipe.add_command(cmd.clone());
+        }
+        let mut replies: Vec<Value> = pipe
+            .query_async(&mut self.conn)
+            .await
+            .map_err(ClientError::from_redis)?;
+        if replies.is_empty() {
+            return Err(ClientError::Reply("ENQUEUE: no reply".into()));
+        }
+        let reply = match replies.remove(0) {
+            Value::ServerError(error) => Err(ClientError::from_redis(error.into())),
+            value => to_resp(value)
+                .and_then(|resp| crate::reply::decode(CommandName::Enqueue, &resp))
+                .and_then(|reply| match reply {
+                    Reply::Enqueue(r) => Ok(r),
+                    other => Err(mismatch(other)),
+                }),
+        };
+        Ok((reply, replies))
+    }
+
     pub async fn grant(&mut self, sale: &str, max: u64) -> Result<GrantReply, ClientError> {
         match self
             .execute(&Command::Grant {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::buyer_claims;
 use crate::buyer_token::{self, ClientKey};
 use crate::domain::{Email, Money, SaleId};
 use crate::error::{ApiError, ErrorBody};
@@ -143,66 +144,6 @@ impl Buyer {
     }
 }
 
-/// Redis hash (one per sale, in the sale's slot) of the identities a buyer
-/// token was handed out to: a token is handed out once per person and sale,
-/// whatever the number of buys. It expires with the tokens.
-fn issued_key(sale: &SaleId) -> String {
-    format!("flashsale-api:{{{sale}}}:buyer-tokens")
-}
-
-/// A token for `identity`: when `claim` (a place just taken) and none was
-/// handed out for them in this sale before — atomically: of two buys
-/// racing for one address, one wins — or when the buy repeats the first
-/// one's client key.
-async fn issue_token(
-    state: &AppState,
-    sale: &SaleId,
-    identity: &Email,
-    client_key: Option<&ClientKey>,
-    claim: bool,
-) -> Result<Option<String>, ApiError> {
-    if !claim && client_key.is_none() {
-        return Ok(None);
-    }
-    let tokens = &state.buyer_tokens;
-    let ends_at = match tokens.cached_end(sale) {
-        Some(end) => end,
-        None => {
-            let live = state.live.status(sale, None).await?.sale;
-            tokens.remember_end(sale, live.ends_at);
-            live.ends_at
-        }
-    };
-    let expires_at = tokens.expiry_for(ends_at);
-    let key = issued_key(sale);
-    // The first buy's client key (its digest; empty without one).
-    let digest = client_key.map(ClientKey::digest).unwrap_or_default();
-    let mut pipe = redis::pipe();
-    if claim {
-        pipe.cmd("HSETNX")
-            .arg(&key)
-            .arg(identity.as_str())
-            .arg(&digest)
-            .cmd("EXPIREAT")
-            .arg(&key)
-            .arg(expires_at)
-            .ignore();
-    }
-    pipe.cmd("HGET").arg(&key).arg(identity.as_str());
-    let mut redis = state.redis.clone();
-    let (first, stored) = if claim {
-        pipe.query_async::<(bool, Option<String>)>(&mut redis)
-            .await?
-    } else {
-        (
-            false,
-            pipe.query_async::<(Option<String>,)>(&mut redis).await?.0,
-        )
-    };
-    let repeated = client_key.is_some_and(|k| stored.is_some_and(|s| k.matches(&s)));
-    Ok((first || repeated).then(|| tokens.sign(sale, identity, expires_at)))
-}
-
 /// Notes where `email` stands (the queue's speed is measured from these)
 /// and estimates the wait.
 pub(crate) fn estimated_wait(
@@ -257,14 +198,14 @@ pub async fn buy(
     if presented.is_some() {
         state.buyer_tokens.check(presented, &sale, email)?;
     }
-    let reply = state.live.enqueue(&sale, email).await?;
     // Only a place just taken earns a token (holding or bought without one
     // means it went to whoever queued first); "queued" may also be a
     // repeat, which the claim in Redis tells apart.
-    let newly_queued = matches!(
-        reply,
-        EnqueueReply::Queued { .. } | EnqueueReply::Registered { .. }
-    );
+    let (reply, token) = match presented {
+        None => buyer_claims::enqueue_and_claim(&state, &sale, email, client_key.as_ref()).await?,
+        Some(_) => (state.live.enqueue(&sale, email).await?, None),
+    };
+    let newly_queued = buyer_claims::takes_a_place(&reply);
     let mut response = match reply {
         EnqueueReply::Queued { position, length } => {
             let params = state.live.params(&sale).await?;
@@ -350,19 +291,15 @@ pub async fn buy(
         }
     };
     match presented {
-        None => {
-            let token =
-                issue_token(&state, &sale, email, client_key.as_ref(), newly_queued).await?;
-            match token {
-                Some(token) => response.buyer_token = Some(token),
-                None => response.withhold_details(),
-            }
-        }
+        None => match token {
+            Some(token) => response.buyer_token = Some(token),
+            None => response.withhold_details(),
+        },
         // The buyer rejoins with their token (a failover lost the place, or
         // the claim with it): the place is theirs, so is the claim — else a
         // stranger's buy after this one would be handed a token for them.
         Some(_) if newly_queued => {
-            issue_token(&state, &sale, email, None, true).await?;
+            buyer_claims::claim(&state, &sale, email, None, true).await?;
         }
         Some(_) => {}
     }

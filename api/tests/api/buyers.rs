@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tests::Backend;
 
-use crate::support::{sale_id, unix_in, TestApp};
+use crate::support::{self, sale_id, unix_in, TestApp};
 
 const VICTIM: &str = "victim@x.io";
 const MALLORY: &str = "mallory@x.io";
@@ -456,4 +456,70 @@ async fn tokens_are_never_logged() {
         "a token in the logs:\n{logged}"
     );
     assert!(!logged.contains("buyerToken="), "{logged}");
+}
+
+/// Whether the record of who got `email`'s token in `sale` exists.
+async fn claimed(app: &TestApp, sale: &str, email: &str) -> bool {
+    redis::cmd("HEXISTS")
+        .arg(format!("flashsale-api:{{{sale}}}:buyer-tokens"))
+        .arg(email)
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("HEXISTS")
+}
+
+/// A buy sends ENQUEUE and the token's claim in one round trip, so the
+/// claim runs whatever ENQUEUE answers: a buy that took no place (before
+/// the start, sold out) must leave no claim behind — else whoever sent an
+/// address before the start would keep its owner from ever getting a token.
+#[tokio::test]
+async fn a_buy_that_takes_no_place_claims_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = sale_id(
+        &app.create_sale(
+            &admin,
+            json!({ "initialQuantity": 1, "startsAt": support::rfc3339(3) }),
+        )
+        .await,
+    );
+    // A buy with a client key makes the API learn the sale's end, so the
+    // buys after it take the one-round-trip way.
+    let keyed = json!({ "email": VICTIM, "flashSaleId": id, "clientKey": "0123456789abcdef0123456789abcdef" });
+    app.buyer_request(Method::POST, "/orders/buy", Some(&keyed), None)
+        .await
+        .assert_error(409, "sale_not_started");
+    for _ in 0..3 {
+        app.buy_with(&id, VICTIM, None)
+            .await
+            .assert_error(409, "sale_not_started");
+        assert!(!claimed(&app, &id, VICTIM).await);
+    }
+
+    // At the start the owner's buy takes the place and gets the token.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let token = loop {
+        let reply = app.buy_with(&id, VICTIM, None).await;
+        if reply.status.is_success() {
+            break reply.json["buyerToken"].clone();
+        }
+        reply.assert_error(409, "sale_not_started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sale never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(token.is_string(), "{token}");
+    assert!(claimed(&app, &id, VICTIM).await);
+
+    // Sold out: a late buy is refused and claims nothing.
+    app.admit(&id, 1).await;
+    app.confirm_with(&id, VICTIM, token.as_str())
+        .await
+        .assert_ok();
+    app.buy_with(&id, MALLORY, None)
+        .await
+        .assert_error(409, "sold_out");
+    assert!(!claimed(&app, &id, MALLORY).await);
 }

@@ -1,0 +1,202 @@
+//! Who was handed a person's buyer token in a sale. A token is handed out
+//! once per person and sale, to the buy that took their place: the claim is
+//! an `HSETNX` of the identity in a per-sale Redis hash (in the sale's slot)
+//! holding the digest of that buy's client key, so a buy whose answer was
+//! lost gets the token again by repeating its key.
+//!
+//! A new buyer's buy makes one round trip: ENQUEUE and the claim travel in
+//! one pipeline. The claim then runs whatever ENQUEUE answers, so a claim
+//! won by a buy that took no place (not started, holding, bought, refused)
+//! is taken back at once — else whoever sent an address before the start
+//! would own its token.
+
+use flashsale::EnqueueReply;
+use redis::Value;
+
+use crate::buyer_token::ClientKey;
+use crate::domain::{Email, SaleId};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The Redis hash of a sale's claims. It expires with the tokens.
+fn claims_key(sale: &SaleId) -> String {
+    format!("flashsale-api:{{{sale}}}:buyer-tokens")
+}
+
+/// Whether ENQUEUE's answer means a place was taken — or is a repeat of
+/// one, which the claim tells apart.
+pub(crate) fn takes_a_place(reply: &EnqueueReply) -> bool {
+    matches!(
+        reply,
+        EnqueueReply::Queued { .. } | EnqueueReply::Registered { .. }
+    )
+}
+
+/// The claim's commands: `HSETNX` of the identity with the client key's
+/// digest (empty without one), the hash's expiry, and — with a client key —
+/// the stored digest, to recognise a repeated buy.
+fn claim_commands(
+    sale: &SaleId,
+    identity: &Email,
+    digest: &str,
+    expires_at: u64,
+    read_back: bool,
+) -> Vec<redis::Cmd> {
+    let key = claims_key(sale);
+    let mut commands = vec![
+        redis::cmd("HSETNX")
+            .arg(&key)
+            .arg(identity.as_str())
+            .arg(digest)
+            .to_owned(),
+        redis::cmd("EXPIREAT").arg(&key).arg(expires_at).to_owned(),
+    ];
+    if read_back {
+        commands.push(
+            redis::cmd("HGET")
+                .arg(&key)
+                .arg(identity.as_str())
+                .to_owned(),
+        );
+    }
+    commands
+}
+
+/// The buy of someone without a token: ENQUEUE, and the token when this buy
+/// took the place (or repeats the client key of the buy that did).
+pub(crate) async fn enqueue_and_claim(
+    state: &AppState,
+    sale: &SaleId,
+    identity: &Email,
+    client_key: Option<&ClientKey>,
+) -> Result<(EnqueueReply, Option<String>), ApiError> {
+    let tokens = &state.buyer_tokens;
+    // The token's expiry needs the sale's end; the first buy after a start
+    // of the API learns it the careful way.
+    let Some(ends_at) = tokens.cached_end(sale) else {
+        return enqueue_then_claim(state, sale, identity, client_key).await;
+    };
+    let expires_at = tokens.expiry_for(ends_at);
+    let digest = client_key.map(ClientKey::digest).unwrap_or_default();
+    let commands = claim_commands(sale, identity, &digest, expires_at, client_key.is_some());
+    let (reply, replies) = state.live.enqueue_then(sale, identity, &commands).await?;
+    let won = matches!(replies.first(), Some(Value::Int(1)));
+    let reply = match reply {
+        Some(reply) if takes_a_place(&reply) => reply,
+        other => {
+            if won {
+                unclaim(state, sale, identity).await?;
+            }
+            match other {
+                // An answer without a place: a token only for a repeat.
+                Some(reply) => {
+                    let stored = if won {
+                        None
+                    } else {
+                        stored_digest(replies.get(2))
+                    };
+                    let repeated = repeats(client_key, stored.as_deref());
+                    let token = repeated.then(|| tokens.sign(sale, identity, expires_at));
+                    return Ok((reply, token));
+                }
+                // An error: the careful way, which recovers a lost sale.
+                None => return enqueue_then_claim(state, sale, identity, client_key).await,
+            }
+        }
+    };
+    let token = if won {
+        true
+    } else {
+        repeats(client_key, stored_digest(replies.get(2)).as_deref())
+    };
+    Ok((
+        reply,
+        token.then(|| tokens.sign(sale, identity, expires_at)),
+    ))
+}
+
+/// ENQUEUE, then the claim (two round trips, with [`LiveSales::run`]'s
+/// recoveries).
+///
+/// [`LiveSales::run`]: crate::live_sales::LiveSales
+async fn enqueue_then_claim(
+    state: &AppState,
+    sale: &SaleId,
+    identity: &Email,
+    client_key: Option<&ClientKey>,
+) -> Result<(EnqueueReply, Option<String>), ApiError> {
+    let reply = state.live.enqueue(sale, identity).await?;
+    let token = claim(state, sale, identity, client_key, takes_a_place(&reply)).await?;
+    Ok((reply, token))
+}
+
+/// A token for `identity`: when `new_place` (a place just taken) and none
+/// was handed out for them in this sale before — atomically: of two buys
+/// racing for one address, one wins — or when the buy repeats the first
+/// one's client key.
+pub(crate) async fn claim(
+    state: &AppState,
+    sale: &SaleId,
+    identity: &Email,
+    client_key: Option<&ClientKey>,
+    new_place: bool,
+) -> Result<Option<String>, ApiError> {
+    if !new_place && client_key.is_none() {
+        return Ok(None);
+    }
+    let tokens = &state.buyer_tokens;
+    let ends_at = match tokens.cached_end(sale) {
+        Some(end) => end,
+        None => {
+            let live = state.live.status(sale, None).await?.sale;
+            tokens.remember_end(sale, live.ends_at);
+            live.ends_at
+        }
+    };
+    let expires_at = tokens.expiry_for(ends_at);
+    let digest = client_key.map(ClientKey::digest).unwrap_or_default();
+    let mut pipe = redis::pipe();
+    if new_place {
+        for cmd in claim_commands(sale, identity, &digest, expires_at, false) {
+            pipe.add_command(cmd);
+        }
+        pipe.ignore();
+    }
+    pipe.cmd("HGET")
+        .arg(claims_key(sale))
+        .arg(identity.as_str());
+    let mut redis = state.redis.clone();
+    let (won, stored) = if new_place {
+        pipe.query_async::<(bool, Option<String>)>(&mut redis)
+            .await?
+    } else {
+        (
+            false,
+            pipe.query_async::<(Option<String>,)>(&mut redis).await?.0,
+        )
+    };
+    let token = won || repeats(client_key, stored.as_deref());
+    Ok(token.then(|| tokens.sign(sale, identity, expires_at)))
+}
+
+/// Takes back a claim this buy just won for a place it did not take.
+async fn unclaim(state: &AppState, sale: &SaleId, identity: &Email) -> Result<(), ApiError> {
+    redis::cmd("HDEL")
+        .arg(claims_key(sale))
+        .arg(identity.as_str())
+        .query_async::<()>(&mut state.redis.clone())
+        .await?;
+    Ok(())
+}
+
+fn stored_digest(reply: Option<&Value>) -> Option<String> {
+    match reply {
+        Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
+        _ => None,
+    }
+}
+
+/// Whether the buy repeats the client key of the buy that took the place.
+fn repeats(client_key: Option<&ClientKey>, stored: Option<&str>) -> bool {
+    client_key.is_some_and(|k| stored.is_some_and(|s| k.matches(s)))
+}
