@@ -10,6 +10,10 @@
 //! is taken back at once — else whoever sent an address before the start
 //! would own its token.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use flashsale::EnqueueReply;
 use redis::Value;
 
@@ -30,6 +34,35 @@ pub(crate) fn takes_a_place(reply: &EnqueueReply) -> bool {
         reply,
         EnqueueReply::Queued { .. } | EnqueueReply::Registered { .. }
     )
+}
+
+/// How long after a refused buy the buys of a sale skip the claim.
+const REFUSING_FOR: Duration = Duration::from_millis(500);
+
+/// Sales whose ENQUEUE took no place a moment ago (sold out, ended, paused,
+/// not started, queue full). Their buys go the careful way for a moment —
+/// one round trip and no write for a refusal, instead of the claim and its
+/// undoing — since at the end of a busy sale nearly every buy is refused.
+/// Only a hint: either way gives the same answers.
+#[derive(Clone, Default)]
+pub struct RefusingSales(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl RefusingSales {
+    fn refused(&self, sale: &SaleId) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, at| at.elapsed() < REFUSING_FOR);
+            }
+            map.insert(sale.as_str().to_string(), Instant::now());
+        }
+    }
+
+    fn refusing(&self, sale: &SaleId) -> bool {
+        self.0.lock().is_ok_and(|map| {
+            map.get(sale.as_str())
+                .is_some_and(|at| at.elapsed() < REFUSING_FOR)
+        })
+    }
 }
 
 /// The claim's commands: `HSETNX` of the identity with the client key's
@@ -73,8 +106,9 @@ pub(crate) async fn enqueue_and_claim(
     let tokens = &state.buyer_tokens;
     // The token's expiry needs the sale's end; the first buy after a start
     // of the API learns it the careful way.
-    let Some(ends_at) = tokens.cached_end(sale) else {
-        return enqueue_then_claim(state, sale, identity, client_key).await;
+    let ends_at = match tokens.cached_end(sale) {
+        Some(end) if !state.live.refusing.refusing(sale) => end,
+        _ => return enqueue_then_claim(state, sale, identity, client_key).await,
     };
     let expires_at = tokens.expiry_for(ends_at);
     let digest = client_key.map(ClientKey::digest).unwrap_or_default();
@@ -86,6 +120,12 @@ pub(crate) async fn enqueue_and_claim(
         other => {
             if won {
                 unclaim(state, sale, identity).await?;
+            }
+            if !matches!(
+                other,
+                Some(EnqueueReply::Holding { .. } | EnqueueReply::Purchased { .. })
+            ) {
+                state.live.refusing.refused(sale);
             }
             match other {
                 // An answer without a place: a token only for a repeat.
@@ -126,7 +166,16 @@ async fn enqueue_then_claim(
     client_key: Option<&ClientKey>,
 ) -> Result<(EnqueueReply, Option<String>), ApiError> {
     let reply = state.live.enqueue(sale, identity).await?;
-    let token = claim(state, sale, identity, client_key, takes_a_place(&reply)).await?;
+    let new_place = takes_a_place(&reply);
+    if !new_place
+        && !matches!(
+            reply,
+            EnqueueReply::Holding { .. } | EnqueueReply::Purchased { .. }
+        )
+    {
+        state.live.refusing.refused(sale);
+    }
+    let token = claim(state, sale, identity, client_key, new_place).await?;
     Ok((reply, token))
 }
 

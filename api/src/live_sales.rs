@@ -32,6 +32,7 @@ use flashsale::{
 use tokio::sync::OnceCell;
 
 use crate::archived_sale::ArchivedSale;
+use crate::buyer_claims::RefusingSales;
 use crate::domain::{Email, Money, SaleId};
 use crate::error::ApiError;
 use crate::queue_drain::QueueDrain;
@@ -58,6 +59,8 @@ pub struct LiveSales {
     pub drain: QueueDrain,
     /// The sales followed over Server-Sent Events.
     pub feeds: SaleFeeds,
+    /// The sales that refused a buy a moment ago.
+    pub refusing: RefusingSales,
 }
 
 /// How many replicas must have an order before its buyer is told, and how
@@ -247,6 +250,7 @@ impl LiveSales {
             params: ParamsCache::default(),
             drain: QueueDrain::default(),
             feeds: SaleFeeds::default(),
+            refusing: RefusingSales::default(),
         }
     }
 

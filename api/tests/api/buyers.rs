@@ -479,7 +479,7 @@ async fn a_buy_that_takes_no_place_claims_nothing() {
     let id = sale_id(
         &app.create_sale(
             &admin,
-            json!({ "initialQuantity": 1, "startsAt": support::rfc3339(3) }),
+            json!({ "initialQuantity": 1, "startsAt": support::rfc3339(4) }),
         )
         .await,
     );
@@ -490,6 +490,8 @@ async fn a_buy_that_takes_no_place_claims_nothing() {
         .await
         .assert_error(409, "sale_not_started");
     for _ in 0..3 {
+        // After a refusal a sale's buys skip the claim for half a second.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         app.buy_with(&id, VICTIM, None)
             .await
             .assert_error(409, "sale_not_started");
@@ -518,8 +520,20 @@ async fn a_buy_that_takes_no_place_claims_nothing() {
     app.confirm_with(&id, VICTIM, token.as_str())
         .await
         .assert_ok();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     app.buy_with(&id, MALLORY, None)
         .await
         .assert_error(409, "sold_out");
     assert!(!claimed(&app, &id, MALLORY).await);
+    // Right after a refusal, refused buys write nothing at all: no claim
+    // to take back (most buys at the end of a busy sale are refused).
+    app.reset_command_stats().await;
+    for n in 0..5 {
+        app.buy_with(&id, &format!("late{n}@x.io"), None)
+            .await
+            .assert_error(409, "sold_out");
+    }
+    let calls = app.command_calls().await;
+    assert_eq!(calls.get("hsetnx"), None, "{calls:?}");
+    assert_eq!(calls.get("hdel"), None, "{calls:?}");
 }
