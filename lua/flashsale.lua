@@ -22,8 +22,9 @@ through redis.pcall, several times what a small command itself takes), so
 the Lua around them is kept cheap. The store's methods are made once, when
 the library loads, not per call; a sale's key names are made once and kept;
 the sale record is decoded with one pattern match, and not at all when its
-text is the one last read or written; a key's type is checked only if the
-call has not read the key already, and with a read cheaper than TYPE.
+text is the one last read or written; before its first write a command
+checks the type only of the keys it may write and has not read yet, with a
+read cheaper than TYPE.
 ]]
 
 -- The test harness loads a copy with this line set to true (non-cluster only).
@@ -303,7 +304,7 @@ local function sale_keys(sale)
         draw = prefix .. KEY_DRAW,
         -- Followed by the user id.
         hold = prefix .. KEY_HOLD,
-        -- KEY_TYPES, each with its key's name (store.check_key_types).
+        -- By suffix: the key's name and its type (store.check_key_types).
         typed = {},
         -- The sale record as last read or written: { raw = , record = }
         -- (store.sale). One table, replaced whole (and dropped while its
@@ -312,7 +313,7 @@ local function sale_keys(sale)
     }
     for i = 1, #KEY_TYPES do
         local suffix, type_name = KEY_TYPES[i][1], KEY_TYPES[i][2]
-        k.typed[i] = { suffix = suffix, name = prefix .. suffix, type = type_name }
+        k.typed[suffix] = { suffix = suffix, name = prefix .. suffix, type = type_name }
     end
     key_cache[sale] = k
     key_cache_count = key_cache_count + 1
@@ -717,8 +718,24 @@ local K = nil
 local call_id = 0
 local verified = {}
 
-local function open_store(sale)
+-- The keys of a sale each command may write (by suffix, in KEY_TYPES
+-- order), as the module's RedisStore lists them: store.check_key_types
+-- checks these, before the command's first write, and no others — a key
+-- the command never touches cannot make it fail. The per-user hold keys
+-- are not among them: SET and DEL take a key of any type.
+local WRITES = {
+    enqueue = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_LAPSED, KEY_REGISTERED, KEY_DRAW },
+    grant = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_LAPSED, KEY_REGISTERED, KEY_DRAW },
+    confirm = { KEY_SALE, KEY_HOLDS, KEY_ORDERS, KEY_OUTBOX },
+    restore = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_ORDERS, KEY_LAPSED, KEY_REGISTERED },
+}
+local NO_WRITES = {}
+-- The running command's entry of WRITES.
+local writes = NO_WRITES
+
+local function open_store(sale, command)
     K = sale_keys(sale)
+    writes = WRITES[command] or NO_WRITES
     call_id = call_id + 1
     return store
 end
@@ -1005,16 +1022,17 @@ local function has_its_type(key)
     return false
 end
 
--- TYPE of every key of the sale: WRONGTYPE unless each is absent or of
--- its own type. Commands that write keys they have not read call it
--- before their first write. A key the call has read already is absent or
--- of its type (reading a key of another type fails), so it is not asked;
--- the others are asked with their type's probe.
+-- WRONGTYPE unless each key the command may write (WRITES) is absent or
+-- of its own type. Commands that write keys they have not read call it
+-- before their first write, so that a wrong type refuses the call before
+-- anything changed. A key the call has read already is absent or of its
+-- type (reading a key of another type fails), so it is not asked; the
+-- others are asked with their type's probe.
 function store.check_key_types()
     local typed = K.typed
-    for i = 1, #typed do
-        local key = typed[i]
-        if verified[key.suffix] ~= call_id and not has_its_type(key) then
+    for i = 1, #writes do
+        local suffix = writes[i]
+        if verified[suffix] ~= call_id and not has_its_type(typed[suffix]) then
             fail(CODE_WRONGTYPE .. ' ' .. MSG_WRONG_TYPE)
         end
     end
@@ -1682,64 +1700,64 @@ local COMMANDS = {}
 function COMMANDS.setup(sale, argv, n)
     local params = parse_setup(sale, argv, n)
     local now = now_ms()
-    return setup(open_store(sale), now, sale, params)
+    return setup(open_store(sale, 'setup'), now, sale, params)
 end
 
 function COMMANDS.enqueue(sale, argv, n)
     local user = parse_user_command('enqueue', sale, argv, n)
     local now = now_ms()
-    return enqueue(open_store(sale), now, user)
+    return enqueue(open_store(sale, 'enqueue'), now, user)
 end
 
 function COMMANDS.grant(sale, argv, n)
     local max_users = parse_grant(sale, argv, n)
     local now = now_ms()
-    return grant(open_store(sale), now, max_users)
+    return grant(open_store(sale, 'grant'), now, max_users)
 end
 
 function COMMANDS.confirm(sale, argv, n)
     local user, amount, contact = parse_confirm(sale, argv, n)
     local now = now_ms()
-    return confirm(open_store(sale), now, sale, user, amount, contact)
+    return confirm(open_store(sale, 'confirm'), now, sale, user, amount, contact)
 end
 
 function COMMANDS.release(sale, argv, n)
     local user = parse_user_command('release', sale, argv, n)
     -- Read as for every command, though RELEASE does not look at it.
     now_ms()
-    return release(open_store(sale), user)
+    return release(open_store(sale, 'release'), user)
 end
 
 function COMMANDS.status(sale, argv, n)
     local user = parse_status(sale, argv, n)
     local now = now_ms()
-    return status(open_store(sale), now, user)
+    return status(open_store(sale, 'status'), now, user)
 end
 
 function COMMANDS.restore(sale, argv, n)
     local orders = parse_restore(sale, argv, n)
     local now = now_ms()
-    return restore(open_store(sale), now, orders)
+    return restore(open_store(sale, 'restore'), now, orders)
 end
 
 function COMMANDS.pause(sale, argv, n)
     parse_sale_only('pause', sale, n)
     local now = now_ms()
-    return pause(open_store(sale), now)
+    return pause(open_store(sale, 'pause'), now)
 end
 
 function COMMANDS.resume(sale, argv, n)
     parse_sale_only('resume', sale, n)
     -- Read as for every command, though RESUME does not look at it.
     now_ms()
-    return resume(open_store(sale))
+    return resume(open_store(sale, 'resume'))
 end
 
 function COMMANDS.draw(sale, argv, n)
     local offset, count = parse_draw(sale, argv, n)
     -- Read as for every command, though DRAW does not look at it.
     now_ms()
-    return draw(open_store(sale), offset, count)
+    return draw(open_store(sale, 'draw'), offset, count)
 end
 
 ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ fn dispatch(
         .collect();
     let outcome = parse(name, &args).and_then(|command| {
         let now = clock::now_ms(&ctx)?;
-        let mut store = RedisStore::new(&ctx, command.sale(), !name.is_read_only());
+        let mut store = RedisStore::new(&ctx, command.sale(), name);
         engine::execute(&mut store, now, &command)
     });
     match outcome {

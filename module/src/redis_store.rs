@@ -9,15 +9,39 @@
 use engine::keys::{
     self, KeyKind, DRAW, HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, REGISTERED, SALE, SEED,
 };
-use engine::{EngineError, OutboxEntry, SaleRecord, Store};
+use engine::{CommandName, EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
 use crate::raw_key::{replicate, KeyName, Member, RStr, RawKey};
+
+/// The keys of a sale `command` may write, by suffix, in [`keys::TYPES`]
+/// order: [`Store::check_key_types`] checks these and no others, so a key
+/// the command never touches cannot make it fail. The Lua library lists the
+/// same (`WRITES`). The per-user hold keys are not among them: SET and DEL
+/// take a key of any type.
+fn written_keys(command: CommandName) -> &'static [&'static str] {
+    match command {
+        CommandName::Enqueue | CommandName::Grant => {
+            &[SALE, QUEUE, HOLDS, LAPSED, REGISTERED, DRAW]
+        }
+        CommandName::Confirm => &[SALE, HOLDS, ORDERS, OUTBOX],
+        CommandName::Restore => &[SALE, QUEUE, HOLDS, ORDERS, LAPSED, REGISTERED],
+        // These never call check_key_types: they read each key they write.
+        CommandName::Setup
+        | CommandName::Release
+        | CommandName::Status
+        | CommandName::Pause
+        | CommandName::Resume
+        | CommandName::Draw => &[],
+    }
+}
 
 pub struct RedisStore<'a> {
     ctx: &'a Context,
     sale: &'a str,
     writable: bool,
+    /// [`written_keys`] of the running command.
+    writes: &'static [&'static str],
     sale_key: Option<RawKey<'a>>,
     queue: Option<RawKey<'a>>,
     holds: Option<RawKey<'a>>,
@@ -40,11 +64,12 @@ macro_rules! handle {
 }
 
 impl<'a> RedisStore<'a> {
-    pub fn new(ctx: &'a Context, sale: &'a str, writable: bool) -> Self {
+    pub fn new(ctx: &'a Context, sale: &'a str, command: CommandName) -> Self {
         RedisStore {
             ctx,
             sale,
-            writable,
+            writable: !command.is_read_only(),
+            writes: written_keys(command),
             sale_key: None,
             queue: None,
             holds: None,
@@ -323,6 +348,9 @@ impl Store for RedisStore<'_> {
 
     fn check_key_types(&mut self) -> Result<(), EngineError> {
         for (suffix, kind) in keys::TYPES {
+            if !self.writes.contains(&suffix) {
+                continue;
+            }
             let expected = match kind {
                 KeyKind::String => KeyType::String,
                 KeyKind::ZSet => KeyType::ZSet,
