@@ -5,10 +5,14 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use mongodb::bson::{doc, Bson, Document};
+use futures::TryStreamExt;
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, Bson, DateTime as BsonDateTime, Document};
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 use mongodb::options::{
-    Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, ReturnDocument, WriteConcern,
+    Acknowledgment, ClientOptions, CollectionOptions, Hint, IndexOptions, ReturnDocument,
+    WriteConcern,
 };
 use mongodb::{Client, Collection, IndexModel};
 use tests::MongoServer;
@@ -16,6 +20,7 @@ use tests::MongoServer;
 const DUPLICATE_KEY: i32 = 11000;
 const INVALID_INDEX_SPECIFICATION_OPTION: i32 = 197;
 const SALE_USER_INDEX: &str = "flashSaleId_1_userEmail_1";
+const BY_SALE_INDEX: &str = "by_sale_newest_first";
 
 /// The server's error code for a failed write or command.
 fn error_code(err: &Error) -> Option<i32> {
@@ -567,4 +572,111 @@ async fn acknowledged_writes_survive_a_kill() {
     server.kill();
     server.restart().await;
     assert_orders_intact(&server).await;
+}
+
+/// One sale's orders newest first through `hint` (page by page), and their
+/// count, against the same query without the hint.
+async fn assert_hint_changes_nothing(orders: &Collection<Document>, sale: &str) {
+    let filter = doc! { "flashSaleId": sale };
+    let sort = doc! { "createdAt": -1, "_id": 1 };
+    let hint = Hint::Name(BY_SALE_INDEX.to_string());
+    let without = orders.count_documents(filter.clone()).await.expect("count");
+    let with = orders
+        .count_documents(filter.clone())
+        .hint(hint.clone())
+        .await
+        .expect("hinted count");
+    assert_eq!(with, without, "count of {sale}");
+    for (skip, limit) in [(0, 1), (0, 5), (3, 4), (0, 100), (28, 10), (100, 5)] {
+        let page = |hint: Option<Hint>| {
+            let (filter, sort) = (filter.clone(), sort.clone());
+            async move {
+                let mut find = orders.find(filter).sort(sort).skip(skip).limit(limit);
+                if let Some(hint) = hint {
+                    find = find.hint(hint);
+                }
+                find.await
+                    .expect("find")
+                    .try_collect::<Vec<Document>>()
+                    .await
+                    .expect("find")
+            }
+        };
+        assert_eq!(
+            page(Some(hint.clone())).await,
+            page(None).await,
+            "{sale}, skip {skip}, limit {limit}"
+        );
+    }
+}
+
+/// The order list's queries name its index in `hint`. The test server
+/// answers those from SQLite (tools/mongo-sqlite/indexed.go) and must
+/// answer exactly as without the hint — including for documents it has to
+/// leave to FerretDB: a sorted field of mixed types, a missing one, an
+/// array where the filter compares a string, types it does not convert.
+#[tokio::test]
+async fn a_hint_changes_no_answer() {
+    let server = MongoServer::start().await;
+    let orders = orders(&server).await;
+    orders
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "flashSaleId": 1, "createdAt": -1, "_id": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .name(BY_SALE_INDEX.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .expect("create the index");
+    let at = BsonDateTime::from_millis;
+    let mut docs = Vec::new();
+    // Batches share a createdAt, so `_id` breaks ties ("a-10" < "a-9").
+    for i in 0..30_i64 {
+        docs.push(doc! { "_id": format!("a-{i}"), "flashSaleId": "a", "createdAt": at(1_000 + i / 4), "n": i });
+    }
+    for i in 0..10_i64 {
+        docs.push(
+            doc! { "_id": format!("b-{i}"), "flashSaleId": "b", "createdAt": at(1_000 + i / 3) },
+        );
+    }
+    // Ids whose JSON text orders otherwise than they do ('!' < '"' < '<').
+    for id in ["a", "a!", "a<&>\u{e9}", "a\"q", "a\\"] {
+        docs.push(doc! { "_id": id, "flashSaleId": "a", "createdAt": at(1_003) });
+    }
+    docs.push(doc! {
+        "_id": "a-types", "flashSaleId": "a", "createdAt": at(1_002),
+        "int": 1_i32, "long": 2_i64, "double": 1.5, "negative": -0.25, "bool": true,
+        "null": Bson::Null, "oid": ObjectId::from_bytes([7; 12]), "when": at(-5),
+        "nested": { "array": [1_i32, "two", Bson::Null, { "x": false }], "empty": {} },
+    });
+    orders.insert_many(docs).await.expect("insert");
+    for sale in ["a", "b", "none"] {
+        assert_hint_changes_nothing(&orders, sale).await;
+    }
+
+    let more = [
+        // A type the fast path does not convert.
+        doc! { "_id": "a-bin", "flashSaleId": "a", "createdAt": at(1_001),
+        "bin": Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2] }) },
+        // No createdAt: sorts last.
+        doc! { "_id": "b-none", "flashSaleId": "b" },
+        // createdAt of another type in one sale.
+        doc! { "_id": "a-text", "flashSaleId": "a", "createdAt": "yesterday" },
+        // An array: MongoDB's equality matches an element.
+        doc! { "_id": "ab", "flashSaleId": ["a", "b"], "createdAt": at(999) },
+        // Another _id type.
+        doc! { "_id": ObjectId::from_bytes([1; 12]), "flashSaleId": "b", "createdAt": at(1_000) },
+    ];
+    for doc in more {
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        orders.insert_one(doc).await.expect("insert");
+        for sale in ["a", "b", "none"] {
+            assert_hint_changes_nothing(&orders, sale).await;
+        }
+        orders.delete_one(doc! { "_id": id }).await.expect("delete");
+    }
 }

@@ -13,6 +13,11 @@
 // By default commands run one at a time (see serialize.go): FerretDB v1
 // alone does not make `$inc`, updates or findAndModify atomic against
 // concurrent commands. --serialize=false serves FerretDB directly.
+//
+// With --serialize, a find or count that names an index in `hint` and fits
+// it is answered from SQLite through a typed companion index instead of
+// FerretDB's full scan (see indexed.go); --typed-indexes=false turns that
+// off.
 package main
 
 import (
@@ -39,6 +44,8 @@ func main() {
 	logLevel := flag.String("log-level", "warn", "FerretDB log level: debug, info, warn or error")
 	serialize := flag.Bool("serialize", true,
 		"run one command at a time, which makes single-document updates atomic")
+	typedIndexes := flag.Bool("typed-indexes", true,
+		"with --serialize, answer hinted index queries and counts from SQLite (see indexed.go)")
 	stdinEOF := flag.Bool("exit-on-stdin-eof", false, "also shut down when standard input is closed")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 5*time.Second,
 		"on shutdown, wait this long for open connections before exiting anyway")
@@ -111,7 +118,11 @@ func main() {
 	// New has bound FerretDB's listener already; Run accepts on it.
 	addr := strings.TrimSuffix(strings.TrimPrefix(f.MongoDBURI(), "mongodb://"), "/")
 	if *serialize {
-		s := newSerializer(addr)
+		var x *indexed
+		if *typedIndexes {
+			x = newIndexed(absDir)
+		}
+		s := newSerializer(addr, x)
 		addr = public.Addr().String()
 		wg.Add(1)
 		go func() {

@@ -25,6 +25,8 @@ import (
 // fire-and-forget moreToCome writes, and the Rust driver sends neither).
 type serializer struct {
 	upstream string
+	// indexed answers some hinted queries from SQLite (nil: none).
+	indexed *indexed
 
 	// exec is held from sending a request to FerretDB until its reply has
 	// been read: commands run one at a time.
@@ -39,8 +41,8 @@ type serializer struct {
 // maxMsgLen is the largest message FerretDB accepts (wire.MaxMsgLen).
 const maxMsgLen = 48_000_000
 
-func newSerializer(upstream string) *serializer {
-	return &serializer{upstream: upstream, conns: map[net.Conn]struct{}{}}
+func newSerializer(upstream string, indexed *indexed) *serializer {
+	return &serializer{upstream: upstream, indexed: indexed, conns: map[net.Conn]struct{}{}}
 }
 
 // serve accepts connections on l until ctx is canceled, then closes l and
@@ -129,10 +131,19 @@ func (s *serializer) proxy(client net.Conn) {
 func (s *serializer) roundTrip(up net.Conn, fromUp *bufio.Reader, req []byte) ([]byte, error) {
 	s.exec.Lock()
 	defer s.exec.Unlock()
+	if s.indexed != nil {
+		if res, err := s.indexed.answer(req); err == nil {
+			return res, nil
+		}
+	}
 	if _, err := up.Write(req); err != nil {
 		return nil, err
 	}
-	return readMessage(fromUp)
+	res, err := readMessage(fromUp)
+	if err == nil && s.indexed != nil {
+		s.indexed.afterCreateIndexes(req, res)
+	}
+	return res, err
 }
 
 // readMessage reads one wire protocol message: a little-endian int32 total
