@@ -90,6 +90,31 @@ pub fn one_order_per_user() -> IndexModel {
         .build()
 }
 
+/// The index the admin order list reads through: one sale's orders newest
+/// first (`createdAt` descending, then `_id`, the list's sort), and the
+/// count of a sale's orders. Readers name it in `hint`: MongoDB then never
+/// picks `one_order_per_user` for the sale filter and sorts in memory, and
+/// the test server (tools/mongo-sqlite) answers hinted queries from SQLite
+/// instead of decoding every order.
+pub const BY_SALE_NEWEST_FIRST: &str = "by_sale_newest_first";
+
+pub fn by_sale_newest_first() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field::SALE_ID: 1, field::CREATED_AT: -1, field::ID: 1 })
+        .options(
+            IndexOptions::builder()
+                .name(BY_SALE_NEWEST_FIRST.to_string())
+                .build(),
+        )
+        .build()
+}
+
+/// Every index of `orders`: the worker creates them before its first
+/// write, the API at startup (it may run first).
+pub fn indexes() -> Vec<IndexModel> {
+    vec![one_order_per_user(), by_sale_newest_first()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ import (
 // an element, a document it cannot convert), goes to FerretDB as before.
 //
 // The companion index of FerretDB index I with fields K0..Kn-1 is, with
-// T(k) the field's type from the document's sjson schema ('' if missing)
+// T(k) the field's type from the document's sjson schema (empty if missing)
 // and V(k) its value as SQLite reads it from JSON:
 //
 //	T(K0), ..., T(Kn-1), V(K0), ..., V(Kn-1)   (V descending where I is)

@@ -19,11 +19,10 @@ pub fn collection(db: &Database) -> Collection<Document> {
     db.collection(records::ORDERS)
 }
 
-/// One order per user per sale, enforced by MongoDB itself.
+/// One order per user per sale, enforced by MongoDB itself, and the
+/// indexes the API's order list reads through.
 pub async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
-    collection(db)
-        .create_index(order::one_order_per_user())
-        .await?;
+    collection(db).create_indexes(order::indexes()).await?;
     Ok(())
 }
 

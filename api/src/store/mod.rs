@@ -49,8 +49,14 @@ impl Db {
             .map(|_| ())
     }
 
-    /// Indexes the API's own queries need on the collections it owns.
+    /// Indexes the API's own queries need on the collections it owns, and
+    /// those of `orders` (the worker creates the same; the API may start
+    /// first, and its order list names them in hints).
     pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
-        users::ensure_indexes(&self.users).await
+        users::ensure_indexes(&self.users).await?;
+        self.orders
+            .create_indexes(records::order::indexes())
+            .await?;
+        Ok(())
     }
 }

@@ -6,10 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use mongodb::action::Action;
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::options::FindOptions;
+use mongodb::error::ErrorKind;
+use mongodb::options::Hint;
 use mongodb::Collection;
-use records::order::field;
+use records::order::{self, field};
 
 use crate::domain::{Email, Money, SaleId};
 
@@ -90,39 +92,90 @@ pub async fn find_for_user(
     Ok(found.as_ref().map(OrderRecord::from_document))
 }
 
+/// How many orders of `sale` MongoDB holds: a range count on the sale's
+/// index, not a scan of its documents.
 pub async fn count_for_sale(
     orders: &Collection<Document>,
     sale: &SaleId,
 ) -> mongodb::error::Result<u64> {
-    orders
-        .count_documents(doc! { field::SALE_ID: sale.as_str() })
-        .await
+    let filter = doc! { field::SALE_ID: sale.as_str() };
+    with_index_or_without(Some(order::BY_SALE_NEWEST_FIRST), |hint| {
+        orders
+            .count_documents(filter.clone())
+            .optional(hint, |c, h| c.hint(h))
+    })
+    .await
 }
 
 /// One page of orders (newest first), optionally of one sale, and the total.
+/// A sale's page and total read through the index that has the list's
+/// order (named in `hint`), so they cost the page's documents and a range
+/// count however many orders there are. Without a sale it is a sort of
+/// every order: no index for it, as no reader asks for that at scale and
+/// every index costs the worker's inserts.
 pub async fn list(
     orders: &Collection<Document>,
     sale: Option<&SaleId>,
     skip: u64,
     limit: i64,
 ) -> mongodb::error::Result<(Vec<OrderRecord>, u64)> {
-    let filter = match sale {
-        Some(sale) => doc! { field::SALE_ID: sale.as_str() },
-        None => doc! {},
+    let (filter, index) = match sale {
+        Some(sale) => (
+            doc! { field::SALE_ID: sale.as_str() },
+            Some(order::BY_SALE_NEWEST_FIRST),
+        ),
+        None => (doc! {}, None),
     };
-    let total = orders.count_documents(filter.clone()).await?;
-    let options = FindOptions::builder()
-        .sort(doc! { field::CREATED_AT: -1, field::ID: 1 })
-        .skip(skip)
-        .limit(limit)
-        .build();
-    let docs: Vec<Document> = orders
-        .find(filter)
-        .with_options(options)
-        .await?
-        .try_collect()
-        .await?;
+    let total = with_index_or_without(index, |hint| {
+        orders
+            .count_documents(filter.clone())
+            .optional(hint, |c, h| c.hint(h))
+    })
+    .await?;
+    let docs: Vec<Document> = with_index_or_without(index, |hint| async {
+        orders
+            .find(filter.clone())
+            .sort(doc! { field::CREATED_AT: -1, field::ID: 1 })
+            .skip(skip)
+            .limit(limit)
+            .optional(hint, |f, h| f.hint(h))
+            .await?
+            .try_collect()
+            .await
+    })
+    .await?;
     Ok((docs.iter().map(OrderRecord::from_document).collect(), total))
+}
+
+/// MongoDB's answer to a hint naming an index it does not have.
+const BAD_VALUE: i32 = 2;
+
+/// Runs `query` with a hint naming `index`, and again without one when the
+/// index is not there (yet: the API creates it in the background at
+/// startup), so the answer is only slower, never an error.
+async fn with_index_or_without<T, F, Fut>(
+    index: Option<&str>,
+    query: F,
+) -> mongodb::error::Result<T>
+where
+    F: Fn(Option<Hint>) -> Fut,
+    Fut: std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+{
+    let Some(index) = index else {
+        return query(None).await;
+    };
+    match query(Some(Hint::Name(index.to_string()))).await {
+        Err(e) if is_bad_hint(&e) => {
+            tracing::warn!(index, error = %e, "orders index missing; reading without it");
+            query(None).await
+        }
+        other => other,
+    }
+}
+
+fn is_bad_hint(error: &mongodb::error::Error) -> bool {
+    matches!(&*error.kind, ErrorKind::Command(e)
+        if e.code == BAD_VALUE && e.message.to_ascii_lowercase().contains("hint"))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod journey;
 mod limits;
 mod lottery;
 mod ops;
+mod order_list;
 mod pages;
 mod pause;
 mod rate_limit;
