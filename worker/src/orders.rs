@@ -22,7 +22,12 @@ pub fn collection(db: &Database) -> Collection<Document> {
 /// One order per user per sale, enforced by MongoDB itself, and the
 /// indexes the API's order list reads through.
 pub async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
-    collection(db).create_indexes(order::indexes()).await?;
+    // One at a time: FerretDB v1.24 panics on a createIndexes listing two
+    // or more indexes that exist already (validateIndexesForCreation
+    // deletes from its copy by the original position).
+    for index in order::indexes() {
+        collection(db).create_index(index).await?;
+    }
     Ok(())
 }
 

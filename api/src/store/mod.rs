@@ -54,9 +54,11 @@ impl Db {
     /// first, and its order list names them in hints).
     pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
         users::ensure_indexes(&self.users).await?;
-        self.orders
-            .create_indexes(records::order::indexes())
-            .await?;
+        // One at a time, as the worker does: FerretDB v1.24 panics on a
+        // createIndexes of several indexes that all exist already.
+        for index in records::order::indexes() {
+            self.orders.create_index(index).await?;
+        }
         Ok(())
     }
 }
