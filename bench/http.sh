@@ -78,12 +78,13 @@ LUA
 # flashsale-api (and, with WITH_WORKER=1, flashsale-worker) on free loopback
 # ports, data under $PLATFORM_DIR. Sets REDIS_PID MONGO_PID API_PID
 # WORKER_PID API_URL REDIS_PORT; platform_stop stops them by PID.
-# Extra settings for the API come from the environment (RATE_LIMIT_* ...).
+# Extra settings for the API come from the environment (RATE_LIMIT_* ...);
+# API_BIN names another flashsale-api binary (a before/after comparison).
 platform_start() {
   PLATFORM_DIR=$(mktemp -d /tmp/flashsale-bench.XXXXXX)
   mkdir -p "$PLATFORM_DIR/redis" "$PLATFORM_DIR/mongo"
   REDIS_PORT=$(free_port)
-  local mongo_port api_port mongo_bin
+  local mongo_port api_port mongo_bin api_bin=${API_BIN:-$ROOT/target/release/flashsale-api}
   mongo_port=$(free_port)
   api_port=$(free_port)
   REDIS_PID= MONGO_PID= API_PID= WORKER_PID=
@@ -101,13 +102,13 @@ platform_start() {
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" MONGO_URL="mongodb://127.0.0.1:$mongo_port/"
   export MONGO_DB=bench ENGINE=module DEV_MODE=true BEND_HOST=127.0.0.1 BEND_PORT=$api_port
   unset REDIS_CLUSTER_NODES JWT_SECRET
-  "$ROOT/target/release/flashsale-api" seed-admin > "$PLATFORM_DIR/seed.log" 2>&1
+  "$api_bin" seed-admin > "$PLATFORM_DIR/seed.log" 2>&1
   if [ "${WITH_WORKER:-0}" = 1 ]; then
     WORKER_METRICS_ADDR="127.0.0.1:$(free_port)" "$ROOT/target/release/flashsale-worker" \
       > "$PLATFORM_DIR/worker.log" 2>&1 &
     WORKER_PID=$!
   fi
-  "$ROOT/target/release/flashsale-api" > "$PLATFORM_DIR/api.log" 2>&1 &
+  "$api_bin" > "$PLATFORM_DIR/api.log" 2>&1 &
   API_PID=$!
   wait_port api "$api_port" "$API_PID"
   API_URL="http://127.0.0.1:$api_port"

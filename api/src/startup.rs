@@ -41,7 +41,7 @@ use crate::http::request_id::{self, RandomRequestId};
 use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::Db;
 use crate::web;
 
@@ -266,7 +266,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let passwords = Passwords::new(settings.password_hash_concurrency())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         settings: Arc::new(settings),
         live,
         redis,
@@ -275,7 +275,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         passwords,
         metrics: prometheus_handle()?,
         buyer_tokens: Arc::new(buyer_tokens),
-    })
+    }))
 }
 
 /// Creates the indexes now, or keeps trying in the background while
