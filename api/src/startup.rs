@@ -43,7 +43,7 @@ use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::{AppState, Shared};
 use crate::store::Db;
-use crate::web;
+use crate::{telemetry, web};
 
 pub struct Application {
     port: u16,
@@ -407,27 +407,11 @@ pub type TracingLayer =
 pub fn tracing_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<Stack<TracingLayer, L>> {
     builder.layer(
         TraceLayer::new_for_http()
-            .make_span_with(request_span as fn(&Request) -> tracing::Span)
+            .make_span_with(telemetry::request_span as fn(&Request) -> tracing::Span)
             // One line per request at debug (RUST_LOG=tower_http=debug):
             // at flash-sale rates an info line each would cost more
             // than the request. Failures (5xx) are logged at error.
             .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-    )
-}
-
-fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    // The path only, never the query: GET /orders/events may carry a buyer
-    // token there (EventSource cannot send headers).
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id,
     )
 }
 

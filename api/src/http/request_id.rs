@@ -11,7 +11,8 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 use uuid::{Builder, Uuid};
 
 pub const HEADER: &str = "x-request-id";
-const MAX_LEN: usize = 128;
+/// The longest caller's id kept.
+pub const MAX_LEN: usize = 128;
 
 /// Whether a caller's id may be kept: 1 to 128 letters, digits and `-_.:`.
 pub fn is_usable(value: &HeaderValue) -> bool {
