@@ -378,8 +378,18 @@ local function user_id(raw)
 end
 
 -- [u8]::to_ascii_uppercase: only a-z change, whatever the locale.
+local function upper_letter(c)
+    return string.char(c:byte() - 32)
+end
+
 local function ascii_upper(s)
-    return (s:gsub('[a-z]', function(c) return string.char(c:byte() - 32) end))
+    return (s:gsub('[a-z]', upper_letter))
+end
+
+-- Whether argv[i] is CONFIRM's option CONTACT, in any case. Only a word of
+-- its length can be, so an amount is not upper-cased to find out.
+local function is_contact(argv, i)
+    return #argv[i] == #OPTION_CONTACT and ascii_upper(argv[i]) == OPTION_CONTACT
 end
 
 -- A lottery seed: exactly SEED_HEX_LEN of 0-9a-f.
@@ -480,19 +490,16 @@ local function parse_confirm(sale, argv, n)
     end
     sale_id(sale)
     local user = user_id(argv[1])
-    local function is_contact(i)
-        return ascii_upper(argv[i]) == OPTION_CONTACT
-    end
     -- An amount is digits, so it is never the option's name.
     local i = 2
     local amount, contact = nil, nil
-    if i < n and not is_contact(i) then
+    if i < n and not is_contact(argv, i) then
         amount = parse_int(argv[i], 'amount', 0, MAX_AMOUNT)
         i = i + 1
     end
     if i < n then
         -- Only CONTACT, once, with its value, may follow.
-        if not is_contact(i) or i + 2 ~= n then
+        if not is_contact(argv, i) or i + 2 ~= n then
             err(MSG_SYNTAX)
         end
         if not is_valid_user_id(argv[i + 1]) then
