@@ -6,6 +6,8 @@
 //! clock-free effect (absolute expiry, explicit stream id): a replica or an
 //! AOF reload rebuilds exactly the primary's data.
 
+use std::cell::RefCell;
+
 use engine::keys::{
     self, KeyKind, DRAW, HOLD, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, REGISTERED, SALE, SEED,
 };
@@ -49,7 +51,7 @@ pub struct RedisStore<'a> {
     lapsed: Option<RawKey<'a>>,
     /// The last member string made, reused: a command asks about one user
     /// in several keys.
-    member: Option<(String, RStr<'a>)>,
+    member: Option<RStr<'a>>,
 }
 
 /// Opens one of the sale's keys on first use and keeps the handle for the
@@ -82,11 +84,11 @@ impl<'a> RedisStore<'a> {
     /// `user` as a Redis string, made once per command and reused.
     fn member(&mut self, user: &str) -> Member {
         match &self.member {
-            Some((cached, string)) if cached == user => string.member(),
+            Some(string) if string.bytes() == user.as_bytes() => string.member(),
             _ => {
                 let string = RStr::new(self.ctx, user.as_bytes());
                 let member = string.member();
-                self.member = Some((user.to_string(), string));
+                self.member = Some(string);
                 member
             }
         }
@@ -103,6 +105,38 @@ impl<'a> RedisStore<'a> {
     fn call(&self, command: &str, args: &[&str]) -> Result<RedisValue, EngineError> {
         self.ctx.call(command, args).map_err(|e| call_error(&e))
     }
+}
+
+thread_local! {
+    /// The sale record decoded last, with its text. Decoding depends on
+    /// nothing but the text, and most commands read a sale's record
+    /// unchanged, so comparing the text (about 200 bytes) replaces the
+    /// parse. Redis runs every module command on its main thread.
+    static LAST_DECODED: RefCell<Option<(Vec<u8>, SaleRecord)>> = const { RefCell::new(None) };
+}
+
+/// [`SaleRecord::decode`], answered from [`LAST_DECODED`] when `raw` is the
+/// text decoded last.
+fn decode_sale(raw: &[u8]) -> Result<SaleRecord, EngineError> {
+    LAST_DECODED.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((text, record)) = last.as_ref() {
+            if text.as_slice() == raw {
+                return Ok(record.clone());
+            }
+        }
+        let record = SaleRecord::decode(raw)?;
+        match last.as_mut() {
+            // The text's buffer is reused: no allocation once it is big enough.
+            Some((text, kept)) => {
+                text.clear();
+                text.extend_from_slice(raw);
+                *kept = record.clone();
+            }
+            None => *last = Some((raw.to_vec(), record.clone())),
+        }
+        Ok(record)
+    })
 }
 
 fn call_error(error: &RedisError) -> EngineError {
@@ -142,7 +176,7 @@ fn as_members(value: RedisValue) -> Result<Vec<String>, EngineError> {
 impl Store for RedisStore<'_> {
     fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError> {
         handle!(self.sale_key, SALE)
-            .with_string(SaleRecord::decode)?
+            .with_string(decode_sale)?
             .transpose()
     }
 
