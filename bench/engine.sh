@@ -14,6 +14,8 @@
 #   CONFIRM_USERS (default 20000): users confirming per backend and round.
 #   LUA_LIBRARY (default lua/flashsale.lua): the library to load, e.g. an
 #   older version to compare with.
+#   MODULE_LIBRARY (default: target/release/libflashsale_module.so, built
+#   first): the module to load, e.g. one built from an older commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +30,12 @@ if [ "$ROUNDS" -lt 5 ]; then
   echo "note: $ROUNDS rounds; the ratios below want at least 5 to mean much" >&2
 fi
 
-cargo build -p module --release --quiet
-MODULE=$PWD/target/release/libflashsale_module.so
+if [ -n "${MODULE_LIBRARY:-}" ]; then
+  MODULE=$(realpath "$MODULE_LIBRARY")
+else
+  cargo build -p module --release --quiet
+  MODULE=$PWD/target/release/libflashsale_module.so
+fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DIR=$(mktemp -d)
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" \
