@@ -120,13 +120,18 @@ func (x *indexed) reply(requestID int32, doc bson.D) ([]byte, error) {
 }
 
 // answer answers a find or aggregate from SQLite, or returns errNotHere.
-func (x *indexed) answer(req []byte) ([]byte, error) {
+func (x *indexed) answer(req []byte) (res []byte, err error) {
+	// A bug here must cost a slow answer from FerretDB, not the server.
+	defer func() {
+		if recover() != nil {
+			res, err = nil, errNotHere
+		}
+	}()
 	requestID, cmd, ok := command(req)
 	if !ok {
 		return nil, errNotHere
 	}
 	var result bson.D
-	var err error
 	switch cmd[0].Key {
 	case "find":
 		result, err = x.find(cmd)
@@ -145,6 +150,7 @@ func (x *indexed) answer(req []byte) ([]byte, error) {
 // indexes a successful createIndexes asked for, while the collection is
 // usually still small, so that no request pays for building one later.
 func (x *indexed) afterCreateIndexes(req, res []byte) {
+	defer func() { _ = recover() }()
 	_, cmd, ok := command(req)
 	if !ok || cmd[0].Key != "createIndexes" || !replyOK(res) {
 		return
