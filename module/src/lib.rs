@@ -8,6 +8,7 @@
 //! loadable on Redis 7.0: no 7.2-only ACL-category calls are made.
 
 mod clock;
+mod key_names;
 mod raw_key;
 mod redis_store;
 mod reply;
@@ -34,8 +35,13 @@ fn dispatch(
         .collect();
     let outcome = parse(name, &args).and_then(|command| {
         let now = clock::now_ms(&ctx)?;
-        let mut store = RedisStore::new(&ctx, command.sale(), name);
-        engine::execute(&mut store, now, &command)
+        let names = key_names::take(command.sale());
+        let mut store = RedisStore::new(&ctx, command.sale(), name, &names);
+        let outcome = engine::execute(&mut store, now, &command);
+        // Its keys are closed before their names are kept for the next command.
+        drop(store);
+        key_names::give_back(names);
+        outcome
     });
     match outcome {
         Ok(reply) => reply::send(&ctx, &reply.to_resp()),

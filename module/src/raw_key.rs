@@ -59,6 +59,38 @@ impl<'a> RStr<'a> {
     }
 }
 
+/// A `RedisModuleString` made without a context, so Redis does not free it
+/// when the command ends: it can be kept from one command to the next (a
+/// sale's key names, [`crate::key_names`]). Freed on drop.
+pub struct KeptString(*mut raw::RedisModuleString);
+
+impl KeptString {
+    pub fn new(bytes: &[u8]) -> Self {
+        // SAFETY: a null context is allowed; Redis copies `len` bytes.
+        let ptr = unsafe {
+            raw::RedisModule_CreateString.map_or(ptr::null_mut(), |f| {
+                f(
+                    ptr::null_mut(),
+                    bytes.as_ptr().cast::<c_char>(),
+                    bytes.len(),
+                )
+            })
+        };
+        KeptString(ptr)
+    }
+}
+
+impl Drop for KeptString {
+    fn drop(&mut self) {
+        // SAFETY: we own the string, made without a context.
+        unsafe {
+            if let (false, Some(free)) = (self.0.is_null(), raw::RedisModule_FreeString) {
+                free(ptr::null_mut(), self.0);
+            }
+        }
+    }
+}
+
 /// A borrowed `RedisModuleString`, valid while its owner ([`RStr`]) lives.
 #[derive(Clone, Copy)]
 pub struct Member(*mut raw::RedisModuleString);
@@ -160,20 +192,42 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
 
 pub struct RawKey<'a> {
     ctx: &'a Context,
-    name: RStr<'a>,
+    /// The key's name: `owned`'s, or a [`KeptString`] that outlives `'a`.
+    name: *mut raw::RedisModuleString,
+    _owned: Option<RStr<'a>>,
     key: *mut raw::RedisModuleKey,
 }
 
 impl<'a> RawKey<'a> {
     pub fn open(ctx: &'a Context, name: &[u8], writable: bool) -> Self {
-        let name = RStr::new(ctx, name);
+        let owned = RStr::new(ctx, name);
+        let name = owned.ptr;
+        Self::open_named(ctx, name, Some(owned), writable)
+    }
+
+    /// Opens the key named by a kept string, without making the name again.
+    pub fn open_kept(ctx: &'a Context, name: &'a KeptString, writable: bool) -> Self {
+        Self::open_named(ctx, name.0, None, writable)
+    }
+
+    fn open_named(
+        ctx: &'a Context,
+        name: *mut raw::RedisModuleString,
+        owned: Option<RStr<'a>>,
+        writable: bool,
+    ) -> Self {
         let mode = if writable {
             raw::KeyMode::READ | raw::KeyMode::WRITE
         } else {
             raw::KeyMode::READ
         };
-        let key = raw::open_key(ctx.ctx, name.ptr, mode);
-        RawKey { ctx, name, key }
+        let key = raw::open_key(ctx.ctx, name, mode);
+        RawKey {
+            ctx,
+            name,
+            _owned: owned,
+            key,
+        }
     }
 
     fn key_type(&self) -> KeyType {
@@ -206,7 +260,7 @@ impl<'a> RawKey<'a> {
         // SAFETY: valid context and key name.
         unsafe {
             if let Some(signal) = raw::RedisModule_SignalModifiedKey {
-                signal(self.ctx.ctx, self.name.ptr);
+                signal(self.ctx.ctx, self.name);
             }
         }
     }

@@ -14,6 +14,7 @@ use engine::keys::{
 use engine::{CommandName, EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
+use crate::key_names::SaleKeyNames;
 use crate::raw_key::{replicate, KeyName, Member, RStr, RawKey};
 
 /// The keys of a sale `command` may write, by suffix, in [`keys::TYPES`]
@@ -44,6 +45,8 @@ pub struct RedisStore<'a> {
     writable: bool,
     /// [`written_keys`] of the running command.
     writes: &'static [&'static str],
+    /// The names of the handles below.
+    names: &'a SaleKeyNames,
     sale_key: Option<RawKey<'a>>,
     queue: Option<RawKey<'a>>,
     holds: Option<RawKey<'a>>,
@@ -57,21 +60,27 @@ pub struct RedisStore<'a> {
 /// Opens one of the sale's keys on first use and keeps the handle for the
 /// rest of the command.
 macro_rules! handle {
-    ($self:ident . $slot:ident, $suffix:expr) => {{
-        let (ctx, writable, name) = ($self.ctx, $self.writable, $self.name($suffix));
+    ($self:ident . $slot:ident) => {{
+        let (ctx, writable, names) = ($self.ctx, $self.writable, $self.names);
         &*$self
             .$slot
-            .get_or_insert_with(|| RawKey::open(ctx, name.as_bytes(), writable))
+            .get_or_insert_with(|| RawKey::open_kept(ctx, &names.$slot, writable))
     }};
 }
 
 impl<'a> RedisStore<'a> {
-    pub fn new(ctx: &'a Context, sale: &'a str, command: CommandName) -> Self {
+    pub fn new(
+        ctx: &'a Context,
+        sale: &'a str,
+        command: CommandName,
+        names: &'a SaleKeyNames,
+    ) -> Self {
         RedisStore {
             ctx,
             sale,
             writable: !command.is_read_only(),
             writes: written_keys(command),
+            names,
             sale_key: None,
             queue: None,
             holds: None,
@@ -175,29 +184,27 @@ fn as_members(value: RedisValue) -> Result<Vec<String>, EngineError> {
 
 impl Store for RedisStore<'_> {
     fn sale(&mut self) -> Result<Option<SaleRecord>, EngineError> {
-        handle!(self.sale_key, SALE)
-            .with_string(decode_sale)?
-            .transpose()
+        handle!(self.sale_key).with_string(decode_sale)?.transpose()
     }
 
     fn write_sale(&mut self, record: &SaleRecord) -> Result<(), EngineError> {
         let name = self.name(SALE);
         let value = record.encode();
-        handle!(self.sale_key, SALE).set_string(value.as_bytes())?;
+        handle!(self.sale_key).set_string(value.as_bytes())?;
         replicate(self.ctx, c"SET", &[name.as_bytes(), value.as_bytes()]);
         Ok(())
     }
 
     fn order_of(&mut self, user: &str) -> Result<Option<String>, EngineError> {
         let m = self.member(user);
-        let value = handle!(self.orders, ORDERS).hash_get(m)?;
+        let value = handle!(self.orders).hash_get(m)?;
         Ok(value.map(|v| String::from_utf8_lossy(v.bytes()).into_owned()))
     }
 
     fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(ORDERS);
-        handle!(self.orders, ORDERS).hash_set(m, order_id)?;
+        handle!(self.orders).hash_set(m, order_id)?;
         replicate(
             self.ctx,
             c"HSET",
@@ -207,23 +214,23 @@ impl Store for RedisStore<'_> {
     }
 
     fn orders_count(&mut self) -> Result<u64, EngineError> {
-        let orders = handle!(self.orders, ORDERS);
+        let orders = handle!(self.orders);
         orders.exists_as(KeyType::Hash)?;
         Ok(orders.len())
     }
 
     fn order_ids(&mut self) -> Result<Vec<String>, EngineError> {
-        handle!(self.orders, ORDERS).exists_as(KeyType::Hash)?;
+        handle!(self.orders).exists_as(KeyType::Hash)?;
         as_members(self.call("HVALS", &[self.name(ORDERS).as_str()])?)
     }
 
     fn hold_expiry(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
         let m = self.member(user);
-        handle!(self.holds, HOLDS).zset_score(m)
+        handle!(self.holds).zset_score(m)
     }
 
     fn live_holds(&mut self, now: u64) -> Result<u64, EngineError> {
-        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
+        handle!(self.holds).exists_as(KeyType::ZSet)?;
         match self.call(
             "ZCOUNT",
             &[self.name(HOLDS).as_str(), &format!("({now}"), "+inf"],
@@ -234,7 +241,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn expired_holds(&mut self, now: u64) -> Result<Vec<String>, EngineError> {
-        handle!(self.holds, HOLDS).exists_as(KeyType::ZSet)?;
+        handle!(self.holds).exists_as(KeyType::ZSet)?;
         as_members(self.call(
             "ZRANGEBYSCORE",
             &[self.name(HOLDS).as_str(), "-inf", &now.to_string()],
@@ -245,7 +252,7 @@ impl Store for RedisStore<'_> {
         let m = self.member(user);
         let name = self.name(HOLDS);
         let at = expires_at.to_string();
-        handle!(self.holds, HOLDS).zset_add(m, expires_at)?;
+        handle!(self.holds).zset_add(m, expires_at)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -267,7 +274,7 @@ impl Store for RedisStore<'_> {
     fn remove_hold(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(HOLDS);
-        if handle!(self.holds, HOLDS).zset_rem(m)? {
+        if handle!(self.holds).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         let hold = self.hold_name(user);
@@ -279,7 +286,7 @@ impl Store for RedisStore<'_> {
 
     fn queue_rank(&mut self, user: &str) -> Result<Option<u64>, EngineError> {
         let m = self.member(user);
-        if handle!(self.queue, QUEUE).zset_score(m)?.is_none() {
+        if handle!(self.queue).zset_score(m)?.is_none() {
             return Ok(None);
         }
         match self.call("ZRANK", &[self.name(QUEUE).as_str(), user])? {
@@ -289,19 +296,19 @@ impl Store for RedisStore<'_> {
     }
 
     fn queue_len(&mut self) -> Result<u64, EngineError> {
-        let queue = handle!(self.queue, QUEUE);
+        let queue = handle!(self.queue);
         queue.exists_as(KeyType::ZSet)?;
         Ok(queue.len())
     }
 
     fn queue_last_ticket(&mut self) -> Result<Option<u64>, EngineError> {
-        handle!(self.queue, QUEUE).zset_last_score()
+        handle!(self.queue).zset_last_score()
     }
 
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(QUEUE);
-        handle!(self.queue, QUEUE).zset_add(m, ticket)?;
+        handle!(self.queue).zset_add(m, ticket)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -317,7 +324,7 @@ impl Store for RedisStore<'_> {
     fn queue_remove(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(QUEUE);
-        if handle!(self.queue, QUEUE).zset_rem(m)? {
+        if handle!(self.queue).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
@@ -325,12 +332,12 @@ impl Store for RedisStore<'_> {
 
     fn queue_pop(&mut self, n: u64) -> Result<Vec<String>, EngineError> {
         let name = self.name(QUEUE);
-        handle!(self.queue, QUEUE).exists_as(KeyType::ZSet)?;
+        handle!(self.queue).exists_as(KeyType::ZSet)?;
         let head = as_members(self.call(
             "ZRANGE",
             &[name.as_str(), "0", &n.saturating_sub(1).to_string()],
         )?)?;
-        let queue = handle!(self.queue, QUEUE);
+        let queue = handle!(self.queue);
         for user in &head {
             queue.zset_rem(RStr::new(self.ctx, user.as_bytes()).member())?;
         }
@@ -344,7 +351,7 @@ impl Store for RedisStore<'_> {
 
     fn queue_clear(&mut self) -> Result<(), EngineError> {
         let name = self.name(QUEUE);
-        if handle!(self.queue, QUEUE).delete() {
+        if handle!(self.queue).delete() {
             replicate(self.ctx, c"DEL", &[name.as_bytes()]);
         }
         Ok(())
@@ -352,13 +359,13 @@ impl Store for RedisStore<'_> {
 
     fn is_lapsed(&mut self, user: &str) -> Result<bool, EngineError> {
         let m = self.member(user);
-        Ok(handle!(self.lapsed, LAPSED).zset_score(m)?.is_some())
+        Ok(handle!(self.lapsed).zset_score(m)?.is_some())
     }
 
     fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(LAPSED);
-        handle!(self.lapsed, LAPSED).zset_add(m, reclaimed_at)?;
+        handle!(self.lapsed).zset_add(m, reclaimed_at)?;
         replicate(
             self.ctx,
             c"ZADD",
@@ -374,7 +381,7 @@ impl Store for RedisStore<'_> {
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
         let name = self.name(LAPSED);
-        if handle!(self.lapsed, LAPSED).zset_rem(m)? {
+        if handle!(self.lapsed).zset_rem(m)? {
             replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
         }
         Ok(())
@@ -393,11 +400,11 @@ impl Store for RedisStore<'_> {
                 KeyKind::List => KeyType::List,
             };
             match suffix {
-                SALE => handle!(self.sale_key, SALE).exists_as(expected)?,
-                QUEUE => handle!(self.queue, QUEUE).exists_as(expected)?,
-                HOLDS => handle!(self.holds, HOLDS).exists_as(expected)?,
-                ORDERS => handle!(self.orders, ORDERS).exists_as(expected)?,
-                LAPSED => handle!(self.lapsed, LAPSED).exists_as(expected)?,
+                SALE => handle!(self.sale_key).exists_as(expected)?,
+                QUEUE => handle!(self.queue).exists_as(expected)?,
+                HOLDS => handle!(self.holds).exists_as(expected)?,
+                ORDERS => handle!(self.orders).exists_as(expected)?,
+                LAPSED => handle!(self.lapsed).exists_as(expected)?,
                 // The outbox and the lottery's keys are not cached handles:
                 // they are written through RedisModule_Call.
                 other => RawKey::open(self.ctx, self.name(other).as_bytes(), false)
