@@ -35,8 +35,8 @@ use crate::http::error_shape::{
     json_errors, method_not_allowed, not_found, panic_response, RequestTimeoutLayer,
 };
 use crate::http::metrics::{prometheus_handle, TrackLayer};
-use crate::http::public_cache::{serve_cached, PublicCache, PUBLIC_READS};
-use crate::http::rate_limit::{cap_streams, limit_by, ClientIpKey, IdleSweeper, Quota, StreamCap};
+use crate::http::public_cache::{PublicCache, PUBLIC_READS};
+use crate::http::rate_limit::{limit_by, ClientIpKey, IdleSweeper, Quota, StreamCap};
 use crate::http::request_id::{self, RandomRequestId};
 use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
@@ -310,10 +310,7 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(routes::sales::router())
         .merge(web::public_router())
         .merge(routes::ops::router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            public_cache,
-            serve_cached,
-        ));
+        .route_layer(public_cache);
     if settings.rate_limit_enabled {
         let client = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_client_prefix);
         let network = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_network_prefix);
@@ -344,9 +341,9 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         );
         buying = limited(buying, &client, quota, None);
         let (per_second, burst) = settings.rate_limit_read();
-        reading = reading.route_layer(axum::middleware::from_fn_with_state(
-            StreamCap::new(client.clone(), settings.rate_limit_event_streams()),
-            cap_streams,
+        reading = reading.route_layer(StreamCap::new(
+            client.clone(),
+            settings.rate_limit_event_streams(),
         ));
         reading = limited(reading, &client, Quota::per_second(per_second, burst), None);
         let quota = Quota::per_second(

@@ -84,6 +84,9 @@ pub struct Track<S> {
 impl<S, B> Service<Request> for Track<S>
 where
     S: Service<Request, Response = Response<B>>,
+    // The layers inside answer with boxed (so movable) futures somewhere
+    // down the stack (the timeout's), so this one needs no box of its own.
+    S::Future: Unpin,
 {
     type Response = Response<B>;
     type Error = S::Error;
@@ -99,27 +102,27 @@ where
         TrackFuture {
             started: Instant::now(),
             labels: Some((method, route)),
-            inner: Box::pin(self.inner.call(request)),
+            inner: self.inner.call(request),
         }
     }
 }
 
 /// The response future of [`Track`]: records when the response is ready.
 pub struct TrackFuture<F> {
-    inner: Pin<Box<F>>,
+    inner: F,
     started: Instant,
     labels: Option<(&'static str, Option<MatchedPath>)>,
 }
 
 impl<F, B, E> Future for TrackFuture<F>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    F: Future<Output = Result<Response<B>, E>> + Unpin,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let result = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
         if let (Ok(response), Some((method, route))) = (&result, this.labels.take()) {
             let route = route.as_ref().map_or(OTHER, MatchedPath::as_str);
             record(method, route, response.status(), this.started.elapsed());

@@ -12,14 +12,17 @@
 //! expiry is still one engine read. Only 200 answers are kept.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
-use axum::middleware::Next;
 use axum::response::IntoResponse;
+use futures::future::{BoxFuture, Either};
+use tower::{Layer, Service, ServiceExt};
 
 use crate::domain::SaleId;
 use crate::error::ApiError;
@@ -111,38 +114,82 @@ async fn cache_key(parts: &mut axum::http::request::Parts) -> Option<String> {
     }
 }
 
-/// Middleware (route layer): answers a cached route's GET from the cache
-/// when the entry is younger than the TTL, otherwise runs the handler once
-/// and keeps a 200 answer.
-pub async fn serve_cached(
-    State(cache): State<PublicCache>,
-    request: Request,
-    next: Next,
-) -> Response<Body> {
-    let cached_route = request.method() == Method::GET
-        && request
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| CACHED_ROUTES.contains(&p.as_str()));
-    if cache.ttl.is_zero() || !cached_route {
-        return next.run(request).await;
+/// A route layer (`Router::route_layer(cache)`): answers a cached route's
+/// GET from the cache when the entry is younger than the TTL, otherwise runs
+/// the handler once and keeps a 200 answer. A plain tower layer, not
+/// `middleware::from_fn`: every other route (`/healthz`, the draw, the admin
+/// catalogue) goes straight to its handler, with no boxed future and no
+/// second copy of the route made for it.
+impl<S> Layer<S> for PublicCache {
+    type Service = ServeCached<S>;
+
+    fn layer(&self, inner: S) -> ServeCached<S> {
+        ServeCached {
+            cache: self.clone(),
+            inner,
+        }
     }
+}
+
+#[derive(Clone)]
+pub struct ServeCached<S> {
+    cache: PublicCache,
+    inner: S,
+}
+
+impl<S> Service<Request> for ServeCached<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let cached_route = request.method() == Method::GET
+            && request
+                .extensions()
+                .get::<MatchedPath>()
+                .is_some_and(|p| CACHED_ROUTES.contains(&p.as_str()));
+        if self.cache.ttl.is_zero() || !cached_route {
+            return Either::Left(self.inner.call(request));
+        }
+        // The ready service answers this request; its clone waits for the
+        // next one (tower's rule for services moved into a future).
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let cache = self.cache.clone();
+        Either::Right(Box::pin(async move {
+            Ok(serve_cached(cache, request, inner).await)
+        }))
+    }
+}
+
+async fn serve_cached<S>(cache: PublicCache, request: Request, inner: S) -> Response<Body>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
     let (mut parts, body) = request.into_parts();
     let key = cache_key(&mut parts).await;
     let request = Request::from_parts(parts, body);
     let Some(key) = key else {
         // Not a sale id: the handler refuses it, nothing to keep.
-        return next.run(request).await;
+        return run(inner, request).await;
     };
     let Some(slot) = cache.slot(&key) else {
-        return next.run(request).await;
+        return run(inner, request).await;
     };
     let mut entry = slot.lock().await;
     if let Some(cached) = entry.as_ref().filter(|c| c.at.elapsed() < cache.ttl) {
         return answer(cached);
     }
     let at = Instant::now();
-    let response = next.run(request).await;
+    let response = run(inner, request).await;
     if response.status() != StatusCode::OK {
         return response;
     }
@@ -159,4 +206,14 @@ pub async fn serve_cached(
     let response = Response::from_parts(parts, Body::from(cached.body.clone()));
     *entry = Some(cached);
     response
+}
+
+async fn run<S>(inner: S, request: Request) -> Response<Body>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
+    match inner.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }

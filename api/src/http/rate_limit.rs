@@ -5,18 +5,22 @@
 //! `Retry-After` and the JSON error shape.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
-use axum::middleware::Next;
 use axum::response::IntoResponse;
+use axum::routing::future::RouteFuture;
+use axum::routing::Route;
 use axum::Router;
+use futures::future::{BoxFuture, Either};
 use futures::StreamExt;
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
@@ -213,26 +217,99 @@ where
     let Some(only) = only else {
         return (router.route_layer(layer), sweeper);
     };
-    let limit_some = move |request: Request<Body>, next: Next| {
+    // The limiter's own copy of the route is the one the other routes use
+    // too: a second copy would be one more boxed route cloned per request.
+    let only = Only::new(layer, only, |governor| &mut governor.inner);
+    (router.route_layer(only), sweeper)
+}
+
+/// `layer` in front of the routes whose template is in `only`; the others
+/// go straight to the route inside it (`inner_of`). A plain tower layer
+/// rather than `middleware::from_fn`, which boxed every request's future and
+/// cloned the limiter for each request, limited or not (`/healthz` shares a
+/// router with the limited public reads).
+struct Only<L: Layer<Route>> {
+    layer: L,
+    only: &'static [&'static str],
+    inner_of: fn(&mut L::Service) -> &mut Route,
+}
+
+impl<L: Layer<Route>> Only<L> {
+    fn new(
+        layer: L,
+        only: &'static [&'static str],
+        inner_of: fn(&mut L::Service) -> &mut Route,
+    ) -> Self {
+        Only {
+            layer,
+            only,
+            inner_of,
+        }
+    }
+}
+
+impl<L: Layer<Route> + Clone> Clone for Only<L> {
+    fn clone(&self) -> Self {
+        Only {
+            layer: self.layer.clone(),
+            only: self.only,
+            inner_of: self.inner_of,
+        }
+    }
+}
+
+impl<L: Layer<Route>> Layer<Route> for Only<L> {
+    type Service = OnlyService<L::Service>;
+
+    fn layer(&self, inner: Route) -> Self::Service {
+        OnlyService {
+            limited: self.layer.layer(inner),
+            only: self.only,
+            inner_of: self.inner_of,
+        }
+    }
+}
+
+struct OnlyService<L> {
+    /// The route behind the limiter.
+    limited: L,
+    only: &'static [&'static str],
+    inner_of: fn(&mut L) -> &mut Route,
+}
+
+impl<L: Clone> Clone for OnlyService<L> {
+    fn clone(&self) -> Self {
+        OnlyService {
+            limited: self.limited.clone(),
+            only: self.only,
+            inner_of: self.inner_of,
+        }
+    }
+}
+
+impl<L> Service<Request<Body>> for OnlyService<L>
+where
+    L: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<RouteFuture<Infallible>, L::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.limited.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         let limited = request
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|p| only.contains(&p.as_str()));
-        let layer = layer.clone();
-        async move {
-            if !limited {
-                return next.run(request).await;
-            }
-            match layer.layer(next).oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
+            .is_some_and(|p| self.only.contains(&p.as_str()));
+        if limited {
+            Either::Right(self.limited.call(request))
+        } else {
+            Either::Left((self.inner_of)(&mut self.limited).call(request))
         }
-    };
-    (
-        router.route_layer(axum::middleware::from_fn(limit_some)),
-        sweeper,
-    )
+    }
 }
 
 fn governor_error(error: GovernorError) -> Response<Body> {
@@ -322,33 +399,67 @@ impl StreamCap {
     }
 }
 
-/// Middleware (route layer): a request to the event stream route takes a
-/// slot for as long as its response body lives, or is answered 429.
-pub async fn cap_streams(
-    State(cap): State<StreamCap>,
-    request: Request<Body>,
-    next: Next,
-) -> Response<Body> {
-    let is_stream = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|p| p.as_str() == EVENT_STREAM_ROUTE);
-    if !is_stream {
-        return next.run(request).await;
+/// A route layer (`Router::route_layer(cap)`): a request to the event
+/// stream route takes a slot for as long as its response body lives, or is
+/// answered 429. The other routes (`/orders/position`, a buyer's poll) go
+/// straight to their handler.
+impl<S> Layer<S> for StreamCap {
+    type Service = CapStreams<S>;
+
+    fn layer(&self, inner: S) -> CapStreams<S> {
+        CapStreams {
+            cap: self.clone(),
+            inner,
+        }
     }
-    let Some(slot) = cap.take(cap.key.of(&request)) else {
-        return ApiError::client(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("at most {} event streams open at once per client", cap.cap),
-        )
-        .with_retry_after(1)
-        .into_response();
-    };
-    let (parts, body) = next.run(request).await.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _held = &slot;
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(body))
+}
+
+#[derive(Clone)]
+pub struct CapStreams<S> {
+    cap: StreamCap,
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for CapStreams<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let is_stream = request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == EVENT_STREAM_ROUTE);
+        if !is_stream {
+            return Either::Left(self.inner.call(request));
+        }
+        let cap = &self.cap;
+        let Some(slot) = cap.take(cap.key.of(&request)) else {
+            let refused = ApiError::client(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("at most {} event streams open at once per client", cap.cap),
+            )
+            .with_retry_after(1)
+            .into_response();
+            return Either::Right(Box::pin(std::future::ready(Ok(refused))));
+        };
+        let response = self.inner.call(request);
+        Either::Right(Box::pin(async move {
+            let (parts, body) = response.await?.into_parts();
+            let body = body.into_data_stream().map(move |chunk| {
+                let _held = &slot;
+                chunk
+            });
+            Ok(Response::from_parts(parts, Body::from_stream(body)))
+        }))
+    }
 }
