@@ -16,12 +16,11 @@ use axum::Router;
 use flashsale::{RedisConn, Timeouts};
 use tokio::net::TcpListener;
 use tower::layer::util::Stack;
-use tower::util::{MapRequestLayer, MapResponseLayer};
+use tower::util::MapResponseLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -37,7 +36,7 @@ use crate::http::error_shape::{
 use crate::http::metrics::{prometheus_handle, TrackLayer};
 use crate::http::public_cache::{PublicCache, PUBLIC_READS};
 use crate::http::rate_limit::{limit_by, ClientIpKey, IdleSweeper, Quota, StreamCap};
-use crate::http::request_id::{self, RandomRequestId};
+use crate::http::request_id::RequestIdLayer;
 use crate::live_sales::{Durability, LiveSales};
 use crate::openapi::ApiDoc;
 use crate::routes;
@@ -385,16 +384,10 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
 // exactly these.
 
 /// `x-request-id` on every request and response (the caller's when usable).
-pub type RequestIdLayers<L> = Stack<
-    PropagateRequestIdLayer,
-    Stack<SetRequestIdLayer<RandomRequestId>, Stack<MapRequestLayer<fn(Request) -> Request>, L>>,
->;
+pub type RequestIdLayers<L> = Stack<RequestIdLayer, L>;
 
 pub fn request_id_layers<L>(builder: ServiceBuilder<L>) -> ServiceBuilder<RequestIdLayers<L>> {
-    builder
-        .map_request(request_id::drop_unusable as fn(Request) -> Request)
-        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-        .layer(PropagateRequestIdLayer::x_request_id())
+    builder.layer(RequestIdLayer)
 }
 
 /// Each request in a span with its method, path and request id.

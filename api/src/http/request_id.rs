@@ -4,13 +4,22 @@
 //! cannot bloat or garble the logs.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
-use tower_http::request_id::{MakeRequestId, RequestId};
+use axum::http::{HeaderName, HeaderValue, Response};
+use tower::{Layer, Service};
 use uuid::{Builder, Uuid};
 
 pub const HEADER: &str = "x-request-id";
+
+fn header_name() -> HeaderName {
+    // Built at compile time: a custom name is otherwise checked per call.
+    const { HeaderName::from_static(HEADER) }
+}
+
 /// The longest caller's id kept.
 pub const MAX_LEN: usize = 128;
 
@@ -24,30 +33,97 @@ pub fn is_usable(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Drops an incoming `x-request-id` that is not [usable](is_usable); a
-/// fresh one is generated instead. A plain function, so it runs as a
-/// `map_request` layer (no future of its own).
-pub fn drop_unusable(mut request: Request) -> Request {
-    if request.headers().get(HEADER).is_some_and(|v| !is_usable(v)) {
-        request.headers_mut().remove(HEADER);
+/// Gives every request an id and echoes it in the response: the caller's
+/// `x-request-id` when [usable](is_usable), else a fresh UUID, which
+/// replaces it in the request. One layer rather than tower-http's three
+/// (`map_request` to drop an unusable id, `SetRequestId`,
+/// `PropagateRequestId`): each was one more level of service cloned and
+/// future polled per request, and `SetRequestId` also stored the id as a
+/// request extension nothing here reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIds<S>;
+
+    fn layer(&self, inner: S) -> RequestIds<S> {
+        RequestIds { inner }
     }
-    request
 }
 
-/// Fresh ids: random (version 4) UUIDs, as `MakeRequestUuid` makes, without
-/// a `getrandom` system call per request. Each thread seeds itself once
-/// from the OS and then mixes a counter (splitmix64), so ids are
+#[derive(Debug, Clone)]
+pub struct RequestIds<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for RequestIds<S>
+where
+    S: Service<Request, Response = Response<B>>,
+    // Boxed further down the stack (the timeout's future), so movable.
+    S::Future: Unpin,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = match request.headers().get(header_name()) {
+            Some(id) if is_usable(id) => Some(id.clone()),
+            _ => {
+                let fresh = fresh_id();
+                if let Some(id) = &fresh {
+                    request.headers_mut().insert(header_name(), id.clone());
+                } else {
+                    request.headers_mut().remove(header_name());
+                }
+                fresh
+            }
+        };
+        RequestIdFuture {
+            inner: self.inner.call(request),
+            id,
+        }
+    }
+}
+
+/// The response future of [`RequestIds`]: adds the id to the response
+/// unless the handler set one.
+pub struct RequestIdFuture<F> {
+    inner: F,
+    id: Option<HeaderValue>,
+}
+
+impl<F, B, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut result = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        if let (Ok(response), Some(id)) = (&mut result, this.id.take()) {
+            if !response.headers().contains_key(header_name()) {
+                response.headers_mut().insert(header_name(), id);
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// Fresh ids: random (version 4) UUIDs, as tower-http's `MakeRequestUuid`
+/// makes, without a `getrandom` system call per request. Each thread seeds
+/// itself once from the OS and then mixes a counter (splitmix64), so ids are
 /// unpredictable without the seed and never repeat within a thread; two
 /// threads collide only if their 64-bit seeds do.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = next_uuid().hyphenated().encode_lower(&mut text);
-        HeaderValue::from_str(text).ok().map(RequestId::new)
-    }
+fn fresh_id() -> Option<HeaderValue> {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = next_uuid().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).ok()
 }
 
 #[derive(Clone, Copy)]
@@ -109,9 +185,7 @@ mod tests {
             assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
             assert!(seen.insert(id), "{id} twice");
         }
-        let value = RandomRequestId
-            .make_request_id(&axum::http::Request::new(()))
-            .map(|id| id.header_value().clone());
+        let value = fresh_id();
         assert!(value.is_some_and(|v| v.len() == 36 && is_usable(&v)));
     }
 
