@@ -185,6 +185,23 @@ async fn at_scale() {
         started.elapsed().as_secs_f64()
     );
 
+    // WRITERS=n: n tasks writing another sale's orders 200 a call meanwhile,
+    // as workers copying a running sale do.
+    let writers: Vec<_> = (0..env("WRITERS", 0))
+        .map(|w| {
+            let orders = orders.clone();
+            // Built here: the test's runtime has one thread.
+            let docs = worker_orders(&format!("live{w}"), 200_000, 200, 1_900_000_000_000);
+            tokio::spawn(async move {
+                for (n, chunk) in docs.chunks(200).enumerate() {
+                    if orders.insert_many(chunk.to_vec()).await.is_err() {
+                        eprintln!("writer {w} stopped after {n} batches");
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
     let filter = doc! { "flashSaleId": "big" };
     // UNHINTED=1: the queries as they were before they named the index.
     let hint = match std::env::var("UNHINTED").as_deref() {
@@ -232,6 +249,9 @@ async fn at_scale() {
             route.json["total"],
             deep.status,
         );
+    }
+    for writer in writers {
+        writer.abort();
     }
 }
 
