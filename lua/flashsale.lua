@@ -112,6 +112,14 @@ local MODULE_COMMAND = {
     resume = 'FLASHSALE.RESUME',
     draw = 'FLASHSALE.DRAW',
 }
+-- The keys of a sale each command may write unread (CommandName::written_keys):
+-- store.check_key_types checks these and no others.
+local WRITES = {
+    enqueue = { 'sale', 'queue', 'holds', 'lapsed', 'registered', 'draw' },
+    grant = { 'sale', 'queue', 'holds', 'lapsed', 'registered', 'draw' },
+    confirm = { 'sale', 'holds', 'orders', 'outbox' },
+    restore = { 'sale', 'queue', 'holds', 'orders', 'lapsed', 'registered' },
+}
 
 -- Errors (error.rs): `<code> <message>`.
 local CODE_ERR = 'ERR'
@@ -735,17 +743,6 @@ local K = nil
 local call_id = 0
 local verified = {}
 
--- The keys of a sale each command may write (by suffix, in KEY_TYPES
--- order), as the module's RedisStore lists them: store.check_key_types
--- checks these, before the command's first write, and no others — a key
--- the command never touches cannot make it fail. The per-user hold keys
--- are not among them: SET and DEL take a key of any type.
-local WRITES = {
-    enqueue = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_LAPSED, KEY_REGISTERED, KEY_DRAW },
-    grant = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_LAPSED, KEY_REGISTERED, KEY_DRAW },
-    confirm = { KEY_SALE, KEY_HOLDS, KEY_ORDERS, KEY_OUTBOX },
-    restore = { KEY_SALE, KEY_QUEUE, KEY_HOLDS, KEY_ORDERS, KEY_LAPSED, KEY_REGISTERED },
-}
 local NO_WRITES = {}
 -- The running command's entry of WRITES.
 local writes = NO_WRITES

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use crate::error::message;
 use crate::ids::{is_valid_sale_id, is_valid_user_id};
+use crate::keys;
 use crate::number::parse_int;
 use crate::EngineError;
 
@@ -179,6 +180,28 @@ impl CommandName {
 
     pub fn is_read_only(self) -> bool {
         !self.flags().writes
+    }
+
+    /// The keys of a sale this command may write without having read them,
+    /// by suffix, in [`keys::TYPES`] order: `Store::check_key_types` checks
+    /// these and no others, so a key the command never touches cannot make
+    /// it fail. The per-user hold keys are not among them (SET and DEL take
+    /// a key of any type); the other commands read each key they write.
+    pub fn written_keys(self) -> &'static [&'static str] {
+        use keys::{DRAW, HOLDS, LAPSED, ORDERS, OUTBOX, QUEUE, REGISTERED, SALE};
+        match self {
+            CommandName::Enqueue | CommandName::Grant => {
+                &[SALE, QUEUE, HOLDS, LAPSED, REGISTERED, DRAW]
+            }
+            CommandName::Confirm => &[SALE, HOLDS, ORDERS, OUTBOX],
+            CommandName::Restore => &[SALE, QUEUE, HOLDS, ORDERS, LAPSED, REGISTERED],
+            CommandName::Setup
+            | CommandName::Release
+            | CommandName::Status
+            | CommandName::Pause
+            | CommandName::Resume
+            | CommandName::Draw => &[],
+        }
     }
 }
 

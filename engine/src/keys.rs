@@ -84,8 +84,8 @@ impl KeyKind {
     }
 }
 
-/// Every key of a sale but the per-user hold keys, by suffix, with its type,
-/// in the order `Store::check_key_types` checks them.
+/// Every key of a sale but the per-user hold keys, by suffix, with its type
+/// (`Store::check_key_types` checks a command's written keys in this order).
 pub const TYPES: [(&str, KeyKind); 9] = [
     (SALE, KeyKind::String),
     (QUEUE, KeyKind::ZSet),

@@ -198,6 +198,20 @@ fn constants() -> String {
         ));
     }
     line("}".into());
+    line("-- The keys of a sale each command may write unread (CommandName::written_keys):".into());
+    line("-- store.check_key_types checks these and no others.".into());
+    line("local WRITES = {".into());
+    for name in CommandName::ALL {
+        let written = name.written_keys();
+        if !written.is_empty() {
+            line(format!(
+                "    {} = {},",
+                name.word(),
+                lua_list(written.iter().copied())
+            ));
+        }
+    }
+    line("}".into());
     line(String::new());
     line("-- Errors (error.rs): `<code> <message>`.".into());
     for code in ErrorCode::ALL {

@@ -378,9 +378,11 @@ pub trait Store {
     /// `ZREM fs:{s}:lapsed user`
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError>;
 
-    /// `TYPE` of every key of the sale: WRONGTYPE unless each is absent or
-    /// of its own type. Commands that write keys they have not read call it
-    /// before their first write.
+    /// `TYPE` of each key the running command may write unread
+    /// ([`CommandName::written_keys`](crate::CommandName::written_keys)):
+    /// WRONGTYPE unless each is absent or of its own type. Such commands
+    /// call it before their first write; a key they never touch cannot make
+    /// them fail.
     fn check_key_types(&mut self) -> Result<(), EngineError>;
     /// `XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount .. confirmed_at ..
     /// [contact ..]`

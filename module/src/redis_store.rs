@@ -17,33 +17,11 @@ use redis_module::{Context, KeyType, RedisError, RedisValue};
 use crate::key_names::SaleKeyNames;
 use crate::raw_key::{replicate, KeyName, Member, RStr, RawKey};
 
-/// The keys of a sale `command` may write, by suffix, in [`keys::TYPES`]
-/// order: [`Store::check_key_types`] checks these and no others, so a key
-/// the command never touches cannot make it fail. The Lua library lists the
-/// same (`WRITES`). The per-user hold keys are not among them: SET and DEL
-/// take a key of any type.
-fn written_keys(command: CommandName) -> &'static [&'static str] {
-    match command {
-        CommandName::Enqueue | CommandName::Grant => {
-            &[SALE, QUEUE, HOLDS, LAPSED, REGISTERED, DRAW]
-        }
-        CommandName::Confirm => &[SALE, HOLDS, ORDERS, OUTBOX],
-        CommandName::Restore => &[SALE, QUEUE, HOLDS, ORDERS, LAPSED, REGISTERED],
-        // These never call check_key_types: they read each key they write.
-        CommandName::Setup
-        | CommandName::Release
-        | CommandName::Status
-        | CommandName::Pause
-        | CommandName::Resume
-        | CommandName::Draw => &[],
-    }
-}
-
 pub struct RedisStore<'a> {
     ctx: &'a Context,
     sale: &'a str,
     writable: bool,
-    /// [`written_keys`] of the running command.
+    /// [`CommandName::written_keys`] of the running command.
     writes: &'static [&'static str],
     /// The names of the handles below.
     names: &'a SaleKeyNames,
@@ -79,7 +57,7 @@ impl<'a> RedisStore<'a> {
             ctx,
             sale,
             writable: !command.is_read_only(),
-            writes: written_keys(command),
+            writes: command.written_keys(),
             names,
             sale_key: None,
             queue: None,

@@ -926,6 +926,30 @@ async fn bad_input_is_an_error_and_changes_nothing(backend: Backend) {
     assert_eq!(s.snapshot().await, before, "no bad input changed anything");
 }
 
+/// Only the keys a command may write unread are type-checked
+/// (`CommandName::written_keys`): a broken key it never touches — the
+/// lottery's seed, read only by SETUP — refuses neither ENQUEUE, GRANT nor
+/// CONFIRM, on either backend.
+async fn a_broken_key_a_command_never_touches_does_not_refuse_it(backend: Backend) {
+    let mut s = sale(backend, 3, 0, 0).await;
+    let _: () = redis::cmd("HSET")
+        .arg(keys::seed("s"))
+        .arg("not")
+        .arg("a string")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.client.enqueue("s", "a").await,
+        Ok(EnqueueReply::Queued { position: 1, .. })
+    ));
+    assert_eq!(s.granted(1).await, vec!["a"]);
+    assert!(matches!(
+        s.client.confirm("s", "a", 5).await,
+        Ok(ConfirmReply::Confirmed { .. })
+    ));
+}
+
 async fn a_key_of_the_wrong_type_is_refused_before_any_write(backend: Backend) {
     let mut s = sale(backend, 3, 0, 0).await;
     s.client.enqueue("s", "a").await.unwrap();
@@ -2200,6 +2224,7 @@ tests::on_both_backends!(
     setup_refuses_stock_below_sold_plus_held,
     bad_input_is_an_error_and_changes_nothing,
     a_key_of_the_wrong_type_is_refused_before_any_write,
+    a_broken_key_a_command_never_touches_does_not_refuse_it,
     real_clock_hold_expiry,
     real_clock_window_opens,
     over_maxmemory_only_release_runs,
