@@ -65,6 +65,16 @@ impl RefusingSales {
     }
 }
 
+/// Whether ENQUEUE refused the buy (not started, ended, sold out, paused,
+/// queue full) rather than answering with the buyer's place, hold or order.
+fn refuses(reply: &EnqueueReply) -> bool {
+    !takes_a_place(reply)
+        && !matches!(
+            reply,
+            EnqueueReply::Holding { .. } | EnqueueReply::Purchased { .. }
+        )
+}
+
 /// The claim's commands: `HSETNX` of the identity with the client key's
 /// digest (empty without one), the hash's expiry, and — with a client key —
 /// the stored digest, to recognise a repeated buy.
@@ -115,39 +125,26 @@ pub(crate) async fn enqueue_and_claim(
     let commands = claim_commands(sale, identity, &digest, expires_at, client_key.is_some());
     let (reply, replies) = state.live.enqueue_then(sale, identity, &commands).await?;
     let won = matches!(replies.first(), Some(Value::Int(1)));
-    let reply = match reply {
-        Some(reply) if takes_a_place(&reply) => reply,
-        other => {
-            if won {
-                unclaim(state, sale, identity).await?;
-            }
-            if !matches!(
-                other,
-                Some(EnqueueReply::Holding { .. } | EnqueueReply::Purchased { .. })
-            ) {
-                state.live.refusing.refused(sale);
-            }
-            match other {
-                // An answer without a place: a token only for a repeat.
-                Some(reply) => {
-                    let stored = if won {
-                        None
-                    } else {
-                        stored_digest(replies.get(2))
-                    };
-                    let repeated = repeats(client_key, stored.as_deref());
-                    let token = repeated.then(|| tokens.sign(sale, identity, expires_at));
-                    return Ok((reply, token));
-                }
-                // An error: the careful way, which recovers a lost sale.
-                None => return enqueue_then_claim(state, sale, identity, client_key).await,
-            }
+    let Some(reply) = reply else {
+        // An error: the careful way, which recovers a lost sale.
+        if won {
+            unclaim(state, sale, identity).await?;
         }
+        return enqueue_then_claim(state, sale, identity, client_key).await;
     };
+    let new_place = takes_a_place(&reply);
+    if won && !new_place {
+        unclaim(state, sale, identity).await?;
+    }
+    if refuses(&reply) {
+        state.live.refusing.refused(sale);
+    }
+    // A claim this buy won earns the token for a place taken; otherwise
+    // only repeating the first buy's client key does.
     let token = if won {
-        true
+        new_place
     } else {
-        repeats(client_key, stored_digest(replies.get(2)).as_deref())
+        repeats(client_key, stored_digest(replies.get(2)))
     };
     Ok((
         reply,
@@ -167,14 +164,10 @@ async fn enqueue_then_claim(
 ) -> Result<(EnqueueReply, Option<String>), ApiError> {
     let reply = state.live.enqueue(sale, identity).await?;
     let new_place = takes_a_place(&reply);
-    if !new_place
-        && !matches!(
-            reply,
-            EnqueueReply::Holding { .. } | EnqueueReply::Purchased { .. }
-        )
-    {
+    if refuses(&reply) {
         state.live.refusing.refused(sale);
     }
+
     let token = claim(state, sale, identity, client_key, new_place).await?;
     Ok((reply, token))
 }
@@ -238,9 +231,9 @@ async fn unclaim(state: &AppState, sale: &SaleId, identity: &Email) -> Result<()
     Ok(())
 }
 
-fn stored_digest(reply: Option<&Value>) -> Option<String> {
+fn stored_digest(reply: Option<&Value>) -> Option<&str> {
     match reply {
-        Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
         _ => None,
     }
 }
