@@ -465,7 +465,8 @@ fn sale_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_sale_id(raw) {
         return Err(EngineError::err(message::INVALID_SALE_ID));
     }
-    Ok(String::from_utf8_lossy(raw).into_owned())
+    // Valid ids are ASCII, so UTF-8: no lossy pass needed.
+    String::from_utf8(raw.to_vec()).map_err(|_| EngineError::err(message::INVALID_SALE_ID))
 }
 
 /// A lottery seed: exactly [`SEED_HEX_LEN`] of `0-9a-f`, so the engine
@@ -484,7 +485,7 @@ fn user_id(raw: &[u8]) -> Result<String, EngineError> {
     if !is_valid_user_id(raw) {
         return Err(EngineError::err(message::INVALID_USER_ID));
     }
-    Ok(String::from_utf8_lossy(raw).into_owned())
+    String::from_utf8(raw.to_vec()).map_err(|_| EngineError::err(message::INVALID_USER_ID))
 }
 
 /// Parses the arguments that follow the command name (the sale id first).

@@ -20,6 +20,10 @@ use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 use crate::redis_store::RedisStore;
 
+/// Up to this many words (the command's name included) are passed to the
+/// parser without a heap allocation.
+const FEW_ARGS: usize = 8;
+
 fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
@@ -29,11 +33,21 @@ fn dispatch(
     let ctx = Context::new(ctx);
     let count = usize::try_from(argc).unwrap_or(0);
     // argv[0] is the command name itself.
-    let args: Vec<&[u8]> = (1..count)
-        // SAFETY: Redis passes `argc` valid strings that outlive this call.
-        .map(|i| unsafe { raw_key::string_bytes(*argv.add(i)) })
-        .collect();
-    let outcome = parse(name, &args).and_then(|command| {
+    // SAFETY: Redis passes `argc` valid strings that outlive this call.
+    let arg = |i: usize| unsafe { raw_key::string_bytes(*argv.add(i)) };
+    // The hot commands' few arguments stay on the stack.
+    let mut few: [&[u8]; FEW_ARGS] = [&[]; FEW_ARGS];
+    let many: Vec<&[u8]>;
+    let args: &[&[u8]] = if count <= FEW_ARGS {
+        for (i, slot) in few.iter_mut().enumerate().take(count).skip(1) {
+            *slot = arg(i);
+        }
+        &few[1..count.max(1)]
+    } else {
+        many = (1..count).map(arg).collect();
+        &many
+    };
+    let outcome = parse(name, args).and_then(|command| {
         let now = clock::now_ms(&ctx)?;
         let names = key_names::take(command.sale());
         let mut store = RedisStore::new(&ctx, command.sale(), name, &names);

@@ -287,12 +287,13 @@ impl Store for RedisStore<'_> {
         let m = self.member(user);
         let name = self.name(QUEUE);
         handle!(self.queue).zset_add(m, ticket)?;
+        let mut score = itoa::Buffer::new();
         replicate(
             self.ctx,
             c"ZADD",
             &[
                 name.as_bytes(),
-                ticket.to_string().as_bytes(),
+                score.format(ticket).as_bytes(),
                 user.as_bytes(),
             ],
         );
