@@ -9,6 +9,7 @@
 pub mod cpu;
 pub mod engine_load;
 pub mod fifo;
+pub mod http1;
 mod report;
 pub mod sse;
 pub mod stats;
@@ -23,8 +24,9 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use flashsale::{keys, RedisConn, RedisTarget, Timeouts};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use report::{Report, Watching};
 use sse::{EventParser, SseEvent};
@@ -56,6 +58,13 @@ pub struct Cli {
     /// GET /orders/position with backoff, `sse` follows GET /orders/events.
     #[arg(long, env = "STRESS_WATCH", value_enum, default_value_t = Watch::Poll)]
     pub watch: Watch,
+    /// HTTP requests in flight at once (like `wrk -c`): a buyer holds one
+    /// of these places only while a request of its is out — a buy, a
+    /// confirm, a position poll, or an event stream until its first event
+    /// (a stream held open while waiting holds none). Default: as many as
+    /// --concurrency, so that the journeys are the only limit.
+    #[arg(long, env = "STRESS_REQUESTS_IN_FLIGHT")]
+    pub requests_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -102,7 +111,9 @@ pub struct StressConfig {
     /// Admission rate (holds per second); unlimited when absent.
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Users with a request in flight at once.
+    /// Buyers in their journey at once (buy, wait in the queue, confirm);
+    /// the next starts when one ends. HTTP requests in flight are limited
+    /// on their own (`--requests-in-flight`, by default this many).
     #[arg(long, default_value_t = 500)]
     pub concurrency: usize,
     /// Seconds from creation to the sale's start (the countdown).
@@ -135,7 +146,10 @@ impl Outcome {
 
 pub struct Run {
     pub config: StressConfig,
+    /// Setting up and verifying.
     pub http: reqwest::Client,
+    /// The buyers' requests (and the cap on those in flight).
+    buyers_http: http1::Client,
     pub stats: Stats,
     /// The sales of the run; user `i` buys in `sales[i % sales.len()]`.
     pub sales: Vec<CreatedSale>,
@@ -157,36 +171,156 @@ pub struct Run {
     /// before they saw `ready`.
     expired_unseen: AtomicU64,
     /// Each buyer's token from its first buy (sale, e-mail): sent on every
-    /// later request about the buyer, as the API requires.
+    /// later request about the buyer, as the API requires. Each buyer keeps
+    /// its own while buying; gathered here for the verdict.
     buyer_tokens: Mutex<HashMap<(String, String), String>>,
 }
 
-impl Run {
-    /// A request, timed and counted under `route`; retries a 429 after its
-    /// Retry-After (counted too), so a rate limit slows a user, never drops it.
-    async fn send(
+/// The routes, as the report names them.
+const BUY: &str = "POST /orders/buy";
+const CONFIRM: &str = "POST /orders/confirm";
+const POSITION: &str = "GET /orders/position";
+const EVENTS: &str = "GET /orders/events";
+
+/// One virtual buyer's particulars, and its token once it has one.
+struct Buyer<'a> {
+    sale: &'a str,
+    email: &'a str,
+    /// Sent with every buy: a buy repeated after a lost answer (a timeout,
+    /// a retried 503) gets the buyer token again.
+    client_key: String,
+    token: Option<String>,
+    /// `?flashSaleId=…&email=…`
+    query: String,
+}
+
+impl<'a> Buyer<'a> {
+    fn new(sale: &'a str, email: &'a str) -> Buyer<'a> {
+        let mut query = String::with_capacity(64);
+        query.push_str("?flashSaleId=");
+        http1::push_query_value(&mut query, sale);
+        query.push_str("&email=");
+        http1::push_query_value(&mut query, email);
+        Buyer {
+            sale,
+            email,
+            client_key: format!("{:032x}", rand::random::<u128>()),
+            token: None,
+            query,
+        }
+    }
+
+    /// A request about this buyer, with its token in `X-Buyer-Token` (when
+    /// it has one).
+    fn request(
         &self,
-        route: &'static str,
-        request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<(u16, Value)> {
+        http: &http1::Client,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+        json: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut headers: [(&str, &str); 2] = [("", ""); 2];
+        let mut n = 0;
+        if let Some(token) = &self.token {
+            headers[n] = (BUYER_TOKEN_HEADER, token);
+            n += 1;
+        }
+        if let Some(accept) = accept {
+            headers[n] = ("accept", accept);
+            n += 1;
+        }
+        http.request(method, path, &headers[..n], json)
+    }
+
+    /// `{"email":…,"flashSaleId":…[,"clientKey":…]}`
+    fn body(&self, with_client_key: bool) -> Vec<u8> {
+        let mut body = Vec::with_capacity(128);
+        body.extend_from_slice(b"{\"email\":");
+        push_json_string(&mut body, self.email);
+        body.extend_from_slice(b",\"flashSaleId\":");
+        push_json_string(&mut body, self.sale);
+        if with_client_key {
+            body.extend_from_slice(b",\"clientKey\":");
+            push_json_string(&mut body, &self.client_key);
+        }
+        body.push(b'}');
+        body
+    }
+}
+
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// The fields of a reply (or of a `status` event) the buyers act on; what
+/// `reply["status"].as_str()` and so on would give.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fields {
+    status: Option<String>,
+    order_id: Option<String>,
+    buyer_token: Option<String>,
+    sale_status: Option<String>,
+    /// `error.code`
+    error_code: Option<String>,
+}
+
+impl Fields {
+    /// `None` when `json` is not JSON.
+    fn parse(json: &[u8]) -> Option<Fields> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Typed {
+            status: Option<String>,
+            order_id: Option<String>,
+            buyer_token: Option<String>,
+            sale_status: Option<String>,
+            error: Option<TypedError>,
+        }
+        #[derive(Deserialize)]
+        struct TypedError {
+            code: Option<String>,
+        }
+        if let Ok(typed) = serde_json::from_slice::<Typed>(json) {
+            return Some(Fields {
+                status: typed.status,
+                order_id: typed.order_id,
+                buyer_token: typed.buyer_token,
+                sale_status: typed.sale_status,
+                error_code: typed.error.and_then(|e| e.code),
+            });
+        }
+        // Valid JSON of another shape (a field not a string, say): as the
+        // generic reading sees it.
+        let value: Value = serde_json::from_slice(json).ok()?;
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        Some(Fields {
+            status: text(&value["status"]),
+            order_id: text(&value["orderId"]),
+            buyer_token: text(&value["buyerToken"]),
+            sale_status: text(&value["saleStatus"]),
+            error_code: text(&value["error"]["code"]),
+        })
+    }
+}
+
+impl Run {
+    /// A buyer's request (bytes from [`Buyer::request`]), timed and counted
+    /// under `route`, holding a place among the requests in flight while it
+    /// is out; retries a 429 after its Retry-After (counted too), so a rate
+    /// limit slows a user, never drops it.
+    async fn send(&self, route: &'static str, request: &[u8]) -> anyhow::Result<http1::Reply> {
         let mut attempt = 0;
         loop {
-            let Some(builder) = request.try_clone() else {
-                bail!("request cannot be retried")
-            };
+            let slot = self.buyers_http.slot().await;
             let started = Instant::now();
-            let response = builder.send().await;
-            let elapsed = started.elapsed();
+            let response = self.buyers_http.exchange(request).await;
+            drop(slot);
             match response {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    self.stats.record(route, Some(status), elapsed);
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok());
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                Ok(reply) => {
+                    let status = reply.status;
+                    self.stats.record(route, Some(status), reply.took);
                     // Too many requests, or Redis between primaries during a
                     // failover (503 + Retry-After): a real client waits and
                     // asks again; every buyer request is safe to repeat.
@@ -195,20 +329,16 @@ impl Run {
                         && Instant::now() < self.deadline
                     {
                         attempt += 1;
-                        let wait = match retry_after {
-                            Some(secs) => Duration::from_secs(secs.clamp(1, 2)),
-                            None => Duration::from_millis(500),
-                        };
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep(retry_wait(reply.retry_after)).await;
                         continue;
                     }
-                    return Ok((status, body));
+                    return Ok(reply);
                 }
                 Err(error) => {
-                    self.stats.record(route, None, elapsed);
+                    self.stats.record(route, None, started.elapsed());
                     attempt += 1;
                     if attempt >= 20 || Instant::now() >= self.deadline {
-                        return Err(error.into());
+                        return Err(anyhow::Error::new(error).context(route));
                     }
                     tokio::time::sleep(Duration::from_millis((100 * attempt).min(1000))).await;
                 }
@@ -226,23 +356,23 @@ impl Run {
         tokens.get(&(sale.to_string(), email.to_string())).cloned()
     }
 
-    fn keep_buyer_token(&self, sale: &str, email: &str, token: &str) {
+    fn keep_buyer_token(&self, sale: &str, email: &str, token: String) {
         if let Ok(mut tokens) = self.buyer_tokens.lock() {
-            tokens.insert((sale.to_string(), email.to_string()), token.to_string());
+            tokens.insert((sale.to_string(), email.to_string()), token);
         }
     }
 
-    /// `request` with the buyer's token in `X-Buyer-Token` (when it has one).
-    fn as_buyer(
-        &self,
-        request: reqwest::RequestBuilder,
-        sale: &str,
-        email: &str,
-    ) -> reqwest::RequestBuilder {
-        match self.buyer_token(sale, email) {
-            Some(token) => request.header(BUYER_TOKEN_HEADER, token),
-            None => request,
-        }
+    /// HTTP requests allowed in flight at once.
+    pub fn requests_in_flight(&self) -> usize {
+        self.buyers_http.in_flight()
+    }
+}
+
+/// How long to wait before asking again after a 429 or 503.
+fn retry_wait(retry_after: Option<u64>) -> Duration {
+    match retry_after {
+        Some(secs) => Duration::from_secs(secs.clamp(1, 2)),
+        None => Duration::from_millis(500),
     }
 }
 
@@ -380,25 +510,28 @@ async fn create_sale(
 
 /// One virtual user: buy, follow its place until admitted (polling or
 /// over Server-Sent Events), confirm (or abandon on purpose).
-async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> (usize, String, Outcome) {
+/// What a virtual user ended with: its sale, e-mail, outcome, and the
+/// buyer token its buy handed out.
+type Ended = (usize, String, Outcome, Option<String>);
+
+async fn virtual_user(run: Arc<Run>, index: usize, abandons: bool) -> Ended {
     let email = format!("vu{index:06}@stress.test");
     let sale = index % run.sales.len();
-    let outcome = buyer(&run, &run.sales[sale].id, &email, abandons)
+    let mut buyer = Buyer::new(&run.sales[sale].id, &email);
+    let outcome = journey(&run, &mut buyer, abandons)
         .await
-        .unwrap_or_else(|e| Outcome::GaveUp(e.to_string()));
-    (sale, email, outcome)
+        .unwrap_or_else(|e| Outcome::GaveUp(format!("{e:#}")));
+    let token = buyer.token.take();
+    (sale, email, outcome, token)
 }
 
 /// How often a buyer joins again after losing its place (a failover that
 /// took back its arrival or its hold) before giving up.
 const MAX_REJOINS: usize = 5;
 
-async fn buyer(run: &Run, sale: &str, email: &str, abandons: bool) -> anyhow::Result<Outcome> {
-    // Sent with every buy: a buy repeated after a lost answer (a timeout,
-    // a retried 503) gets the buyer token again.
-    let client_key = format!("{:032x}", rand::random::<u128>());
+async fn journey(run: &Run, buyer: &mut Buyer<'_>, abandons: bool) -> anyhow::Result<Outcome> {
     for _ in 0..=MAX_REJOINS {
-        if let Some(outcome) = attempt(run, sale, email, &client_key, abandons).await? {
+        if let Some(outcome) = attempt(run, buyer, abandons).await? {
             return Ok(outcome);
         }
     }
@@ -412,29 +545,29 @@ async fn buyer(run: &Run, sale: &str, email: &str, abandons: bool) -> anyhow::Re
 /// engine knows nothing of it, or its hold vanished), so it joins again.
 async fn attempt(
     run: &Run,
-    sale: &str,
-    email: &str,
-    client_key: &str,
+    buyer: &mut Buyer<'_>,
     abandons: bool,
 ) -> anyhow::Result<Option<Outcome>> {
-    let body = json!({ "email": email, "flashSaleId": sale, "clientKey": client_key });
-    let buy = run.as_buyer(run.http.post(run.url("/orders/buy")), sale, email);
-    let (status, reply) = run.send("POST /orders/buy", buy.json(&body)).await?;
+    let http = &run.buyers_http;
+    let buy = buyer.request(http, "POST", "/orders/buy", None, Some(&buyer.body(true)));
+    let reply = run.send(BUY, &buy).await?;
+    let fields = Fields::parse(&reply.body).unwrap_or_default();
     // The first buy hands out the token; a rejoin sends it back instead.
-    if let Some(token) = reply["buyerToken"].as_str() {
-        run.keep_buyer_token(sale, email, token);
+    if let Some(token) = &fields.buyer_token {
+        buyer.token = Some(token.clone());
     }
-    if let Some(outcome) = settled(status, &reply) {
+    if let Some(outcome) = settled(reply.status, &fields, &reply.text()) {
         return Ok(Some(outcome));
     }
-    if run.buyer_token(sale, email).is_none() {
+    if buyer.token.is_none() {
         return Ok(Some(Outcome::GaveUp(format!(
-            "the buy handed out no buyer token: {reply}"
+            "the buy handed out no buyer token: {}",
+            reply.text()
         ))));
     }
     let waited = match run.watch {
-        Watch::Poll => poll_until_admitted(run, sale, email).await?,
-        Watch::Sse => follow_until_admitted(run, sale, email).await?,
+        Watch::Poll => poll_until_admitted(run, buyer).await?,
+        Watch::Sse => follow_until_admitted(run, buyer).await?,
     };
     if let Waited::Over(outcome) = waited {
         if outcome == Some(Outcome::Lapsed) {
@@ -443,24 +576,30 @@ async fn attempt(
         return Ok(outcome);
     }
     // Before the confirm: it deletes the hold.
-    note_admission(run, sale, email).await;
+    note_admission(run, buyer.sale, buyer.email).await;
     if abandons {
         return Ok(Some(Outcome::Abandoned));
     }
-    let body = json!({ "email": email, "flashSaleId": sale });
-    let confirm = run.as_buyer(run.http.post(run.url("/orders/confirm")), sale, email);
-    let (status, reply) = run
-        .send("POST /orders/confirm", confirm.json(&body))
-        .await?;
-    Ok(match status {
+    let confirm = buyer.request(
+        http,
+        "POST",
+        "/orders/confirm",
+        None,
+        Some(&buyer.body(false)),
+    );
+    let reply = run.send(CONFIRM, &confirm).await?;
+    Ok(match reply.status {
         200 => Some(Outcome::Purchased(
-            reply["orderId"].as_str().unwrap_or("").to_string(),
+            Fields::parse(&reply.body)
+                .and_then(|f| f.order_id)
+                .unwrap_or_default(),
         )),
         410 => Some(Outcome::Lapsed),
         409 => Some(Outcome::SoldOut),
         403 => None,
         other => Some(Outcome::GaveUp(format!(
-            "confirm answered {other}: {reply}"
+            "confirm answered {other}: {}",
+            reply.text()
         ))),
     })
 }
@@ -477,19 +616,19 @@ enum Waited {
 /// What a buyer makes of its state (a `GET /orders/position` reply, or
 /// the data of a `status` event — the same JSON): `None` while it has to
 /// wait on.
-fn judge(position: &Value) -> Option<Waited> {
-    match position["status"].as_str() {
+fn judge(position: &Fields) -> Option<Waited> {
+    match position.status.as_deref() {
         Some("ready") => return Some(Waited::Admitted),
         Some("purchased") => {
             return Some(Waited::Over(Some(Outcome::Purchased(
-                position["orderId"].as_str().unwrap_or("").to_string(),
+                position.order_id.clone().unwrap_or_default(),
             ))))
         }
         Some("expired") => return Some(Waited::Over(Some(Outcome::Lapsed))),
         Some("none") => return Some(Waited::Over(None)),
         _ => {}
     }
-    match position["saleStatus"].as_str() {
+    match position.sale_status.as_deref() {
         Some("sold_out") => Some(Waited::Over(Some(Outcome::SoldOut))),
         Some("ended") => Some(Waited::Over(Some(Outcome::Ended))),
         _ => None,
@@ -497,20 +636,19 @@ fn judge(position: &Value) -> Option<Waited> {
 }
 
 /// Polls `GET /orders/position` with backoff until the wait is over.
-async fn poll_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Result<Waited> {
+async fn poll_until_admitted(run: &Run, buyer: &Buyer<'_>) -> anyhow::Result<Waited> {
     let mut backoff = Duration::from_millis(100);
+    let path = format!("/orders/position{}", buyer.query);
+    let request = buyer.request(&run.buyers_http, "GET", &path, None, None);
     loop {
         if Instant::now() >= run.deadline {
             return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
         }
-        let request = run
-            .as_buyer(run.http.get(run.url("/orders/position")), sale, email)
-            .query(&[("flashSaleId", sale), ("email", email)]);
-        let (status, position) = run.send("GET /orders/position", request).await?;
-        if status != 200 {
-            bail!("position: {status} {position}");
+        let reply = run.send(POSITION, &request).await?;
+        if reply.status != 200 {
+            bail!("position: {} {}", reply.status, reply.text());
         }
-        if let Some(waited) = judge(&position) {
+        if let Some(waited) = judge(&Fields::parse(&reply.body).unwrap_or_default()) {
             return Ok(waited);
         }
         tokio::time::sleep(backoff).await;
@@ -527,14 +665,22 @@ const MAX_STREAM_BREAKS: u32 = 20;
 /// Follows `GET /orders/events` until the wait is over; a stream that
 /// breaks (or ends with nothing settled) is opened again after a pause,
 /// and its first event tells the state at once.
-async fn follow_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Result<Waited> {
+async fn follow_until_admitted(run: &Run, buyer: &Buyer<'_>) -> anyhow::Result<Waited> {
+    let path = format!("/orders/events{}", buyer.query);
+    let request = buyer.request(
+        &run.buyers_http,
+        "GET",
+        &path,
+        Some("text/event-stream"),
+        None,
+    );
     let mut breaks = 0u32;
     loop {
         if Instant::now() >= run.deadline {
             return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
         }
         let deadline = tokio::time::Instant::from_std(run.deadline);
-        let broke = match tokio::time::timeout_at(deadline, stream_once(run, sale, email)).await {
+        let broke = match tokio::time::timeout_at(deadline, stream_once(run, &request)).await {
             Err(_) => return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into())))),
             Ok(Ok(Some(waited))) => return Ok(waited),
             Ok(Ok(None)) => anyhow::anyhow!("the stream ended with nothing settled"),
@@ -552,76 +698,71 @@ async fn follow_until_admitted(run: &Run, sale: &str, email: &str) -> anyhow::Re
 /// One `GET /orders/events`: `Some` when an event ended the wait, `None`
 /// when the stream ended or went silent first. Counted under its route
 /// when the first event arrives (the latency is the time to it), or when
-/// it fails before that.
-async fn stream_once(run: &Run, sale: &str, email: &str) -> anyhow::Result<Option<Waited>> {
-    const ROUTE: &str = "GET /orders/events";
+/// it fails before that. Holds a place among the requests in flight until
+/// that first event (or the failure), not while it then waits.
+async fn stream_once(run: &Run, request: &[u8]) -> anyhow::Result<Option<Waited>> {
+    let http = &run.buyers_http;
     let mut attempt = 0;
-    let started = Instant::now();
-    let mut response = loop {
-        let left = run.deadline.saturating_duration_since(Instant::now());
-        let request = run
-            .as_buyer(run.http.get(run.url("/orders/events")), sale, email)
-            .query(&[("flashSaleId", sale), ("email", email)])
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            // Instead of the client's 30 s for a whole request.
-            .timeout(left + Duration::from_secs(5));
-        let response = match request.send().await {
-            Ok(response) => response,
+    let (mut stream, mut slot, started) = loop {
+        let slot = http.slot().await;
+        let started = Instant::now();
+        let left = run.deadline.saturating_duration_since(started);
+        // Instead of the client's 30 s for a whole request.
+        let opened = match http.open(request, left + Duration::from_secs(5)).await {
+            Ok(opened) => opened,
             Err(error) => {
-                run.stats.record(ROUTE, None, started.elapsed());
-                return Err(error.into());
+                run.stats.record(EVENTS, None, started.elapsed());
+                return Err(anyhow::Error::new(error).context(EVENTS));
             }
         };
-        let status = response.status().as_u16();
-        if status == 200 {
-            break response;
-        }
-        run.stats.record(ROUTE, Some(status), started.elapsed());
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let reply = match opened {
+            http1::Opened::Stream(stream, _) => break (stream, slot, started),
+            http1::Opened::Reply(reply) => reply,
+        };
+        drop(slot);
+        run.stats.record(EVENTS, Some(reply.status), reply.took);
         // As `Run::send` does: wait and ask again.
-        if (status == 429 || status == 503) && attempt < 50 && Instant::now() < run.deadline {
+        if (reply.status == 429 || reply.status == 503)
+            && attempt < 50
+            && Instant::now() < run.deadline
+        {
             attempt += 1;
-            let wait = match retry_after {
-                Some(secs) => Duration::from_secs(secs.clamp(1, 2)),
-                None => Duration::from_millis(500),
-            };
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(retry_wait(reply.retry_after)).await;
             continue;
         }
-        bail!("events: {status} {body}");
+        bail!("events: {} {}", reply.status, reply.text());
     };
     let mut parser = EventParser::default();
     let mut events: Vec<SseEvent> = Vec::new();
+    let mut bytes = Vec::with_capacity(1024);
     let mut first = true;
     loop {
-        let chunk = match tokio::time::timeout(STREAM_SILENCE, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) | Err(_) => return Ok(None),
+        bytes.clear();
+        match tokio::time::timeout(STREAM_SILENCE, stream.next(&mut bytes)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) | Err(_) => return Ok(None),
             Ok(Err(error)) => {
                 if first {
-                    run.stats.record(ROUTE, None, started.elapsed());
+                    run.stats.record(EVENTS, None, started.elapsed());
                 }
-                return Err(error.into());
+                return Err(anyhow::Error::new(error).context(EVENTS));
             }
-        };
-        parser.feed(&chunk, &mut events);
+        }
+        parser.feed(&bytes, &mut events);
         for event in events.drain(..) {
             if event.event != "status" {
                 continue;
             }
             if first {
+                // The request is answered: its place is free again.
                 first = false;
-                run.stats.record(ROUTE, Some(200), started.elapsed());
+                drop(slot.take());
+                run.stats.record(EVENTS, Some(200), started.elapsed());
             }
             run.sse_events.fetch_add(1, Ordering::Relaxed);
-            let view: Value = serde_json::from_str(&event.data).with_context(|| {
-                format!("events: a status event that is not JSON: {}", event.data)
-            })?;
+            let Some(view) = Fields::parse(event.data.as_bytes()) else {
+                bail!("events: a status event that is not JSON: {}", event.data);
+            };
             if let Some(waited) = judge(&view) {
                 return Ok(Some(waited));
             }
@@ -652,17 +793,18 @@ async fn note_admission(run: &Run, sale: &str, email: &str) {
     }
 }
 
-/// A buy reply that already ends the story.
-fn settled(status: u16, reply: &Value) -> Option<Outcome> {
-    let code = reply["error"]["code"].as_str().unwrap_or("");
-    match (status, reply["status"].as_str()) {
+/// A buy reply that already ends the story (`text`: the reply, for the
+/// message).
+fn settled(status: u16, reply: &Fields, text: &str) -> Option<Outcome> {
+    let code = reply.error_code.as_deref().unwrap_or("");
+    match (status, reply.status.as_deref()) {
         (200, Some("purchased")) => Some(Outcome::Purchased(
-            reply["orderId"].as_str().unwrap_or("").to_string(),
+            reply.order_id.clone().unwrap_or_default(),
         )),
         (200, _) => None,
         (409, _) if code.contains("sold_out") => Some(Outcome::SoldOut),
         (409, _) if code.contains("ended") => Some(Outcome::Ended),
-        _ => Some(Outcome::GaveUp(format!("buy answered {status}: {reply}"))),
+        _ => Some(Outcome::GaveUp(format!("buy answered {status}: {text}"))),
     }
 }
 
@@ -683,6 +825,25 @@ pub async fn run(config: &StressConfig) -> anyhow::Result<Report> {
 
 /// The run, buyers following their place as `watch` says.
 pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result<Report> {
+    run_loaded(config, watch, None).await
+}
+
+/// The run, buyers following their place as `watch` says, with at most
+/// `requests_in_flight` HTTP requests out at once (`None`: as many as
+/// `config.concurrency`, the buyers in their journey).
+pub async fn run_loaded(
+    config: &StressConfig,
+    watch: Watch,
+    requests_in_flight: Option<usize>,
+) -> anyhow::Result<Report> {
+    let journeys = config.concurrency.max(1);
+    let buyers_http = http1::Client::new(
+        &config.api_url,
+        requests_in_flight.unwrap_or(journeys),
+        Duration::from_secs(30),
+    )
+    .await
+    .with_context(|| format!("the API at {}", config.api_url))?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(config.concurrency)
         .timeout(Duration::from_secs(30))
@@ -712,6 +873,7 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
     let run = Arc::new(Run {
         config: config.clone(),
         http,
+        buyers_http,
         stats: Stats::default(),
         sales,
         placement,
@@ -725,26 +887,56 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         expired_unseen: AtomicU64::new(0),
         buyer_tokens: Mutex::default(),
     });
-    let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let mut users = Vec::with_capacity(config.users);
-    for index in 0..config.users {
-        let (run, gate) = (run.clone(), gate.clone());
-        let abandons = (index as u64 * 7919 % 100) < u64::from(config.abandon_percent);
-        users.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            virtual_user(run, index, abandons).await
-        }));
-    }
+    // Each user starts when one of the `journeys` places is free, in turn
+    // (a task only then: a million waiting tasks would cost more than the
+    // buyers do).
+    let gate = Arc::new(Semaphore::new(journeys));
+    let (ended, mut endings) = mpsc::unbounded_channel::<Ended>();
+    let starter = {
+        let run = run.clone();
+        let users = config.users;
+        let abandon_percent = u64::from(config.abandon_percent);
+        tokio::spawn(async move {
+            for index in 0..users {
+                let Ok(permit) = gate.clone().acquire_owned().await else {
+                    return;
+                };
+                let (run, ended) = (run.clone(), ended.clone());
+                let abandons = (index as u64 * 7919 % 100) < abandon_percent;
+                tokio::spawn(async move {
+                    let end = virtual_user(run, index, abandons).await;
+                    drop(permit);
+                    let _ = ended.send(end);
+                });
+            }
+        })
+    };
     let mut outcomes: Vec<BTreeMap<String, Outcome>> = vec![BTreeMap::new(); run.sales.len()];
-    for user in users {
-        let (sale, email, outcome) = user.await?;
+    let mut tokens = Vec::new();
+    let mut heard = 0;
+    while let Some((sale, email, outcome, token)) = endings.recv().await {
+        heard += 1;
+        if let Some(token) = token {
+            tokens.push((sale, email.clone(), token));
+        }
         outcomes[sale].insert(email, outcome);
+    }
+    starter.await?;
+    if heard != config.users {
+        bail!(
+            "{} of {} users never ended",
+            config.users - heard,
+            config.users
+        );
     }
     let buying_took = started.elapsed();
     let cpu_use = cpu_before
         .zip(cpu::sample())
         .and_then(|(before, after)| cpu::between(before, after, buying_took));
     let _ = stop_observers.send(true);
+    for (sale, email, token) in tokens {
+        run.keep_buyer_token(&run.sales[sale].id, &email, token);
+    }
     let mut fifo = fifo::FifoReport::default();
     for (sale, observer) in run.sales.iter().zip(observers) {
         fifo.merge(&sale.id, observer.await?, run.sales.len() > 1);
@@ -763,4 +955,69 @@ pub async fn run_watching(config: &StressConfig, watch: Watch) -> anyhow::Result
         buying_took,
         cpu_use,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_read_as_the_generic_json_reading_would() {
+        let refused = Fields::parse(br#"{"error":{"code":"sold_out","message":"x"}}"#);
+        assert_eq!(
+            refused.as_ref().and_then(|f| f.error_code.as_deref()),
+            Some("sold_out")
+        );
+        assert_eq!(
+            settled(409, &refused.unwrap_or_default(), ""),
+            Some(Outcome::SoldOut)
+        );
+        let queued = Fields::parse(
+            br#"{"status":"queued","position":3,"orderId":null,"buyerToken":"t\"1","queued":true}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(queued.status.as_deref(), Some("queued"));
+        assert_eq!(queued.buyer_token.as_deref(), Some("t\"1"));
+        assert_eq!(queued.order_id, None);
+        assert!(settled(200, &queued, "").is_none());
+        // Another shape: what `value["status"].as_str()` gives.
+        let odd = Fields::parse(br#"{"status":7,"saleStatus":"sold_out","error":"x"}"#)
+            .unwrap_or_default();
+        assert_eq!((odd.status, odd.error_code), (None, None));
+        assert!(matches!(
+            judge(&Fields::parse(br#"{"status":7,"saleStatus":"sold_out"}"#).unwrap_or_default()),
+            Some(Waited::Over(Some(Outcome::SoldOut)))
+        ));
+        assert_eq!(Fields::parse(b"not json"), None);
+    }
+
+    #[test]
+    fn buyer_requests_carry_the_token_and_escaped_fields() {
+        let mut buyer = Buyer::new("s1", "vu000001@stress.test");
+        assert_eq!(buyer.query, "?flashSaleId=s1&email=vu000001%40stress.test");
+        assert_eq!(
+            String::from_utf8_lossy(&buyer.body(false)),
+            r#"{"email":"vu000001@stress.test","flashSaleId":"s1"}"#
+        );
+        buyer.token = Some("tok".into());
+        let body = buyer.body(true);
+        assert!(String::from_utf8_lossy(&body).contains(r#""clientKey":""#));
+        let http = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|rt| {
+                rt.block_on(http1::Client::new(
+                    "http://127.0.0.1:9/",
+                    1,
+                    Duration::from_secs(1),
+                ))
+            })
+            .expect("a client");
+        let request = buyer.request(&http, "POST", "/orders/buy", None, Some(&body));
+        let text = String::from_utf8_lossy(&request);
+        assert!(text.starts_with(
+            "POST /orders/buy HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-buyer-token: tok\r\n"
+        ));
+        assert!(text.ends_with(&*String::from_utf8_lossy(&body)));
+    }
 }

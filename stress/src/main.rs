@@ -3,7 +3,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = stress::Cli::parse();
-    let report = stress::run_watching(&cli.config, cli.watch).await?;
+    let report = stress::run_loaded(&cli.config, cli.watch, cli.requests_in_flight).await?;
     println!("{report}");
     if !report.passed() {
         std::process::exit(1);

@@ -16,6 +16,10 @@ pub struct Report {
     pub placement: BTreeMap<String, usize>,
     pub stock: u64,
     pub sold: u64,
+    /// The load model: buyers in their journey at once (`--concurrency`),
+    /// and HTTP requests in flight at once (`--requests-in-flight`).
+    pub journeys: usize,
+    pub requests_in_flight: usize,
     pub buying_took: Duration,
     /// The stress program's own CPU next to the machine's, while buying.
     pub cpu: Option<CpuUse>,
@@ -101,6 +105,8 @@ impl Report {
             placement: run.placement.clone(),
             stock: verification.stock,
             sold: verification.sold,
+            journeys: run.config.concurrency.max(1),
+            requests_in_flight: run.requests_in_flight(),
             buying_took,
             cpu,
             time_to_sell_out: verification.time_to_sell_out,
@@ -122,8 +128,9 @@ impl fmt::Display for Report {
         let secs = self.buying_took.as_secs_f64().max(0.001);
         writeln!(
             f,
-            "flashsale stress: {} users, {} units in {} sale(s); buying took {:.1} s",
-            self.users, self.stock, self.sales, secs
+            "flashsale stress: {} users, {} units in {} sale(s); at most {} buyers in their \
+             journey and {} HTTP requests in flight at once; buying took {:.1} s",
+            self.users, self.stock, self.sales, self.journeys, self.requests_in_flight, secs
         )?;
         if !self.placement.is_empty() {
             let per_node: Vec<String> = self
