@@ -311,13 +311,11 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
         .merge(routes::ops::router())
         .route_layer(public_cache);
     if settings.rate_limit_enabled {
-        let client = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_client_prefix);
-        let network = ClientIpKey::new(trusted.clone(), settings.rate_limit_ipv6_network_prefix);
+        let client_prefix = settings.rate_limit_ipv6_client_prefix;
         let mut limited = |router: Router<AppState>,
-                           key: &ClientIpKey,
-                           quota: Quota,
+                           quotas: &[(u8, Quota)],
                            only: Option<&'static [&'static str]>| {
-            let (router, sweeper) = limit_by(router, key.clone(), quota, only);
+            let (router, sweeper) = limit_by(router, trusted.clone(), quotas, only);
             sweepers.push(sweeper);
             router
         };
@@ -325,32 +323,41 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Vec<IdleSweeper>)> {
             settings.rate_limit_auth_per_minute,
             settings.rate_limit_auth_burst,
         );
-        auth = limited(auth, &client, quota, None);
+        auth = limited(auth, &[(client_prefix, quota)], None);
         let quota = Quota::per_second(
             settings.rate_limit_buy_per_second,
             settings.rate_limit_buy_burst,
         );
-        // Both buckets: the client's (outer, so a client over its own limit
-        // does not drain its network's) and its IPv6 network's.
+        // Both buckets, in one layer: the client's first (so a client over
+        // its own limit does not drain its network's), then its IPv6
+        // network's.
         buying = limited(
             buying,
-            &network,
-            quota.times(settings.rate_limit_ipv6_network_factor),
+            &[
+                (client_prefix, quota),
+                (
+                    settings.rate_limit_ipv6_network_prefix,
+                    quota.times(settings.rate_limit_ipv6_network_factor),
+                ),
+            ],
             None,
         );
-        buying = limited(buying, &client, quota, None);
         let (per_second, burst) = settings.rate_limit_read();
         reading = reading.route_layer(StreamCap::new(
-            client.clone(),
+            ClientIpKey::new(trusted.clone(), client_prefix),
             settings.rate_limit_event_streams(),
         ));
-        reading = limited(reading, &client, Quota::per_second(per_second, burst), None);
+        reading = limited(
+            reading,
+            &[(client_prefix, Quota::per_second(per_second, burst))],
+            None,
+        );
         let quota = Quota::per_second(
             settings.rate_limit_public_per_second,
             settings.rate_limit_public_burst,
         );
         // The public reads only, not the admin catalogue beside them.
-        public = limited(public, &client, quota, Some(PUBLIC_READS));
+        public = limited(public, &[(client_prefix, quota)], Some(PUBLIC_READS));
     }
 
     let app = Router::new()

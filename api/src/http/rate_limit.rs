@@ -1,4 +1,4 @@
-//! Per-client rate limits (tower_governor: a GCRA token bucket per key),
+//! Per-client rate limits (a GCRA token bucket per key, [`limit_by`]),
 //! and a cap on the event streams a client holds open at once. The key is
 //! [`TrustedProxies::client_ip_of`] (never a header from an untrusted
 //! peer), an IPv6 address cut to its prefix. A refused request gets 429,
@@ -6,10 +6,12 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Ready;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -21,9 +23,6 @@ use axum::Router;
 use futures::future::{BoxFuture, Either};
 use futures::StreamExt;
 use tower::{Layer, Service};
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::{GovernorError, GovernorLayer};
 
 use crate::error::ApiError;
 use crate::http::client_ip::TrustedProxies;
@@ -53,11 +52,48 @@ impl ClientIpKey {
     }
 }
 
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
+#[cfg(test)]
+mod bucket_tests {
+    use super::{Buckets, Quota};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
 
-    fn extract<T>(&self, request: &Request<T>) -> Result<Self::Key, GovernorError> {
-        Ok(self.of(request))
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_burst_then_one_per_period() {
+        // A burst of 3, then one every 100 ms.
+        let buckets = Buckets::new(Quota::per_second(10, 3));
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        let t0 = 1_000 * MS;
+        for _ in 0..3 {
+            assert_eq!(buckets.check(a, t0), Ok(()));
+        }
+        assert_eq!(buckets.check(a, t0), Err(Duration::from_millis(100)));
+        assert_eq!(
+            buckets.check(a, t0 + 40 * MS),
+            Err(Duration::from_millis(60))
+        );
+        // Another client has its own bucket.
+        assert_eq!(buckets.check(b, t0), Ok(()));
+        // One period on: one more, not two.
+        assert_eq!(buckets.check(a, t0 + 100 * MS), Ok(()));
+        assert!(buckets.check(a, t0 + 100 * MS).is_err());
+        // Idle long enough, the bucket is full again and forgotten.
+        buckets.retain_recent(t0 + 400 * MS);
+        let kept: usize = buckets
+            .shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(kept, 0);
+        for _ in 0..3 {
+            assert_eq!(buckets.check(a, t0 + 400 * MS), Ok(()));
+        }
+        assert!(buckets.check(a, t0 + 400 * MS).is_err());
     }
 }
 
@@ -180,47 +216,181 @@ pub fn limit<S>(
 where
     S: Clone + Send + Sync + 'static,
 {
-    limit_by(
-        router,
-        ClientIpKey::new(trusted, DEFAULT_IPV6_PREFIX),
-        quota,
-        None,
-    )
+    limit_by(router, trusted, &[(DEFAULT_IPV6_PREFIX, quota)], None)
 }
 
-/// Puts `quota` (one bucket per `key`, shared by the limited routes) in
-/// front of the routes of `router` whose template is in `only`, or of every
-/// route when `only` is `None`. Called twice with different keys, a request
-/// must pass both buckets.
+/// Puts the buckets of `quotas` — per IPv6 prefix length, one bucket per
+/// client address cut to it, shared by the limited routes — in front of
+/// the routes of `router` whose template is in `only`, or of every route
+/// when `only` is `None`. A request must pass every bucket, tried in order:
+/// one that refuses it leaves the buckets after it untouched (so a client
+/// over its own limit does not drain its network's), the ones before it
+/// have counted it. One layer and one client address however many buckets.
 pub fn limit_by<S>(
     router: Router<S>,
-    key: ClientIpKey,
-    quota: Quota,
+    trusted: TrustedProxies,
+    quotas: &[(u8, Quota)],
     only: Option<&'static [&'static str]>,
 ) -> (Router<S>, IdleSweeper)
 where
     S: Clone + Send + Sync + 'static,
 {
-    let config = GovernorConfigBuilder::default()
-        .key_extractor(key)
-        .period(quota.period.max(Duration::from_nanos(1)))
-        .burst_size(quota.burst.max(1))
-        .finish();
-    let Some(config) = config else {
-        // Only a zero period or burst gives no config; both are clamped.
-        return (router, IdleSweeper(Arc::new(|| {})));
-    };
-    let config = Arc::new(config);
-    let limiter = config.limiter().clone();
-    let sweeper = IdleSweeper(Arc::new(move || limiter.retain_recent()));
-    let layer = GovernorLayer::new(config).error_handler(governor_error);
+    let limits = Arc::new(Limits {
+        trusted,
+        buckets: quotas
+            .iter()
+            .map(|&(prefix, quota)| (prefix, Buckets::new(quota)))
+            .collect(),
+        start: Instant::now(),
+    });
+    let swept = limits.clone();
+    let sweeper = IdleSweeper(Arc::new(move || swept.retain_recent()));
+    let layer = LimitLayer(limits);
     let Some(only) = only else {
         return (router.route_layer(layer), sweeper);
     };
     // The limiter's own copy of the route is the one the other routes use
     // too: a second copy would be one more boxed route cloned per request.
-    let only = Only::new(layer, only, |governor| &mut governor.inner);
+    let only = Only::new(layer, only, |limited| &mut limited.inner);
     (router.route_layer(only), sweeper)
+}
+
+/// Shards of a limiter's map: requests of different clients seldom wait
+/// for one another's lock.
+const SHARDS: usize = 16;
+
+/// One GCRA bucket per key (the algorithm of the `governor` crate the API
+/// used before: a request is let in when its theoretical arrival time, less
+/// the burst's tolerance, is not in the future, and moves it one period
+/// on). A bucket's state is that one instant, in nanoseconds since the
+/// limiter's start.
+struct Buckets {
+    /// Nanoseconds per request (the period).
+    t: u64,
+    /// The burst's tolerance: `t` times the burst less one.
+    tau: u64,
+    shards: Box<[Mutex<HashMap<IpAddr, u64>>]>,
+    hasher: RandomState,
+}
+
+impl Buckets {
+    fn new(quota: Quota) -> Buckets {
+        let t = u64::try_from(quota.period.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Buckets {
+            t,
+            tau: t.saturating_mul(u64::from(quota.burst.max(1) - 1)),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &IpAddr) -> &Mutex<HashMap<IpAddr, u64>> {
+        // The shard from the map's own keyed hash: a client cannot pick
+        // addresses that all land in one shard.
+        let index = self.hasher.hash_one(key) as usize % self.shards.len();
+        &self.shards[index]
+    }
+
+    /// Counts a request of `key` at `now`, or says how long until one is
+    /// let in.
+    fn check(&self, key: IpAddr, now: u64) -> Result<(), Duration> {
+        // A poisoned shard (a panic while holding it cannot happen here)
+        // still holds consistent numbers.
+        let mut map = self
+            .shard(&key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let tat = map.get(&key).copied().unwrap_or(now);
+        let earliest = tat.saturating_sub(self.tau);
+        if now < earliest {
+            return Err(Duration::from_nanos(earliest - now));
+        }
+        map.insert(key, tat.max(now).saturating_add(self.t));
+        Ok(())
+    }
+
+    /// Forgets the keys whose bucket is full again (as good as new).
+    fn retain_recent(&self, now: u64) {
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, tat| *tat > now);
+        }
+    }
+}
+
+/// The buckets a request must pass, by IPv6 prefix length.
+struct Limits {
+    trusted: TrustedProxies,
+    buckets: Vec<(u8, Buckets)>,
+    start: Instant,
+}
+
+impl Limits {
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts `request` in every bucket in turn, or the wait of the first
+    /// that refuses it.
+    fn check<B>(&self, request: &Request<B>) -> Result<(), Duration> {
+        let client = self.trusted.client_ip_of(request);
+        let now = self.now();
+        self.buckets
+            .iter()
+            .try_for_each(|(prefix, buckets)| buckets.check(bucket_of(client, *prefix), now))
+    }
+
+    fn retain_recent(&self) {
+        let now = self.now();
+        for (_, buckets) in &self.buckets {
+            buckets.retain_recent(now);
+        }
+    }
+}
+
+/// A route layer: [`Limits`] in front of a route.
+#[derive(Clone)]
+struct LimitLayer(Arc<Limits>);
+
+impl<S> Layer<S> for LimitLayer {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Limited<S> {
+        Limited {
+            limits: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Limited<S> {
+    limits: Arc<Limits>,
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for Limited<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        match self.limits.check(&request) {
+            Ok(()) => Either::Left(self.inner.call(request)),
+            Err(wait) => Either::Right(std::future::ready(Ok(too_many_requests(wait)))),
+        }
+    }
 }
 
 /// `layer` in front of the routes whose template is in `only`; the others
@@ -312,28 +482,23 @@ where
     }
 }
 
-fn governor_error(error: GovernorError) -> Response<Body> {
-    match error {
-        GovernorError::TooManyRequests { wait_time, .. } => {
-            // governor truncates to whole seconds; round up so a client that
-            // waits exactly Retry-After is let in.
-            let secs = wait_time.saturating_add(1);
-            let mut response = ApiError::client(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests from this address; retry in {secs} s"),
-            )
-            .with_retry_after(secs)
-            .into_response();
-            response.headers_mut().insert(
-                header::HeaderName::from_static("x-ratelimit-after"),
-                HeaderValue::from(secs),
-            );
-            response
-        }
-        // Our key extractor never fails; answer like an overload anyway.
-        other => ApiError::unavailable(anyhow::anyhow!("rate limiter: {other}")).into_response(),
-    }
+/// The 429 of a request a bucket refused, `wait` before it would be let in.
+fn too_many_requests(wait: Duration) -> Response<Body> {
+    // Whole seconds, rounded up so a client that waits exactly Retry-After
+    // is let in (a wait under a second is 1).
+    let secs = wait.as_secs().saturating_add(1);
+    let mut response = ApiError::client(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests from this address; retry in {secs} s"),
+    )
+    .with_retry_after(secs)
+    .into_response();
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-ratelimit-after"),
+        HeaderValue::from(secs),
+    );
+    response
 }
 
 /// The route whose responses are open event streams.
