@@ -8,6 +8,7 @@
 //! the API gives anyway. Each API instance measures on its own.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,11 +30,22 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const MAX_SALES: usize = 10_000;
 
 #[derive(Clone, Default)]
-pub struct QueueDrain(Arc<Mutex<HashMap<String, SaleDrain>>>);
+pub struct QueueDrain(Arc<Drains>);
+
+#[derive(Default)]
+struct Drains {
+    sales: Mutex<HashMap<String, SaleDrain>>,
+    /// Buyers are remembered by a keyed 64-bit hash of their identity: no
+    /// copy of the address per buy, a third of the memory, and a client
+    /// cannot make two buyers collide (one collision would only be one
+    /// wrong sample of a moving average).
+    hasher: RandomState,
+}
 
 struct SaleDrain {
-    /// Per buyer: when they were last told a place, and which.
-    seen: HashMap<String, (Instant, u64)>,
+    /// Per buyer (their identity's hash): when they were last told a place,
+    /// and which.
+    seen: HashMap<u64, (Instant, u64)>,
     /// Places per second, and when it was last updated.
     rate: Option<(f64, Instant)>,
     swept_at: Instant,
@@ -50,9 +62,9 @@ impl SaleDrain {
         }
     }
 
-    fn observe(&mut self, buyer: &str, position: u64, now: Instant) {
+    fn observe(&mut self, buyer: u64, position: u64, now: Instant) {
         self.used_at = now;
-        if let Some(&(at, before)) = self.seen.get(buyer) {
+        if let Some(&(at, before)) = self.seen.get(&buyer) {
             let elapsed = now.saturating_duration_since(at);
             if elapsed < MIN_INTERVAL {
                 return;
@@ -74,7 +86,7 @@ impl SaleDrain {
             self.swept_at = now;
         }
         if self.seen.len() < MAX_BUYERS_PER_SALE {
-            self.seen.insert(buyer.to_string(), (now, position));
+            self.seen.insert(buyer, (now, position));
         }
     }
 
@@ -87,23 +99,57 @@ impl SaleDrain {
 impl QueueDrain {
     /// Records that `buyer` was told `position` in `sale`'s queue at `now`.
     pub fn observe(&self, sale: &str, buyer: &str, position: u64, now: Instant) {
-        let Ok(mut sales) = self.0.lock() else { return };
-        if !sales.contains_key(sale) && sales.len() >= MAX_SALES {
+        self.observe_then_rate(sale, buyer, position, now);
+    }
+
+    /// [`QueueDrain::observe`], then [`QueueDrain::estimated_wait`] for
+    /// that place: one lock for both (a buy does both).
+    pub fn observe_and_estimate(
+        &self,
+        sale: &str,
+        buyer: &str,
+        position: u64,
+        rate: u64,
+        now: Instant,
+    ) -> Option<u64> {
+        let measured = self.observe_then_rate(sale, buyer, position, now);
+        estimate(measured, position, rate)
+    }
+
+    /// Observes, and answers the sale's measured rate after it.
+    fn observe_then_rate(
+        &self,
+        sale: &str,
+        buyer: &str,
+        position: u64,
+        now: Instant,
+    ) -> Option<f64> {
+        let buyer = self.0.hasher.hash_one(buyer);
+        let Ok(mut sales) = self.0.sales.lock() else {
+            return None;
+        };
+        // A sale seen before (nearly every buy): no copy of its id.
+        if let Some(drain) = sales.get_mut(sale) {
+            drain.observe(buyer, position, now);
+            return drain.rate(now);
+        }
+        if sales.len() >= MAX_SALES {
             sales.retain(|_, drain| now.saturating_duration_since(drain.used_at) < RATE_FRESH_FOR);
             if sales.len() >= MAX_SALES {
-                return;
+                return None;
             }
         }
-        sales
+        let drain = sales
             .entry(sale.to_string())
-            .or_insert_with(|| SaleDrain::new(now))
-            .observe(buyer, position, now);
+            .or_insert_with(|| SaleDrain::new(now));
+        drain.observe(buyer, position, now);
+        drain.rate(now)
     }
 
     /// The places per second `sale`'s queue moved lately; `None` when it is
     /// not known or the queue has not moved.
     pub fn rate(&self, sale: &str, now: Instant) -> Option<f64> {
-        self.0.lock().ok()?.get(sale)?.rate(now)
+        self.0.sales.lock().ok()?.get(sale)?.rate(now)
     }
 
     /// Seconds until a buyer at `position` is admitted, at the measured
@@ -115,10 +161,16 @@ impl QueueDrain {
         rate: u64,
         now: Instant,
     ) -> Option<u64> {
-        match self.rate(sale, now) {
-            Some(measured) => Some((position as f64 / measured).ceil() as u64),
-            None => (rate > 0).then(|| position.div_ceil(rate)),
-        }
+        estimate(self.rate(sale, now), position, rate)
+    }
+}
+
+/// Seconds until a buyer at `position` is admitted, at the `measured` rate,
+/// or else at the sale's RATE (`rate`, 0 = none).
+fn estimate(measured: Option<f64>, position: u64, rate: u64) -> Option<u64> {
+    match measured {
+        Some(measured) => Some((position as f64 / measured).ceil() as u64),
+        None => (rate > 0).then(|| position.div_ceil(rate)),
     }
 }
 
@@ -175,8 +227,9 @@ mod tests {
         let t0 = Instant::now();
         drain.observe("s", "a", 10, t0);
         drain.observe("s", "b", 10, at(t0, 70_000));
-        let sales = drain.0.lock().expect("lock");
+        let sales = drain.0.sales.lock().expect("lock");
         let seen = &sales["s"].seen;
-        assert!(!seen.contains_key("a") && seen.contains_key("b"));
+        let key = |buyer: &str| drain.0.hasher.hash_one(buyer);
+        assert!(!seen.contains_key(&key("a")) && seen.contains_key(&key("b")));
     }
 }

@@ -154,9 +154,10 @@ pub(crate) fn estimated_wait(
     rate: u64,
 ) -> Option<u64> {
     let now = std::time::Instant::now();
-    let drain = &state.live.drain;
-    drain.observe(sale.as_str(), email.as_str(), position, now);
-    drain.estimated_wait(sale.as_str(), position, rate, now)
+    state
+        .live
+        .drain
+        .observe_and_estimate(sale.as_str(), email.as_str(), position, rate, now)
 }
 
 /// Join the queue (repeating it never creates a second place). The first
