@@ -1,6 +1,6 @@
 use clap::Parser;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = stress::Cli::parse();
     let report = stress::run_loaded(&cli.config, cli.watch, cli.requests_in_flight).await?;
