@@ -65,17 +65,23 @@ impl Email {
     /// `+tag` suffix of the local part. A local part that is all tag
     /// (`+x@y.com`) is kept as it is rather than emptied.
     pub fn buyer_identity(&self, strip_plus_tags: bool) -> Email {
+        self.clone().into_buyer_identity(strip_plus_tags)
+    }
+
+    /// [`Email::buyer_identity`], keeping this address's string when it is
+    /// the identity already (no copy).
+    pub fn into_buyer_identity(self, strip_plus_tags: bool) -> Email {
         if !strip_plus_tags {
-            return self.clone();
+            return self;
         }
         let Some((local, domain)) = self.0.split_once('@') else {
-            return self.clone();
+            return self;
         };
         match local.split_once('+') {
             Some((base, _tag)) if !base.is_empty() && !base.ends_with('.') => {
                 Email(format!("{base}@{domain}"))
             }
-            _ => self.clone(),
+            _ => self,
         }
     }
 }

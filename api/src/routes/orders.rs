@@ -186,8 +186,9 @@ pub async fn buy(
     headers: HeaderMap,
     Json(body): Json<BuyRequest>,
 ) -> Result<Json<BuyResponse>, ApiError> {
-    let buyer = Buyer::parse(&state, &body.email)?;
-    let email = &buyer.identity;
+    // The identity only: a buy keeps no typed address (unlike confirm).
+    let email =
+        &Email::parse(&body.email)?.into_buyer_identity(state.settings.identity_strip_plus_tags);
     let sale = SaleId::parse(&body.flash_sale_id)?;
     let client_key = body
         .client_key
