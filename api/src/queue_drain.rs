@@ -20,12 +20,13 @@ const SMOOTHING: f64 = 0.2;
 /// A rate not updated for this long is stale (the queue stopped, or nobody
 /// asks any more): no estimate from it.
 const RATE_FRESH_FOR: Duration = Duration::from_secs(30);
-/// A buyer's last observation is forgotten after this long.
+/// A buyer's last observation is kept at least this long, and forgotten
+/// within twice this long: observations are kept in two generations of
+/// this length, the older one dropped whole when a new one starts.
 const BUYER_FORGOTTEN_AFTER: Duration = Duration::from_secs(60);
-/// Buyers remembered per sale at most (a sweep forgets the old ones first).
+/// Buyers remembered per sale at most (both generations); beyond it, new
+/// buyers are not remembered until the old generation is dropped.
 const MAX_BUYERS_PER_SALE: usize = 500_000;
-/// How often a sale's old observations are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Sales remembered at most; beyond it, sales not seen for a while go.
 const MAX_SALES: usize = 10_000;
 
@@ -44,11 +45,14 @@ struct Drains {
 
 struct SaleDrain {
     /// Per buyer (their identity's hash): when they were last told a place,
-    /// and which.
+    /// and which — since `generation_at`...
     seen: HashMap<u64, (Instant, u64)>,
+    /// ...and in the generation before (a buyer's newer observation is in
+    /// `seen`).
+    seen_before: HashMap<u64, (Instant, u64)>,
     /// Places per second, and when it was last updated.
     rate: Option<(f64, Instant)>,
-    swept_at: Instant,
+    generation_at: Instant,
     used_at: Instant,
 }
 
@@ -56,15 +60,40 @@ impl SaleDrain {
     fn new(now: Instant) -> Self {
         SaleDrain {
             seen: HashMap::new(),
+            seen_before: HashMap::new(),
             rate: None,
-            swept_at: now,
+            generation_at: now,
             used_at: now,
         }
     }
 
+    /// Starts a new generation when the current one is old enough: the one
+    /// before is dropped whole (no sweep over every buyer; with sweeps, a
+    /// sale holding its maximum of buyers all younger than a minute swept
+    /// them all on every buy).
+    fn age(&mut self, now: Instant) {
+        let age = now.saturating_duration_since(self.generation_at);
+        if age < BUYER_FORGOTTEN_AFTER {
+            return;
+        }
+        if age >= 2 * BUYER_FORGOTTEN_AFTER {
+            self.seen = HashMap::new();
+            self.seen_before = HashMap::new();
+        } else {
+            self.seen_before = std::mem::take(&mut self.seen);
+        }
+        self.generation_at = now;
+    }
+
     fn observe(&mut self, buyer: u64, position: u64, now: Instant) {
         self.used_at = now;
-        if let Some(&(at, before)) = self.seen.get(&buyer) {
+        self.age(now);
+        let last = self
+            .seen
+            .get(&buyer)
+            .or_else(|| self.seen_before.get(&buyer))
+            .copied();
+        if let Some((at, before)) = last {
             let elapsed = now.saturating_duration_since(at);
             if elapsed < MIN_INTERVAL {
                 return;
@@ -79,13 +108,9 @@ impl SaleDrain {
                 self.rate = Some((rate, now));
             }
         }
-        if self.seen.len() >= MAX_BUYERS_PER_SALE || now.duration_since(self.swept_at) > SWEEP_EVERY
-        {
-            self.seen
-                .retain(|_, (at, _)| now.saturating_duration_since(*at) < BUYER_FORGOTTEN_AFTER);
-            self.swept_at = now;
-        }
-        if self.seen.len() < MAX_BUYERS_PER_SALE {
+        if let Some(seen) = self.seen.get_mut(&buyer) {
+            *seen = (now, position);
+        } else if self.seen.len() + self.seen_before.len() < MAX_BUYERS_PER_SALE {
             self.seen.insert(buyer, (now, position));
         }
     }
@@ -225,11 +250,54 @@ mod tests {
     fn old_buyers_are_forgotten() {
         let drain = QueueDrain::default();
         let t0 = Instant::now();
-        drain.observe("s", "a", 10, t0);
-        drain.observe("s", "b", 10, at(t0, 70_000));
-        let sales = drain.0.sales.lock().expect("lock");
-        let seen = &sales["s"].seen;
         let key = |buyer: &str| drain.0.hasher.hash_one(buyer);
-        assert!(!seen.contains_key(&key("a")) && seen.contains_key(&key("b")));
+        let remembered = |buyer: &str| {
+            let sales = drain.0.sales.lock().expect("lock");
+            let sale = &sales["s"];
+            sale.seen.contains_key(&key(buyer)) || sale.seen_before.contains_key(&key(buyer))
+        };
+        drain.observe("s", "a", 10, t0);
+        // A minute on, a is still remembered (and measured from)...
+        drain.observe("s", "b", 10, at(t0, 70_000));
+        assert!(remembered("a") && remembered("b"));
+        drain.observe("s", "a", 4, at(t0, 71_000));
+        assert_eq!(drain.rate("s", at(t0, 71_000)), Some(6.0 / 71.0));
+        // ...and forgotten within two: b, seen only at 70 s, is gone at 190 s.
+        drain.observe("s", "c", 10, at(t0, 135_000));
+        drain.observe("s", "d", 10, at(t0, 195_000));
+        assert!(!remembered("b") && remembered("d"));
+        // After two quiet minutes everything is gone at once.
+        drain.observe("s", "e", 10, at(t0, 500_000));
+        assert!(!remembered("a") && !remembered("c") && !remembered("d") && remembered("e"));
+    }
+
+    #[test]
+    fn a_sale_full_of_recent_buyers_stays_fast_and_makes_room_later() {
+        let drain = QueueDrain::default();
+        let t0 = Instant::now();
+        {
+            let mut sales = drain.0.sales.lock().expect("lock");
+            let sale = sales
+                .entry("s".to_string())
+                .or_insert_with(|| SaleDrain::new(t0));
+            sale.seen = (0..MAX_BUYERS_PER_SALE as u64)
+                .map(|i| (i, (t0, 1)))
+                .collect();
+        }
+        // Full: a new buyer is not remembered, and nothing is swept.
+        let started = Instant::now();
+        for i in 0..1_000 {
+            drain.observe("s", &format!("new{i}"), 5, at(t0, 1_000));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let count = |drain: &QueueDrain| {
+            let sales = drain.0.sales.lock().expect("lock");
+            sales["s"].seen.len() + sales["s"].seen_before.len()
+        };
+        assert_eq!(count(&drain), MAX_BUYERS_PER_SALE);
+        // Two generations on, the old buyers are gone and new ones fit.
+        drain.observe("s", "late", 5, at(t0, 61_000));
+        drain.observe("s", "later", 5, at(t0, 122_000));
+        assert_eq!(count(&drain), 1);
     }
 }
