@@ -118,7 +118,9 @@ pub(crate) async fn enqueue_and_claim(
     // of the API learns it the careful way.
     let ends_at = match tokens.cached_end(sale) {
         Some(end) if !state.live.refusing.refusing(sale) => end,
-        _ => return enqueue_then_claim(state, sale, identity, client_key).await,
+        // The rarer ways are boxed, so that the buy's future (made and
+        // moved on every buy) is the size of the usual way's.
+        _ => return Box::pin(enqueue_then_claim(state, sale, identity, client_key)).await,
     };
     let expires_at = tokens.expiry_for(ends_at);
     let digest = client_key.map(ClientKey::digest).unwrap_or_default();
@@ -128,13 +130,13 @@ pub(crate) async fn enqueue_and_claim(
     let Some(reply) = reply else {
         // An error: the careful way, which recovers a lost sale.
         if won {
-            unclaim(state, sale, identity).await?;
+            Box::pin(unclaim(state, sale, identity)).await?;
         }
-        return enqueue_then_claim(state, sale, identity, client_key).await;
+        return Box::pin(enqueue_then_claim(state, sale, identity, client_key)).await;
     };
     let new_place = takes_a_place(&reply);
     if won && !new_place {
-        unclaim(state, sale, identity).await?;
+        Box::pin(unclaim(state, sale, identity)).await?;
     }
     if refuses(&reply) {
         state.live.refusing.refused(sale);

@@ -273,7 +273,13 @@ impl LiveSales {
     /// A client for commands the API sends as they are (GRANT in tests,
     /// STATUS for readiness); no recovery.
     pub async fn client(&self) -> Result<Client, ClientError> {
-        let backend = self.prepare().await?;
+        // Settled (every call but the first ones): no need for the
+        // preparation's future, which is large — every engine call's
+        // future would carry its size, copied each time one is made.
+        let backend = match self.backend.get() {
+            Some(backend) => *backend,
+            None => Box::pin(self.prepare()).await?,
+        };
         Ok(EngineClient::attach(self.conn.clone(), backend))
     }
 
@@ -749,7 +755,8 @@ impl LiveSales {
         if let Some(params) = self.params.get(sale) {
             return Ok(params);
         }
-        let reply = self.status(sale, None).await?;
+        // Boxed: the cached answer's future stays small (see `client`).
+        let reply = Box::pin(self.status(sale, None)).await?;
         Ok(SaleParams {
             rate: reply.sale.rate,
             hold_ttl_ms: reply.sale.hold_ttl_ms,

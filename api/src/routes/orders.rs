@@ -205,7 +205,9 @@ pub async fn buy(
     // repeat, which the claim in Redis tells apart.
     let (reply, token) = match presented {
         None => buyer_claims::enqueue_and_claim(&state, &sale, email, client_key.as_ref()).await?,
-        Some(_) => (state.live.enqueue(&sale, email).await?, None),
+        // Boxed, like the rarer answers below: the buy's future (made and
+        // moved on every buy) stays the size of the usual way's.
+        Some(_) => (Box::pin(state.live.enqueue(&sale, email)).await?, None),
     };
     let newly_queued = buyer_claims::takes_a_place(&reply);
     let mut response = match reply {
@@ -225,7 +227,7 @@ pub async fn buy(
             }
         }
         EnqueueReply::Holding { ms_left } => {
-            let live = state.live.status(&sale, None).await?.sale;
+            let live = Box::pin(state.live.status(&sale, None)).await?.sale;
             BuyResponse {
                 status: CustomerStatus::Ready,
                 queued: false,
@@ -240,7 +242,7 @@ pub async fn buy(
             }
         }
         EnqueueReply::Purchased { order_id } => {
-            let live = state.live.status(&sale, None).await?.sale;
+            let live = Box::pin(state.live.status(&sale, None)).await?.sale;
             BuyResponse {
                 status: CustomerStatus::Purchased,
                 queued: false,
@@ -301,7 +303,7 @@ pub async fn buy(
         // the claim with it): the place is theirs, so is the claim — else a
         // stranger's buy after this one would be handed a token for them.
         Some(_) if newly_queued => {
-            buyer_claims::claim(&state, &sale, email, None, true).await?;
+            Box::pin(buyer_claims::claim(&state, &sale, email, None, true)).await?;
         }
         Some(_) => {}
     }
