@@ -85,65 +85,42 @@ struct QueueCopy {
 
 impl QueueCopy {
     fn replace(&mut self, places: Vec<Place>) {
-        if let Some((_, ticket)) = places.last() {
-            self.newest = Some(self.newest.map_or(*ticket, |n| n.max(*ticket)));
-        }
         self.places = places.into();
+        self.newest = self.places.back().map(|(_, ticket)| *ticket);
     }
 
     fn users(&self) -> Vec<String> {
         self.places.iter().map(|(user, _)| user.clone()).collect()
     }
 
-    /// Applies one step's look; `false` when the copy no longer matches
-    /// the queue (a violation was recorded, the next look reads it whole).
-    fn step(&mut self, look: Step, violations: &mut Vec<String>) -> bool {
-        let known_head = match &look.head {
-            None => {
-                self.places.clear();
-                None
-            }
+    /// Applies one step's look when it is what the rules allow from the
+    /// copy: a prefix left, the head is the next known member (or, everyone
+    /// known gone, the first newcomer), and the lengths agree. Otherwise
+    /// the copy stays as it was and `false` says to read the queue whole
+    /// and judge with [`check`]: a ticket below the newest may also be an
+    /// empty queue numbering its arrivals from 1 again, which only a whole
+    /// read tells apart from someone cutting in.
+    fn step(&mut self, look: Step) -> bool {
+        let (left, known_head) = match &look.head {
+            None => (self.places.len(), false),
             Some((user, ticket)) => {
-                // Everyone ahead of the head left: a prefix.
-                while self.places.front().is_some_and(|(_, t)| t < ticket) {
-                    self.places.pop_front();
-                }
-                if self.newest.is_some_and(|newest| *ticket <= newest) {
-                    Some((user, ticket))
-                } else {
-                    // The head is a newcomer: all those known left.
-                    self.places.clear();
-                    None
+                let ahead = self.places.iter().take_while(|(_, t)| t < ticket).count();
+                match self.places.get(ahead) {
+                    Some((u, t)) if u == user && t == ticket => (ahead, true),
+                    _ => (self.places.len(), false),
                 }
             }
         };
-        if let Some((user, ticket)) = known_head {
-            if self.places.front() != Some(&(user.clone(), *ticket)) {
-                violations.push(format!(
-                    "{user} heads the queue but was not next in line (ticket {ticket})"
-                ));
-                return false;
-            }
-        }
-        for place in look.newer {
-            self.newest = Some(self.newest.map_or(place.1, |n| n.max(place.1)));
-            self.places.push_back(place);
-        }
-        let known = self.places.len() as u64;
-        if known > look.length {
-            violations.push(format!(
-                "{} users left the queue while earlier arrivals still waited",
-                known - look.length
-            ));
+        if !known_head && look.head.is_some() && look.newer.first() != look.head.as_ref() {
             return false;
         }
-        if known < look.length {
-            violations.push(format!(
-                "{} users were placed ahead of earlier arrivals",
-                look.length - known
-            ));
+        let expected = (self.places.len() - left + look.newer.len()) as u64;
+        if expected != look.length {
             return false;
         }
+        self.places.drain(..left);
+        self.places.extend(look.newer);
+        self.newest = self.places.back().map(|(_, ticket)| *ticket);
         true
     }
 }
@@ -165,13 +142,13 @@ pub async fn observe(
     let queue = keys::queue(&sale);
     let script = redis::Script::new(STEP_SCRIPT);
     let mut copy = QueueCopy::default();
-    // The term the copy belongs to; `None`: read the queue whole next.
+    // The history the copy belongs to (`None` before the first read).
     let mut term: Option<String> = None;
+    let mut read_whole_next = true;
     let mut looks: u64 = 0;
     loop {
         looks += 1;
-        let whole = term.is_none() || looks.is_multiple_of(FULL_EVERY);
-        if whole {
+        if read_whole_next || looks.is_multiple_of(FULL_EVERY) {
             if let Some((now_term, places)) = read_whole(&mut conn, &queue).await {
                 report.snapshots += 1;
                 report.full_reads += 1;
@@ -183,23 +160,15 @@ pub async fn observe(
                     Some(_) => report.terms_changed += 1,
                     None => {}
                 }
-                if term.as_ref().is_some_and(|before| *before != now_term) {
-                    copy.newest = None;
-                }
                 copy.replace(places);
                 term = Some(now_term);
+                read_whole_next = false;
             }
         } else if let Some((now_term, look)) = read_step(&mut conn, &script, &queue, &copy).await {
             report.snapshots += 1;
-            if term.as_ref() != Some(&now_term) {
-                // A new history: start again from a whole read.
-                report.terms_changed += 1;
-                term = None;
-                copy = QueueCopy::default();
-            } else if !copy.step(look, &mut report.violations) {
-                term = None;
-                copy = QueueCopy::default();
-            }
+            // A new history, or a look the copy cannot follow: the next
+            // look reads the queue whole (and counts the new term).
+            read_whole_next = term.as_ref() != Some(&now_term) || !copy.step(look);
         }
         tokio::select! {
             _ = tokio::time::sleep(STEP) => {}
@@ -334,39 +303,43 @@ mod tests {
 
     #[test]
     fn steps_follow_admission_from_the_head_and_arrivals_at_the_back() {
-        let mut violations = Vec::new();
         let mut copy = copy_of(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]);
         // a and b admitted, d and e joined.
-        assert!(copy.step(
-            look(3, Some(("c", 3.0)), &[("d", 4.0), ("e", 5.0)]),
-            &mut violations
-        ));
+        assert!(copy.step(look(3, Some(("c", 3.0)), &[("d", 4.0), ("e", 5.0)])));
         assert_eq!(copy.users(), ["c", "d", "e"]);
         // Everyone known admitted; f joined and heads the queue.
-        assert!(copy.step(look(1, Some(("f", 6.0)), &[("f", 6.0)]), &mut violations));
+        assert!(copy.step(look(1, Some(("f", 6.0)), &[("f", 6.0)])));
         assert_eq!(copy.users(), ["f"]);
-        assert!(copy.step(look(0, None, &[]), &mut violations));
+        // Empty: the next arrivals may be numbered from 1 again.
+        assert!(copy.step(look(0, None, &[])));
         assert!(copy.users().is_empty());
-        assert!(violations.is_empty(), "{violations:?}");
+        assert!(copy.step(look(1, Some(("g", 1.0)), &[("g", 1.0)])));
+        assert_eq!(copy.users(), ["g"]);
     }
 
     #[test]
-    fn steps_catch_skipping_cutting_in_and_a_wrong_head() {
+    fn steps_hand_skipping_cutting_in_and_a_wrong_head_to_a_whole_read() {
         let queue = [("a", 1.0), ("b", 2.0), ("c", 3.0)];
-        // b admitted while a still waits: the queue is one shorter.
+        for wrong in [
+            // b admitted while a still waits: the queue is one shorter.
+            look(2, Some(("a", 1.0)), &[]),
+            // x placed with a ticket below the newest: not among the newer.
+            look(4, Some(("a", 1.0)), &[]),
+            // x at the head, ahead of a (or the queue emptied and numbered
+            // its arrivals from 1 again: only a whole read tells).
+            look(4, Some(("x", 0.5)), &[]),
+        ] {
+            let mut copy = copy_of(&queue);
+            assert!(!copy.step(wrong));
+            // The copy stays as it was, for the whole read to judge.
+            assert_eq!(copy.users(), ["a", "b", "c"]);
+        }
+        // The whole read then judges: a queue numbered again is fine,
+        // b skipped is not.
         let mut violations = Vec::new();
-        assert!(!copy_of(&queue).step(look(2, Some(("a", 1.0)), &[]), &mut violations));
-        assert!(violations[0].contains("left the queue"), "{violations:?}");
-        // x placed with a ticket below the newest: not among the newer.
-        let mut violations = Vec::new();
-        assert!(!copy_of(&queue).step(look(4, Some(("a", 1.0)), &[]), &mut violations));
-        assert!(
-            violations[0].contains("ahead of earlier arrivals"),
-            "{violations:?}"
-        );
-        // x put at the head, ahead of a.
-        let mut violations = Vec::new();
-        assert!(!copy_of(&queue).step(look(4, Some(("x", 0.5)), &[]), &mut violations));
-        assert!(violations[0].contains("not next in line"), "{violations:?}");
+        check(&copy_of(&queue).users(), &v(&["x", "y"]), &mut violations);
+        assert!(violations.is_empty(), "{violations:?}");
+        check(&copy_of(&queue).users(), &v(&["a", "c"]), &mut violations);
+        assert_eq!(violations.len(), 1);
     }
 }
