@@ -14,7 +14,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use flashsale::{RedisConn, Timeouts};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tower::layer::util::Stack;
 use tower::util::MapResponseLayer;
 use tower::ServiceBuilder;
@@ -64,8 +64,7 @@ impl Application {
         let state = build_state(settings).await?;
         let (router, sweepers) = router(state.clone())?;
         let settings = &state.settings;
-        let listener = TcpListener::bind((settings.host, settings.port))
-            .await
+        let listener = listen(SocketAddr::new(settings.host, settings.port))
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
         let metrics_listener = bind_metrics(settings).await?;
@@ -139,6 +138,27 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// Connections the kernel keeps waiting for the API to accept them. When a
+/// sale opens, thousands of browsers connect in the same second (and every
+/// event stream is a connection of its own); the default of 128 dropped
+/// some, which then waited a second for their SYN to be sent again. Linux
+/// caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted API may take its port back
+    // while old connections are still in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The metrics listener. A METRICS_ADDR that was set must be free; the
@@ -484,4 +504,34 @@ fn cors(settings: &Settings) -> anyhow::Result<Option<CorsLayer>> {
             .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    use super::listen;
+
+    /// A burst of connections far beyond the old 128 all complete their
+    /// handshake while the API has not accepted any of them yet (with a
+    /// backlog of 128, the rest had their SYN dropped and waited a second).
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        let listener = listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("a listener");
+        let addr = listener.local_addr().expect("its address");
+        let connects = (0..600).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let connected = futures::future::join_all(connects)
+            .await
+            .into_iter()
+            .filter(|c| matches!(c, Ok(Ok(_))))
+            .count();
+        assert_eq!(connected, 600);
+        drop(listener);
+    }
 }

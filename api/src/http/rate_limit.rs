@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Ready;
-use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -22,6 +22,10 @@ use axum::routing::Route;
 use axum::Router;
 use futures::future::{BoxFuture, Either};
 use futures::StreamExt;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::RateLimiter;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
@@ -54,46 +58,45 @@ impl ClientIpKey {
 
 #[cfg(test)]
 mod bucket_tests {
-    use super::{Buckets, Quota};
+    use super::{admit, Buckets, Quota};
+    use governor::clock::FakeRelativeClock;
+    use governor::state::keyed::DefaultKeyedStateStore;
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
-
-    const MS: u64 = 1_000_000;
 
     #[test]
     fn a_burst_then_one_per_period() {
         // A burst of 3, then one every 100 ms.
-        let buckets = Buckets::new(Quota::per_second(10, 3));
+        let clock = FakeRelativeClock::default();
+        let buckets: Buckets<FakeRelativeClock> = governor::RateLimiter::new(
+            Quota::per_second(10, 3).governor(),
+            DefaultKeyedStateStore::default(),
+            clock.clone(),
+        );
         let (a, b) = (
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
         );
-        let t0 = 1_000 * MS;
         for _ in 0..3 {
-            assert_eq!(buckets.check(a, t0), Ok(()));
+            assert_eq!(admit(&buckets, a), Ok(()));
         }
-        assert_eq!(buckets.check(a, t0), Err(Duration::from_millis(100)));
-        assert_eq!(
-            buckets.check(a, t0 + 40 * MS),
-            Err(Duration::from_millis(60))
-        );
+        assert_eq!(admit(&buckets, a), Err(Duration::from_millis(100)));
+        clock.advance(Duration::from_millis(40));
+        assert_eq!(admit(&buckets, a), Err(Duration::from_millis(60)));
         // Another client has its own bucket.
-        assert_eq!(buckets.check(b, t0), Ok(()));
+        assert_eq!(admit(&buckets, b), Ok(()));
         // One period on: one more, not two.
-        assert_eq!(buckets.check(a, t0 + 100 * MS), Ok(()));
-        assert!(buckets.check(a, t0 + 100 * MS).is_err());
+        clock.advance(Duration::from_millis(60));
+        assert_eq!(admit(&buckets, a), Ok(()));
+        assert!(admit(&buckets, a).is_err());
         // Idle long enough, the bucket is full again and forgotten.
-        buckets.retain_recent(t0 + 400 * MS);
-        let kept: usize = buckets
-            .shards
-            .iter()
-            .map(|s| s.lock().map_or(0, |m| m.len()))
-            .sum();
-        assert_eq!(kept, 0);
+        clock.advance(Duration::from_secs(1));
+        buckets.retain_recent();
+        assert_eq!(buckets.len(), 0);
         for _ in 0..3 {
-            assert_eq!(buckets.check(a, t0 + 400 * MS), Ok(()));
+            assert_eq!(admit(&buckets, a), Ok(()));
         }
-        assert!(buckets.check(a, t0 + 400 * MS).is_err());
+        assert!(admit(&buckets, a).is_err());
     }
 }
 
@@ -185,6 +188,14 @@ impl Quota {
         }
     }
 
+    /// The same quota for the `governor` crate.
+    fn governor(self) -> governor::Quota {
+        let burst = NonZeroU32::new(self.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        governor::Quota::with_period(self.period.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MAX))
+            .allow_burst(burst)
+    }
+
     /// `factor` times this quota (a wider network's bucket).
     pub fn times(self, factor: u32) -> Quota {
         let factor = factor.max(1);
@@ -239,9 +250,8 @@ where
         trusted,
         buckets: quotas
             .iter()
-            .map(|&(prefix, quota)| (prefix, Buckets::new(quota)))
+            .map(|&(prefix, quota)| (prefix, RateLimiter::keyed(quota.governor())))
             .collect(),
-        start: Instant::now(),
     });
     let swept = limits.clone();
     let sweeper = IdleSweeper(Arc::new(move || swept.retain_recent()));
@@ -255,99 +265,36 @@ where
     (router.route_layer(only), sweeper)
 }
 
-/// Shards of a limiter's map: requests of different clients seldom wait
-/// for one another's lock.
-const SHARDS: usize = 16;
+/// One GCRA bucket per key: the `governor` crate's keyed limiter.
+type Buckets<C = DefaultClock> =
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// One GCRA bucket per key (the algorithm of the `governor` crate the API
-/// used before: a request is let in when its theoretical arrival time, less
-/// the burst's tolerance, is not in the future, and moves it one period
-/// on). A bucket's state is that one instant, in nanoseconds since the
-/// limiter's start.
-struct Buckets {
-    /// Nanoseconds per request (the period).
-    t: u64,
-    /// The burst's tolerance: `t` times the burst less one.
-    tau: u64,
-    shards: Box<[Mutex<HashMap<IpAddr, u64>>]>,
-    hasher: RandomState,
-}
-
-impl Buckets {
-    fn new(quota: Quota) -> Buckets {
-        let t = u64::try_from(quota.period.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        Buckets {
-            t,
-            tau: t.saturating_mul(u64::from(quota.burst.max(1) - 1)),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    fn shard(&self, key: &IpAddr) -> &Mutex<HashMap<IpAddr, u64>> {
-        // The shard from the map's own keyed hash: a client cannot pick
-        // addresses that all land in one shard.
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        &self.shards[index]
-    }
-
-    /// Counts a request of `key` at `now`, or says how long until one is
-    /// let in.
-    fn check(&self, key: IpAddr, now: u64) -> Result<(), Duration> {
-        // A poisoned shard (a panic while holding it cannot happen here)
-        // still holds consistent numbers.
-        let mut map = self
-            .shard(&key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let tat = map.get(&key).copied().unwrap_or(now);
-        let earliest = tat.saturating_sub(self.tau);
-        if now < earliest {
-            return Err(Duration::from_nanos(earliest - now));
-        }
-        map.insert(key, tat.max(now).saturating_add(self.t));
-        Ok(())
-    }
-
-    /// Forgets the keys whose bucket is full again (as good as new).
-    fn retain_recent(&self, now: u64) {
-        for shard in self.shards.iter() {
-            shard
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, tat| *tat > now);
-        }
-    }
+/// Counts a request of `key`, or says how long until one is let in.
+fn admit<C: Clock>(buckets: &Buckets<C>, key: IpAddr) -> Result<(), Duration> {
+    buckets
+        .check_key(&key)
+        .map_err(|not_until| not_until.wait_time_from(buckets.clock().now()))
 }
 
 /// The buckets a request must pass, by IPv6 prefix length.
 struct Limits {
     trusted: TrustedProxies,
     buckets: Vec<(u8, Buckets)>,
-    start: Instant,
 }
 
 impl Limits {
-    fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// Counts `request` in every bucket in turn, or the wait of the first
     /// that refuses it.
     fn check<B>(&self, request: &Request<B>) -> Result<(), Duration> {
         let client = self.trusted.client_ip_of(request);
-        let now = self.now();
         self.buckets
             .iter()
-            .try_for_each(|(prefix, buckets)| buckets.check(bucket_of(client, *prefix), now))
+            .try_for_each(|(prefix, buckets)| admit(buckets, bucket_of(client, *prefix)))
     }
 
     fn retain_recent(&self) {
-        let now = self.now();
         for (_, buckets) in &self.buckets {
-            buckets.retain_recent(now);
+            buckets.retain_recent();
         }
     }
 }
