@@ -2,6 +2,8 @@
 //! X-Forwarded-For from an untrusted peer changes nothing; behind a trusted
 //! proxy, each forwarded client has its own bucket.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 use tests::Backend;
 
@@ -85,21 +87,43 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
         s.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
     })
     .await;
-    for _ in 0..2 {
-        buy_from(&app, Some("203.0.113.1"))
-            .await
-            .assert_error(404, "sale_not_found");
+    // The bucket refills one request a second, so the story only holds if
+    // it is told within that second; on a machine too busy for that, it is
+    // told again by clients not seen before.
+    for attempt in 1..=3u8 {
+        let client = format!("203.0.113.{}", attempt * 2);
+        let neighbour = format!("203.0.113.{}", attempt * 2 + 1);
+        let started = Instant::now();
+        let mut replies = Vec::new();
+        for forwarded_for in [
+            client.clone(),
+            client.clone(),
+            client.clone(),
+            // Another client behind the same proxy is not affected...
+            neighbour,
+            // ...and a client cannot escape by prepending addresses: the
+            // proxy's appended entry (the last) is the one believed.
+            format!("198.51.100.7, {client}"),
+        ] {
+            replies.push(buy_from(&app, Some(&forwarded_for)).await);
+        }
+        let took = started.elapsed();
+        let expected = [
+            (404, "sale_not_found"),
+            (404, "sale_not_found"),
+            (429, "rate_limited"),
+            (404, "sale_not_found"),
+            (429, "rate_limited"),
+        ];
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+        if took < Duration::from_millis(900)
+            || attempt == 3
+            || statuses == [404, 404, 429, 404, 429]
+        {
+            for (reply, (status, code)) in replies.iter().zip(expected) {
+                reply.assert_error(status, code);
+            }
+            return;
+        }
     }
-    buy_from(&app, Some("203.0.113.1"))
-        .await
-        .assert_error(429, "rate_limited");
-    // Another client behind the same proxy is not affected...
-    buy_from(&app, Some("203.0.113.2"))
-        .await
-        .assert_error(404, "sale_not_found");
-    // ...and a client cannot escape by prepending addresses: the proxy's
-    // appended entry (the last) is the one believed.
-    buy_from(&app, Some("198.51.100.7, 203.0.113.1"))
-        .await
-        .assert_error(429, "rate_limited");
 }
