@@ -28,9 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::domain::{Email, SaleId};
 use crate::error::ApiError;
 
-/// The request header that carries a buyer token. (Where a header cannot
-/// be set — a browser's `EventSource` — `GET /orders/events` also takes the
-/// `buyerToken` query parameter: `routes::order_events::EventsQuery`.)
+/// The request header that carries a buyer token (never the URL, which
+/// proxies log and browsers keep).
 pub const HEADER: &str = "x-buyer-token";
 
 /// The error codes of this module, as clients see them.

@@ -7,7 +7,7 @@
 'use strict';
 
 (function () {
-  const { api, el, $, setText, money, dateTime, STATUS_WORDS } = window.FS;
+  const { api, readEvents, el, $, setText, money, dateTime, STATUS_WORDS } = window.FS;
   const TOKEN_KEY = 'flashsale:admin-token';
   const PAGE_SIZE = 20;
   let token = sessionStorage.getItem(TOKEN_KEY);
@@ -397,36 +397,26 @@
 
   async function readStream(id, controller) {
     try {
-      const response = await fetch('/flash-sales/' + encodeURIComponent(id) + '/live', {
-        headers: { Accept: 'text/event-stream', Authorization: 'Bearer ' + token },
-        credentials: 'same-origin',
-        cache: 'no-store',
+      await readEvents('/flash-sales/' + encodeURIComponent(id) + '/live', {
+        token,
         signal: controller.signal,
+        onEvent: (kind, data) => {
+          if (kind !== 'overview' || stream !== controller) return;
+          let figures;
+          try {
+            figures = JSON.parse(data);
+          } catch (e) {
+            return;
+          }
+          pollFailures = 0;
+          showFigures(figures);
+        },
       });
-      if (response.status === 401) {
+    } catch (e) {
+      if (e.status === 401) {
         if (stream === controller) sessionEnded();
         return;
       }
-      if (!response.ok || !response.body) throw new Error('the stream answered ' + response.status);
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        // The server ends each event with a blank line ("\n\n").
-        buffer += decoder.decode(value, { stream: true });
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const figures = parseEvent(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-          if (figures && stream === controller) {
-            pollFailures = 0;
-            showFigures(figures);
-          }
-        }
-      }
-    } catch (e) {
       // Aborted by us (another view), or the connection broke.
     }
     if (stream !== controller) return;
@@ -435,22 +425,6 @@
     stream = null;
     streamBrokenAt = Date.now();
     if (liveShown()) schedulePoll(1000);
-  }
-
-  // An `overview` event's data, or null (a keep-alive comment, another event).
-  function parseEvent(block) {
-    let kind = 'message';
-    const data = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith('event:')) kind = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-    }
-    if (kind !== 'overview' || data.length === 0) return null;
-    try {
-      return JSON.parse(data.join('\n'));
-    } catch (e) {
-      return null;
-    }
   }
 
   function schedulePoll(delay) {

@@ -66,6 +66,48 @@
     return json;
   }
 
+  /**
+   * Reads a Server-Sent Events stream with fetch() (EventSource cannot send
+   * headers, and a token in the URL would end up in proxies' logs): calls
+   * `onEvent(kind, data)` for each event, the data's lines joined. Resolves
+   * when the stream ends; rejects with ApiError when it cannot be opened
+   * (its status: 401 for an expired token, ...), or with the reading's
+   * error (an abort through `signal`, a broken connection).
+   */
+  async function readEvents(path, { token, buyerToken, signal, onEvent }) {
+    const headers = { Accept: 'text/event-stream' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    if (buyerToken) headers[BUYER_TOKEN_HEADER] = buyerToken;
+    const response = await fetch(path, { headers, credentials: 'same-origin', cache: 'no-store', signal });
+    if (!response.ok || !response.body) {
+      throw new ApiError(response.status, 'http_' + response.status, 'The stream answered ' + response.status + '.');
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      // Each event ends with a blank line; lines may end in \r\n or \r (a
+      // lone \r at the end waits: its \n may be in the next chunk).
+      buffer += decoder.decode(value, { stream: true });
+      buffer = buffer.replace(/\r\n/g, '\n').replace(/\r(?=[\s\S])/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let kind = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) kind = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        // A block of comments only is a keep-alive.
+        if (data.length > 0) onEvent(kind, data.join('\n'));
+      }
+    }
+  }
+
   /** Creates an element; text is set with textContent, never parsed as HTML. */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -140,6 +182,6 @@
   }
 
   window.FS = {
-    ApiError, api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep, BUYER_TOKEN_HEADER,
+    ApiError, api, readEvents, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep, BUYER_TOKEN_HEADER,
   };
 })();

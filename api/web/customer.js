@@ -20,7 +20,7 @@
 'use strict';
 
 (function () {
-  const { api, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep } = window.FS;
+  const { api, readEvents, el, $, setText, duration, waitWords, money, dateTime, STATUS_WORDS, sleep } = window.FS;
 
   // ---- the server's clock ------------------------------------------------
   let clockOffset = 0; // server time − local time, ms
@@ -650,38 +650,54 @@
 
   function follow() {
     if (stream) return true;
-    if (typeof EventSource !== 'function' || Date.now() - streamBrokenAt < STREAM_RETRY_MS) return false;
-    // EventSource cannot set headers: the token goes in the query here
-    // (the server never logs queries).
-    stream = new EventSource(
-      '/orders/events?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email) +
-        '&buyerToken=' + encodeURIComponent(buyerToken(email) || ''),
-    );
-    stream.addEventListener('status', (event) => {
-      let reply;
-      try {
-        reply = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      failures = 0;
-      if (reply.saleStatus && sale && reply.saleStatus !== sale.status) loadSale().catch(() => {});
-      if (state === 'confirming') return;
-      handleStatus(reply);
-    });
-    stream.onerror = () => {
-      // A break, or the end of the stream: polling takes over.
-      unfollow();
-      streamBrokenAt = Date.now();
-      if (state === 'registered' || state === 'queued' || state === 'ready') schedulePoll(1000);
-    };
+    if (typeof AbortController !== 'function' || typeof TextDecoder !== 'function') return false;
+    if (Date.now() - streamBrokenAt < STREAM_RETRY_MS) return false;
+    const controller = new AbortController();
+    stream = controller;
+    readStream(controller);
     return true;
+  }
+
+  // The token goes in its header, as on every other request (read with
+  // fetch: EventSource cannot send headers).
+  async function readStream(controller) {
+    try {
+      await readEvents(
+        '/orders/events?flashSaleId=' + encodeURIComponent(saleId) + '&email=' + encodeURIComponent(email),
+        {
+          buyerToken: buyerToken(email),
+          signal: controller.signal,
+          onEvent: (kind, data) => {
+            if (kind !== 'status' || stream !== controller) return;
+            let reply;
+            try {
+              reply = JSON.parse(data);
+            } catch (e) {
+              return;
+            }
+            failures = 0;
+            if (reply.saleStatus && sale && reply.saleStatus !== sale.status) loadSale().catch(() => {});
+            if (state === 'confirming') return;
+            handleStatus(reply);
+          },
+        },
+      );
+    } catch (e) {
+      // Aborted by us, refused, or the connection broke.
+    }
+    if (stream !== controller) return;
+    // A break, or the end of the stream: polling takes over (its answer
+    // also tells a refusal's reason).
+    stream = null;
+    streamBrokenAt = Date.now();
+    if (state === 'registered' || state === 'queued' || state === 'ready') schedulePoll(1000);
   }
 
   function unfollow() {
     if (stream) {
-      stream.close();
+      const controller = stream;
       stream = null;
+      controller.abort();
     }
   }
 

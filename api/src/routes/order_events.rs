@@ -6,10 +6,10 @@
 //! in the sale, the sale over). Driven by the sale's feed
 //! ([`crate::sale_feed`]), not by a timer per connection.
 //!
-//! Like every request about a buyer it needs the buyer's token; a browser's
-//! `EventSource` cannot set headers, so here (and only here) the token may
-//! also come as the `buyerToken` query parameter. The request's query is
-//! never logged (the request span records the path only).
+//! Like every request about a buyer it needs the buyer's token, in its
+//! header: never in the URL, where proxies and browsers keep it (the pages
+//! read the stream with `fetch`, which can set headers; `EventSource`
+//! cannot).
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -20,9 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
-use serde::Deserialize;
 use tokio::sync::watch;
-use utoipa::IntoParams;
 
 use super::orders::{
     authorised, estimated_wait, position_view, CustomerQuery, CustomerStatus, PositionResponse,
@@ -45,29 +43,15 @@ const OWN_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// After the hold's end, the engine is asked again this much later.
 const HOLD_END_SLACK: Duration = Duration::from_millis(200);
 
-/// `?flashSaleId=&email=&buyerToken=`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    #[param(value_type = crate::domain::SaleId)]
-    pub flash_sale_id: String,
-    #[param(value_type = crate::domain::Email)]
-    pub email: String,
-    /// The buyer token, for clients that cannot set the `X-Buyer-Token`
-    /// header (a browser's EventSource); the header wins when both are sent.
-    pub buyer_token: Option<String>,
-}
-
 /// Follow a customer's state (Server-Sent Events; the buyer's token
-/// required, as the header or the `buyerToken` parameter).
+/// required, in its header).
 #[utoipa::path(
     get,
     path = "/orders/events",
     tag = "orders",
     params(
-        EventsQuery,
-        ("X-Buyer-Token" = Option<String>, Header, description = "The buyer token from the buy (or the buyerToken parameter)"),
+        CustomerQuery,
+        ("X-Buyer-Token" = String, Header, description = "The buyer token from the buy"),
     ),
     responses(
         (status = 200, description = "`text/event-stream`: `status` events, each data a PositionResponse; the first at once", content_type = "text/event-stream", body = crate::http::sse_schema::StatusEvent),
@@ -81,18 +65,9 @@ pub struct EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
+    Query(customer): Query<CustomerQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let EventsQuery {
-        flash_sale_id,
-        email,
-        buyer_token,
-    } = query;
-    let customer = CustomerQuery {
-        flash_sale_id,
-        email,
-    };
-    let (sale, email) = authorised(&state, &headers, buyer_token.as_deref(), &customer)?;
+    let (sale, email) = authorised(&state, &headers, &customer)?;
     // The first state exactly, and an unknown sale refused before streaming.
     let reply = state.live.status(&sale, Some(&email)).await?;
     let first = position_view(&state, &sale, &email, reply);

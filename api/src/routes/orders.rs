@@ -371,7 +371,7 @@ pub async fn position(
     headers: HeaderMap,
     Query(query): Query<CustomerQuery>,
 ) -> Result<Json<PositionResponse>, ApiError> {
-    let (sale, email) = authorised(&state, &headers, None, &query)?;
+    let (sale, email) = authorised(&state, &headers, &query)?;
     let reply = state.live.status(&sale, Some(&email)).await?;
     Ok(Json(position_view(&state, &sale, &email, reply)))
 }
@@ -383,12 +383,11 @@ pub async fn position(
 pub(crate) fn authorised(
     state: &AppState,
     headers: &HeaderMap,
-    fallback: Option<&str>,
     query: &CustomerQuery,
 ) -> Result<(SaleId, Email), ApiError> {
     let buyer = Buyer::parse(state, &query.email)?;
     let sale = SaleId::parse(&query.flash_sale_id)?;
-    let presented = buyer_token::from_headers(headers).or(fallback.filter(|t| !t.is_empty()));
+    let presented = buyer_token::from_headers(headers);
     state
         .buyer_tokens
         .check(presented, &sale, &buyer.identity)?;
@@ -612,7 +611,7 @@ pub async fn by_email(
     headers: HeaderMap,
     Query(query): Query<CustomerQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let (sale, email) = authorised(&state, &headers, None, &query)?;
+    let (sale, email) = authorised(&state, &headers, &query)?;
     if let Some(order) = orders::find_for_user(&state.db.orders, &sale, &email).await? {
         return Ok(Json(order.into()));
     }

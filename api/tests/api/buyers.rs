@@ -336,8 +336,8 @@ async fn cross_origin_clients_may_send_the_token_header() {
     assert!(allowed.contains(api::buyer_token::HEADER), "{allowed}");
 }
 
-/// The OpenAPI document declares the header on every buyer route (and the
-/// query parameter on the event stream), with the 401 and 403 answers.
+/// The OpenAPI document declares the header on every buyer route (and no
+/// token parameter in any URL), with the 401 and 403 answers.
 #[tokio::test]
 async fn the_openapi_document_declares_the_buyer_token() {
     let app = TestApp::spawn().await;
@@ -358,8 +358,8 @@ async fn the_openapi_document_declares_the_buyer_token() {
             .iter()
             .find(|p| p["in"] == "header" && p["name"] == "X-Buyer-Token")
             .unwrap_or_else(|| panic!("{path}: no X-Buyer-Token header in {parameters:?}"));
-        // Required where the route needs it (the stream may take the query).
-        let required = !matches!(path, "/orders/buy" | "/orders/events");
+        // Required where the route needs it (a first buy has none yet).
+        let required = path != "/orders/buy";
         assert_eq!(header["required"] == true, required, "{path}: {header}");
         for status in ["401", "403"] {
             assert!(
@@ -372,9 +372,10 @@ async fn the_openapi_document_declares_the_buyer_token() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert!(stream
-        .iter()
-        .any(|p| p["in"] == "query" && p["name"] == "buyerToken"));
+    assert!(
+        !stream.iter().any(|p| p["name"] == "buyerToken"),
+        "{stream:?}"
+    );
 }
 
 /// Everything the API logs while it runs on this thread (a current-thread
@@ -404,7 +405,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 }
 
 /// Tokens never reach the logs, even at the most verbose level: not from
-/// the header, not from the event stream's query, not from a refusal.
+/// the header, not from a URL that carries one anyway, not from a refusal.
 #[tokio::test]
 async fn tokens_are_never_logged() {
     let captured = Captured::default();
@@ -437,7 +438,7 @@ async fn tokens_are_never_logged() {
     );
     app.get(&query)
         .await
-        .assert_error(401, "invalid_buyer_token");
+        .assert_error(401, "buyer_token_required");
     app.admit(&id, 1).await;
     app.confirm(&id, VICTIM).await.assert_ok();
 
