@@ -6,10 +6,10 @@
 //! through the API, in Redis and in MongoDB, and the run's throughput and
 //! latencies are reported.
 
+pub mod buyers_http;
 pub mod cpu;
 pub mod engine_load;
 pub mod fifo;
-pub mod http1;
 mod report;
 pub mod sse;
 pub mod stats;
@@ -149,7 +149,7 @@ pub struct Run {
     /// Setting up and verifying.
     pub http: reqwest::Client,
     /// The buyers' requests (and the cap on those in flight).
-    buyers_http: http1::Client,
+    buyers_http: buyers_http::Client,
     pub stats: Stats,
     /// The sales of the run; user `i` buys in `sales[i % sales.len()]`.
     pub sales: Vec<CreatedSale>,
@@ -198,9 +198,9 @@ impl<'a> Buyer<'a> {
     fn new(sale: &'a str, email: &'a str) -> Buyer<'a> {
         let mut query = String::with_capacity(64);
         query.push_str("?flashSaleId=");
-        http1::push_query_value(&mut query, sale);
+        buyers_http::push_query_value(&mut query, sale);
         query.push_str("&email=");
-        http1::push_query_value(&mut query, email);
+        buyers_http::push_query_value(&mut query, email);
         Buyer {
             sale,
             email,
@@ -214,12 +214,12 @@ impl<'a> Buyer<'a> {
     /// it has one).
     fn request(
         &self,
-        http: &http1::Client,
+        http: &buyers_http::Client,
         method: &str,
         path: &str,
         accept: Option<&str>,
         json: Option<&[u8]>,
-    ) -> Vec<u8> {
+    ) -> std::io::Result<buyers_http::Request> {
         let mut headers: [(&str, &str); 2] = [("", ""); 2];
         let mut n = 0;
         if let Some(token) = &self.token {
@@ -310,7 +310,11 @@ impl Run {
     /// under `route`, holding a place among the requests in flight while it
     /// is out; retries a 429 after its Retry-After (counted too), so a rate
     /// limit slows a user, never drops it.
-    async fn send(&self, route: &'static str, request: &[u8]) -> anyhow::Result<http1::Reply> {
+    async fn send(
+        &self,
+        route: &'static str,
+        request: &buyers_http::Request,
+    ) -> anyhow::Result<buyers_http::Reply> {
         let mut attempt = 0;
         loop {
             let slot = self.buyers_http.slot().await;
@@ -549,7 +553,7 @@ async fn attempt(
     abandons: bool,
 ) -> anyhow::Result<Option<Outcome>> {
     let http = &run.buyers_http;
-    let buy = buyer.request(http, "POST", "/orders/buy", None, Some(&buyer.body(true)));
+    let buy = buyer.request(http, "POST", "/orders/buy", None, Some(&buyer.body(true)))?;
     let reply = run.send(BUY, &buy).await?;
     let fields = Fields::parse(&reply.body).unwrap_or_default();
     // The first buy hands out the token; a rejoin sends it back instead.
@@ -586,7 +590,7 @@ async fn attempt(
         "/orders/confirm",
         None,
         Some(&buyer.body(false)),
-    );
+    )?;
     let reply = run.send(CONFIRM, &confirm).await?;
     Ok(match reply.status {
         200 => Some(Outcome::Purchased(
@@ -639,7 +643,7 @@ fn judge(position: &Fields) -> Option<Waited> {
 async fn poll_until_admitted(run: &Run, buyer: &Buyer<'_>) -> anyhow::Result<Waited> {
     let mut backoff = Duration::from_millis(100);
     let path = format!("/orders/position{}", buyer.query);
-    let request = buyer.request(&run.buyers_http, "GET", &path, None, None);
+    let request = buyer.request(&run.buyers_http, "GET", &path, None, None)?;
     loop {
         if Instant::now() >= run.deadline {
             return Ok(Waited::Over(Some(Outcome::GaveUp("deadline".into()))));
@@ -673,7 +677,7 @@ async fn follow_until_admitted(run: &Run, buyer: &Buyer<'_>) -> anyhow::Result<W
         &path,
         Some("text/event-stream"),
         None,
-    );
+    )?;
     let mut breaks = 0u32;
     loop {
         if Instant::now() >= run.deadline {
@@ -700,7 +704,7 @@ async fn follow_until_admitted(run: &Run, buyer: &Buyer<'_>) -> anyhow::Result<W
 /// when the first event arrives (the latency is the time to it), or when
 /// it fails before that. Holds a place among the requests in flight until
 /// that first event (or the failure), not while it then waits.
-async fn stream_once(run: &Run, request: &[u8]) -> anyhow::Result<Option<Waited>> {
+async fn stream_once(run: &Run, request: &buyers_http::Request) -> anyhow::Result<Option<Waited>> {
     let http = &run.buyers_http;
     let mut attempt = 0;
     let (mut stream, mut slot, started) = loop {
@@ -716,8 +720,8 @@ async fn stream_once(run: &Run, request: &[u8]) -> anyhow::Result<Option<Waited>
             }
         };
         let reply = match opened {
-            http1::Opened::Stream(stream, _) => break (stream, slot, started),
-            http1::Opened::Reply(reply) => reply,
+            buyers_http::Opened::Stream(stream, _) => break (stream, slot, started),
+            buyers_http::Opened::Reply(reply) => reply,
         };
         drop(slot);
         run.stats.record(EVENTS, Some(reply.status), reply.took);
@@ -837,7 +841,7 @@ pub async fn run_loaded(
     requests_in_flight: Option<usize>,
 ) -> anyhow::Result<Report> {
     let journeys = config.concurrency.max(1);
-    let buyers_http = http1::Client::new(
+    let buyers_http = buyers_http::Client::new(
         &config.api_url,
         requests_in_flight.unwrap_or(journeys),
         Duration::from_secs(30),
@@ -1006,18 +1010,21 @@ mod tests {
             .enable_all()
             .build()
             .and_then(|rt| {
-                rt.block_on(http1::Client::new(
+                rt.block_on(buyers_http::Client::new(
                     "http://127.0.0.1:9/",
                     1,
                     Duration::from_secs(1),
                 ))
             })
             .expect("a client");
-        let request = buyer.request(&http, "POST", "/orders/buy", None, Some(&body));
-        let text = String::from_utf8_lossy(&request);
-        assert!(text.starts_with(
-            "POST /orders/buy HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-buyer-token: tok\r\n"
-        ));
-        assert!(text.ends_with(&*String::from_utf8_lossy(&body)));
+        let request = buyer
+            .request(&http, "POST", "/orders/buy", None, Some(&body))
+            .expect("a request");
+        assert_eq!(
+            (request.method().as_str(), request.target()),
+            ("POST", "/orders/buy")
+        );
+        assert_eq!(request.header("x-buyer-token"), Some("tok"));
+        assert_eq!(request.body(), &body[..]);
     }
 }
