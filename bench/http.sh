@@ -41,16 +41,24 @@ wait_port() { # name port pid
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# Requests per second of one wrk run; "<rps> <non-2xx> <errors>" on stdout.
+# One wrk run: "<rps> <non-2xx> <errors> <requests> <wrk cpu ticks>" on
+# stdout (wrk's own CPU from the children times of the subshell that
+# waited for it, in clock ticks).
 wrk_run() { # seconds url [wrk args...]
   local secs=$1 url=$2
   shift 2
-  wrk -t2 -c64 -d"${secs}s" "$@" "$url" | awk '
+  local summary me=$BASHPID
+  summary=$(wrk -t2 -c64 -d"${secs}s" "$@" "$url" | awk '
+    /requests in/ {n = $1}
     /Requests\/sec/ {rps = $2}
     /Non-2xx or 3xx responses/ {bad = $NF}
     /Socket errors/ {gsub(/,/, ""); err = $4 + $6 + $8 + $10}
-    END {printf "%s %d %d\n", rps + 0, bad + 0, err + 0}'
+    END {printf "%s %d %d %d\n", rps + 0, bad + 0, err + 0, n + 0}')
+  echo "$summary $(awk '{print $16 + $17}' "/proc/$me/stat")"
 }
+
+# User + system CPU of a process so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # The wrk script of POST /orders/buy: a fresh e-mail every request (thread
 # number, counter, and a nonce per run, so rounds never repeat a buyer).
@@ -187,8 +195,10 @@ main() {
   names+=("api /healthz") urls+=("$API_URL/healthz") extras+=("")
   names+=("api POST /orders/buy") urls+=("$API_URL/orders/buy") extras+=("-s $work/buy.lua")
 
-  local n=${#names[@]} i round result
-  declare -A rps bad
+  local n=${#names[@]} i round result r b e requests wrk_ticks
+  local HZ
+  HZ=$(getconf CLK_TCK)
+  declare -A rps bad cpu_api cpu_redis cpu_wrk
   echo "warm-up..." >&2
   for ((i = 0; i < n; i++)); do
     # shellcheck disable=SC2086
@@ -198,8 +208,16 @@ main() {
     local line="round $round:"
     for ((i = 0; i < n; i++)); do
       # shellcheck disable=SC2086
+      local api0 redis0
+      api0=$(cpu_ticks "$API_PID") redis0=$(cpu_ticks "$REDIS_PID")
       result=$(BENCH_NONCE="r$round$RANDOM" wrk_run "$secs" "${urls[$i]}" ${extras[$i]})
-      read -r r b e <<< "$result"
+      read -r r b e requests wrk_ticks <<< "$result"
+      if [ "$i" -ge $((n - 2)) ] && [ "$requests" -gt 0 ]; then
+        # µs of CPU per request of each process (api /healthz and buy only).
+        cpu_api[$round,$i]=$(awk -v t="$(($(cpu_ticks "$API_PID") - api0))" -v n="$requests" -v hz="$HZ" 'BEGIN {print t * 1e6 / hz / n}')
+        cpu_redis[$round,$i]=$(awk -v t="$(($(cpu_ticks "$REDIS_PID") - redis0))" -v n="$requests" -v hz="$HZ" 'BEGIN {print t * 1e6 / hz / n}')
+        cpu_wrk[$round,$i]=$(awk -v t="$wrk_ticks" -v n="$requests" -v hz="$HZ" 'BEGIN {print t * 1e6 / hz / n}')
+      fi
       rps[$round,$i]=$r
       bad[$round,$i]=$((b + e))
       line+=" ${names[$i]}=$r"
@@ -238,6 +256,34 @@ main() {
   local hratio
   hratio=$(for round in $(seq "$rounds"); do awk -v a="${rps[$round,$api_h]}" -v b="${rps[$round,0]}" 'BEGIN {print (b > 0) ? a / b : 0}'; done | median)
   printf '\nbuy answers that were not 2xx (or socket errors): %d\n' "$bbad"
+
+  # Where a request's CPU goes, per process (median of the rounds). The
+  # machine's cores are shared, so at saturation req/s ~ cores / (sum of
+  # these); the ceiling is what the buy ratio would be if the API spent no
+  # more on a buy than on /healthz — what Redis and wrk spend on a buy
+  # alone bound the ratio, whatever the API does.
+  local -A med_cpu
+  printf '\nCPU per request at saturation, µs (median of rounds):\n\n'
+  printf '| target | api | redis-server | wrk | all |\n|---|---:|---:|---:|---:|\n'
+  for i in "$api_h" "$api_b"; do
+    local part v all=0
+    for part in api redis wrk; do
+      local -n cpu="cpu_$part"
+      v=$(for round in $(seq "$rounds"); do echo "${cpu[$round,$i]:-0}"; done | median)
+      med_cpu[$part,$i]=$v
+      all=$(awk -v a="$all" -v v="$v" 'BEGIN {print a + v}')
+      unset -n cpu
+    done
+    printf '| %s | %.1f | %.1f | %.1f | %.1f |\n' "${names[$i]}" \
+      "${med_cpu[api,$i]}" "${med_cpu[redis,$i]}" "${med_cpu[wrk,$i]}" "$all"
+  done
+  awk -v ah="${med_cpu[api,$api_h]}" -v rh="${med_cpu[redis,$api_h]}" -v wh="${med_cpu[wrk,$api_h]}" \
+    -v ab="${med_cpu[api,$api_b]}" -v rb="${med_cpu[redis,$api_b]}" -v wb="${med_cpu[wrk,$api_b]}" 'BEGIN {
+      h = ah + rh + wh
+      if (h <= 0) exit
+      printf "API CPU per buy: %.2fx of per /healthz; ceiling of buy/healthz on these shared cores\n", ab / ah
+      printf "if a buy cost the API only what /healthz does: %.2fx (redis-server and wrk alone)\n", h / (ah + rb + wb)
+    }'
   printf 'targets: api /healthz >= 0.60x bare axum: %s (%.2fx); POST /orders/buy >= 0.70x api /healthz: %s (%.2fx)\n' \
     "$(awk -v r="$hratio" 'BEGIN {print (r >= 0.6) ? "met" : "not met"}')" "$hratio" \
     "$(awk -v r="$bratio" 'BEGIN {print (r >= 0.7) ? "met" : "not met"}')" "$bratio"
