@@ -42,6 +42,8 @@ pub fn router() -> Router<AppState> {
 const OWN_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// After the hold's end, the engine is asked again this much later.
 const HOLD_END_SLACK: Duration = Duration::from_millis(200);
+/// A follower whose question failed (Redis away) asks again no sooner.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Follow a customer's state (Server-Sent Events; the buyer's token
 /// required, in its header).
@@ -80,16 +82,46 @@ pub async fn events(
         last: first,
         feed,
         checked_at: Instant::now(),
+        asked_at: Instant::now(),
         first_sent: false,
         done: false,
     };
     let first = follower.last.clone();
     follower.learn_ticket(&first).await;
+    if first.status == CustomerStatus::Queued && follower.ticket.is_none() {
+        // Queued a moment ago, not now: admitted (or gone) in between —
+        // the first own check is due at once.
+        follower.checked_at = Instant::now()
+            .checked_sub(OWN_CHECK_EVERY)
+            .unwrap_or(follower.checked_at);
+        follower.asked_at = follower.checked_at;
+    }
     let stream = futures::stream::unfold(follower, |mut follower| async move {
         let view = follower.next().await?;
         Some((Ok(event(&view)), follower))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// When a follower must ask the engine about its buyer even if the sale's
+/// feed says nothing new: at the hold's end (the feed does not tell one
+/// buyer's hold from another's), and — every [`OWN_CHECK_EVERY`] — while
+/// queued at a ticket it does not know. The ticket is read right after the
+/// first state, so a buyer admitted between the two reads is "queued" with
+/// no ticket; in a quiet sale the feed may never change again, and without
+/// this the stream would say "queued" for ever.
+fn own_check_due(
+    last: &PositionResponse,
+    knows_ticket: bool,
+    checked_at: Instant,
+) -> Option<Instant> {
+    match (last.status, last.hold_ttl_sec) {
+        (CustomerStatus::Ready, Some(secs)) => {
+            Some(checked_at + Duration::from_secs(secs) + HOLD_END_SLACK)
+        }
+        (CustomerStatus::Queued, _) if !knows_ticket => Some(checked_at + OWN_CHECK_EVERY),
+        _ => None,
+    }
 }
 
 fn event(view: &PositionResponse) -> Event {
@@ -131,8 +163,10 @@ struct Follower {
     ticket: Option<u64>,
     last: PositionResponse,
     feed: watch::Receiver<Option<Snapshot>>,
-    /// When the engine was last asked about this buyer.
+    /// When the engine last told this buyer's state.
     checked_at: Instant,
+    /// When the engine was last asked, answering or not.
+    asked_at: Instant,
     first_sent: bool,
     done: bool,
 }
@@ -164,13 +198,9 @@ impl Follower {
             return None;
         }
         loop {
-            let hold_ends = match (self.last.status, self.last.hold_ttl_sec) {
-                (CustomerStatus::Ready, Some(secs)) => {
-                    Some(self.checked_at + Duration::from_secs(secs) + HOLD_END_SLACK)
-                }
-                _ => None,
-            };
-            let snapshot = match hold_ends {
+            let wake_at = own_check_due(&self.last, self.ticket.is_some(), self.checked_at)
+                .map(|at| at.max(self.asked_at + RETRY_PAUSE));
+            let snapshot = match wake_at {
                 Some(at) => tokio::select! {
                     changed = self.feed.changed() => {
                         changed.ok()?;
@@ -183,8 +213,8 @@ impl Follower {
                     self.feed.borrow_and_update().clone()
                 }
             };
-            let hold_over = hold_ends.is_some_and(|at| Instant::now() >= at);
-            let Some(view) = self.view(snapshot.as_ref(), hold_over).await else {
+            let due = wake_at.is_some_and(|at| Instant::now() >= at);
+            let Some(view) = self.view(snapshot.as_ref(), due).await else {
                 continue;
             };
             if news(&self.last, &view) {
@@ -197,17 +227,14 @@ impl Follower {
     }
 
     /// The buyer's state after `snapshot`; `None` when nothing can be said
-    /// yet (no snapshot, or the engine was asked too recently).
-    async fn view(
-        &mut self,
-        snapshot: Option<&Snapshot>,
-        hold_over: bool,
-    ) -> Option<PositionResponse> {
-        let mut ask_now = hold_over;
+    /// yet (no snapshot, or the engine was asked too recently). `due`: the
+    /// time [`own_check_due`] gave has come.
+    async fn view(&mut self, snapshot: Option<&Snapshot>, due: bool) -> Option<PositionResponse> {
+        let mut ask_now = due;
         match self.last.status {
             CustomerStatus::Queued => {
-                let snapshot = snapshot?;
                 if let Some(ticket) = self.ticket {
+                    let snapshot = snapshot?;
                     if let Some(place) = snapshot.place_of(ticket) {
                         return Some(self.queued_at(snapshot, place));
                     }
@@ -217,7 +244,7 @@ impl Follower {
             }
             // Confirming is the buyer's own request: only the hold's end
             // is news the feed cannot tell.
-            CustomerStatus::Ready if !hold_over => {
+            CustomerStatus::Ready if !due => {
                 let mut view = self.last.clone();
                 if let Some(snapshot) = snapshot {
                     view.sale_status = snapshot.sale.state.into();
@@ -230,6 +257,7 @@ impl Follower {
         if !ask_now && self.checked_at.elapsed() < OWN_CHECK_EVERY {
             return None;
         }
+        self.asked_at = Instant::now();
         let reply = self
             .state
             .live
@@ -262,5 +290,51 @@ impl Follower {
             sale_status: sale.state.into(),
             server_time: time_from_ms(sale.now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: CustomerStatus, hold_ttl_sec: Option<u64>) -> PositionResponse {
+        PositionResponse {
+            status,
+            position: None,
+            size: 0,
+            hold_ttl_sec,
+            estimated_wait_sec: None,
+            order_id: None,
+            sale_status: SaleState::Active,
+            server_time: time_from_ms(0),
+        }
+    }
+
+    #[test]
+    fn a_hold_is_checked_at_its_end() {
+        let at = Instant::now();
+        assert_eq!(
+            own_check_due(&view(CustomerStatus::Ready, Some(3)), false, at),
+            Some(at + Duration::from_secs(3) + HOLD_END_SLACK)
+        );
+    }
+
+    #[test]
+    fn a_place_the_feed_cannot_tell_is_checked_on_its_own() {
+        let at = Instant::now();
+        // Queued with no ticket known: the feed alone may never say more.
+        assert_eq!(
+            own_check_due(&view(CustomerStatus::Queued, None), false, at),
+            Some(at + OWN_CHECK_EVERY)
+        );
+        // With the ticket the feed tells the place and the admission.
+        assert_eq!(
+            own_check_due(&view(CustomerStatus::Queued, None), true, at),
+            None
+        );
+        assert_eq!(
+            own_check_due(&view(CustomerStatus::Purchased, None), false, at),
+            None
+        );
     }
 }
