@@ -47,10 +47,16 @@ fn dispatch(
         many = (1..count).map(arg).collect();
         &many
     };
+    // The user, for the commands that name one, is the second argument:
+    // the store uses Redis's string of it as the member it reads and writes.
+    let user = (count > 2).then(|| {
+        // SAFETY: argv[2] exists (count > 2) and lives for the whole call.
+        (raw_key::Member::argument(unsafe { *argv.add(2) }), args[1])
+    });
     let outcome = parse(name, args).and_then(|command| {
         let now = clock::now_ms(&ctx)?;
         let names = key_names::take(command.sale());
-        let mut store = RedisStore::new(&ctx, command.sale(), name, &names);
+        let mut store = RedisStore::new(&ctx, command.sale(), name, &names, user);
         let outcome = engine::execute(&mut store, now, &command);
         // Its keys are closed before their names are kept for the next command.
         drop(store);
@@ -58,7 +64,7 @@ fn dispatch(
         outcome
     });
     match outcome {
-        Ok(reply) => reply::send(&ctx, &reply.to_resp()),
+        Ok(reply) => reply::send(&ctx, &reply),
         Err(error) => reply::error(&ctx, &error),
     }
     raw::REDISMODULE_OK as c_int

@@ -78,6 +78,10 @@ impl KeptString {
         };
         KeptString(ptr)
     }
+
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
 }
 
 impl Drop for KeptString {
@@ -98,6 +102,18 @@ pub struct Member(*mut raw::RedisModuleString);
 impl RStr<'_> {
     pub fn member(&self) -> Member {
         Member(self.ptr)
+    }
+}
+
+impl Member {
+    /// One of the command's own arguments (`argv`), which Redis keeps for
+    /// the whole call.
+    pub fn argument(ptr: *mut raw::RedisModuleString) -> Self {
+        Member(ptr)
+    }
+
+    pub fn as_ptr(self) -> *mut raw::RedisModuleString {
+        self.0
     }
 }
 
@@ -142,51 +158,66 @@ impl KeyName {
     }
 }
 
-/// Replicates one write as `command arg...` (to replicas and the AOF).
-pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
-    let cmd = command.as_ptr();
-    let p = |i: usize| args[i].as_ptr().cast::<c_char>();
-    let l = |i: usize| args[i].len();
-    // SAFETY: each `b` in the format takes a (pointer, length) pair; the
-    // variadic call needs its arity spelled out.
-    unsafe {
-        let Some(f) = raw::RedisModule_Replicate else {
-            return;
-        };
-        match args.len() {
-            1 => f(ctx.ctx, cmd, c"b".as_ptr(), p(0), l(0)),
-            2 => f(ctx.ctx, cmd, c"bb".as_ptr(), p(0), l(0), p(1), l(1)),
-            3 => f(
-                ctx.ctx,
-                cmd,
-                c"bbb".as_ptr(),
-                p(0),
-                l(0),
-                p(1),
-                l(1),
-                p(2),
-                l(2),
-            ),
-            4 => f(
-                ctx.ctx,
-                cmd,
-                c"bbbb".as_ptr(),
-                p(0),
-                l(0),
-                p(1),
-                l(1),
-                p(2),
-                l(2),
-                p(3),
-                l(3),
-            ),
-            _ => {
-                let owned: Vec<RStr> = args.iter().map(|a| RStr::new(ctx, a)).collect();
-                let mut argv: Vec<*mut raw::RedisModuleString> =
-                    owned.iter().map(|s| s.ptr).collect();
-                f(ctx.ctx, cmd, c"v".as_ptr(), argv.as_mut_ptr(), argv.len())
+/// Replicates one write as `command arg...` (to replicas and the AOF), each
+/// argument spelled with its kind, which makes the format and the variadic
+/// call at compile time:
+/// - `b: <&[u8]>`: bytes Redis copies into a new string;
+/// - `s: <*mut RedisModuleString>`: a string we hold (a kept key name, the
+///   command's own user argument), which Redis shares by reference instead
+///   of copying: one allocation and free fewer per argument, on every write.
+///
+/// Redis only takes references on strings it is given this way; they are
+/// never changed afterwards, so the replicated command is the one written.
+macro_rules! replicate {
+    ($ctx:expr, $command:literal, $($kind:ident: $arg:expr),+ $(,)?) => {
+        $crate::raw_key::replicate!(@args $ctx, $command, [], [], $($kind: $arg),+)
+    };
+    (@args $ctx:expr, $command:literal, [$($format:literal)*], [$($out:expr),*],
+        b: $arg:expr $(, $($rest:tt)*)?) => {{
+        let bytes: &[u8] = $arg;
+        $crate::raw_key::replicate!(@args $ctx, $command, [$($format)* "b"],
+            [$($out,)* bytes.as_ptr().cast::<std::ffi::c_char>(), bytes.len()] $(, $($rest)*)?)
+    }};
+    (@args $ctx:expr, $command:literal, [$($format:literal)*], [$($out:expr),*],
+        s: $arg:expr $(, $($rest:tt)*)?) => {{
+        let string: *mut redis_module::raw::RedisModuleString = $arg;
+        $crate::raw_key::replicate!(@args $ctx, $command, [$($format)* "s"],
+            [$($out,)* string] $(, $($rest)*)?)
+    }};
+    (@args $ctx:expr, $command:literal, [$($format:literal)*], [$($out:expr),*]) => {
+        // SAFETY: one format letter per argument: `b` takes a (pointer,
+        // length) pair, `s` a string pointer; both outlive the call.
+        unsafe {
+            if let Some(replicate) = redis_module::raw::RedisModule_Replicate {
+                replicate(
+                    $ctx.ctx,
+                    concat!($command, "\0").as_ptr().cast(),
+                    concat!($($format,)* "\0").as_ptr().cast(),
+                    $($out),*
+                );
             }
-        };
+        }
+    };
+}
+pub(crate) use replicate;
+
+/// Replicates `command args...` with any number of arguments, copied
+/// (ZREM of a popped head, XADD of an outbox entry, RPUSH of a draw).
+pub fn replicate_all(ctx: &Context, command: &CStr, args: &[&[u8]]) {
+    let owned: Vec<RStr> = args.iter().map(|a| RStr::new(ctx, a)).collect();
+    let mut argv: Vec<*mut raw::RedisModuleString> = owned.iter().map(|s| s.ptr).collect();
+    // SAFETY: `v` takes an array of strings and its length; they outlive
+    // the call.
+    unsafe {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(
+                ctx.ctx,
+                command.as_ptr(),
+                c"v".as_ptr(),
+                argv.as_mut_ptr(),
+                argv.len(),
+            );
+        }
     }
 }
 
@@ -195,7 +226,9 @@ pub struct RawKey<'a> {
     /// The key's name: `owned`'s, or a [`KeptString`] that outlives `'a`.
     name: *mut raw::RedisModuleString,
     _owned: Option<RStr<'a>>,
+    /// Null for a missing key opened for reading.
     key: *mut raw::RedisModuleKey,
+    writable: bool,
 }
 
 impl<'a> RawKey<'a> {
@@ -227,7 +260,12 @@ impl<'a> RawKey<'a> {
             name,
             _owned: owned,
             key,
+            writable,
         }
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     fn key_type(&self) -> KeyType {

@@ -15,12 +15,13 @@ use engine::{CommandName, EngineError, OutboxEntry, SaleRecord, Store};
 use redis_module::{Context, KeyType, RedisError, RedisValue};
 
 use crate::key_names::SaleKeyNames;
-use crate::raw_key::{replicate, KeyName, Member, RStr, RawKey};
+use crate::raw_key::{replicate, replicate_all, KeyName, Member, RStr, RawKey};
 
 pub struct RedisStore<'a> {
     ctx: &'a Context,
     sale: &'a str,
     writable: bool,
+    read_first: ReadFirst,
     /// [`CommandName::written_keys`] of the running command.
     writes: &'static [&'static str],
     /// The names of the handles below.
@@ -30,20 +31,71 @@ pub struct RedisStore<'a> {
     holds: Option<RawKey<'a>>,
     orders: Option<RawKey<'a>>,
     lapsed: Option<RawKey<'a>>,
+    /// The command's user argument as Redis passed it, with its bytes: the
+    /// member string of that user, with none to make (and free).
+    argument: Option<(Member, &'a [u8])>,
     /// The last member string made, reused: a command asks about one user
     /// in several keys.
     member: Option<RStr<'a>>,
 }
 
-/// Opens one of the sale's keys on first use and keeps the handle for the
-/// rest of the command.
+/// One of the sale's keys, opened on first use and kept for the rest of the
+/// command: `handle!(self.queue)` to read it, `handle!(mut self.queue)` to
+/// write it. A key is opened for writing at once unless the command reads
+/// it first ([`ReadFirst`]); a handle opened for reading is reopened for
+/// writing at its first write.
 macro_rules! handle {
     ($self:ident . $slot:ident) => {{
+        let (ctx, names) = ($self.ctx, $self.names);
+        let writable = $self.writable && !$self.read_first.$slot;
+        &*$self
+            .$slot
+            .get_or_insert_with(|| RawKey::open_kept(ctx, &names.$slot, writable))
+    }};
+    (mut $self:ident . $slot:ident) => {{
+        if $self.$slot.as_ref().is_some_and(|key| !key.is_writable()) {
+            // Closed before it is opened again.
+            $self.$slot = None;
+        }
         let (ctx, writable, names) = ($self.ctx, $self.writable, $self.names);
         &*$self
             .$slot
             .get_or_insert_with(|| RawKey::open_kept(ctx, &names.$slot, writable))
     }};
+}
+
+/// Which of the handles a command opens for reading only, at first.
+#[derive(Default, Clone, Copy)]
+struct ReadFirst {
+    sale_key: bool,
+    queue: bool,
+    holds: bool,
+    orders: bool,
+    lapsed: bool,
+}
+
+impl ReadFirst {
+    /// ENQUEUE asks whether its user has an order, a hold or a lapsed hold,
+    /// and writes `holds` or `lapsed` only for a user back after a hold
+    /// lapsed: it opens those three for reading. A missing key opened for
+    /// reading costs no handle at all (Redis answers NULL, allocating
+    /// nothing, where a handle for writing is allocated and freed), and
+    /// early in a sale they are missing; the rare write reopens the key.
+    /// The lookups count in Redis's keyspace hits and misses, as a ZSCORE's
+    /// would. Every other command, and ENQUEUE's other keys, open for
+    /// writing at once: they write what they open, and a second open would
+    /// cost more than the first.
+    fn of(command: CommandName) -> Self {
+        match command {
+            CommandName::Enqueue => ReadFirst {
+                holds: true,
+                orders: true,
+                lapsed: true,
+                ..ReadFirst::default()
+            },
+            _ => ReadFirst::default(),
+        }
+    }
 }
 
 impl<'a> RedisStore<'a> {
@@ -52,11 +104,13 @@ impl<'a> RedisStore<'a> {
         sale: &'a str,
         command: CommandName,
         names: &'a SaleKeyNames,
+        argument: Option<(Member, &'a [u8])>,
     ) -> Self {
         RedisStore {
             ctx,
             sale,
             writable: !command.is_read_only(),
+            read_first: ReadFirst::of(command),
             writes: command.written_keys(),
             names,
             sale_key: None,
@@ -64,12 +118,19 @@ impl<'a> RedisStore<'a> {
             holds: None,
             orders: None,
             lapsed: None,
+            argument,
             member: None,
         }
     }
 
-    /// `user` as a Redis string, made once per command and reused.
+    /// `user` as a Redis string: the command's own argument when it is that
+    /// user, else made once per command and reused.
     fn member(&mut self, user: &str) -> Member {
+        if let Some((argument, bytes)) = self.argument {
+            if bytes == user.as_bytes() {
+                return argument;
+            }
+        }
         match &self.member {
             Some(string) if string.bytes() == user.as_bytes() => string.member(),
             _ => {
@@ -166,10 +227,9 @@ impl Store for RedisStore<'_> {
     }
 
     fn write_sale(&mut self, record: &SaleRecord) -> Result<(), EngineError> {
-        let name = self.name(SALE);
         let value = record.encode();
-        handle!(self.sale_key).set_string(value.as_bytes())?;
-        replicate(self.ctx, c"SET", &[name.as_bytes(), value.as_bytes()]);
+        handle!(mut self.sale_key).set_string(value.as_bytes())?;
+        replicate!(self.ctx, "SET", s: self.names.sale_key.as_ptr(), b: value.as_bytes());
         Ok(())
     }
 
@@ -181,12 +241,13 @@ impl Store for RedisStore<'_> {
 
     fn record_order(&mut self, user: &str, order_id: &str) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(ORDERS);
-        handle!(self.orders).hash_set(m, order_id)?;
-        replicate(
+        handle!(mut self.orders).hash_set(m, order_id)?;
+        replicate!(
             self.ctx,
-            c"HSET",
-            &[name.as_bytes(), user.as_bytes(), order_id.as_bytes()],
+            "HSET",
+            s: self.names.orders.as_ptr(),
+            s: m.as_ptr(),
+            b: order_id.as_bytes(),
         );
         Ok(())
     }
@@ -228,36 +289,39 @@ impl Store for RedisStore<'_> {
 
     fn add_hold(&mut self, user: &str, expires_at: u64) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(HOLDS);
         let at = expires_at.to_string();
-        handle!(self.holds).zset_add(m, expires_at)?;
-        replicate(
+        handle!(mut self.holds).zset_add(m, expires_at)?;
+        replicate!(
             self.ctx,
-            c"ZADD",
-            &[name.as_bytes(), at.as_bytes(), user.as_bytes()],
+            "ZADD",
+            s: self.names.holds.as_ptr(),
+            b: at.as_bytes(),
+            s: m.as_ptr(),
         );
         // The hold key is for operators (PTTL from redis-cli); the zset is
         // what the rules trust, whenever Redis evicts this key. It is not one
         // of the handles above, so RedisModule_Call may write it.
         let hold = self.hold_name(user);
         self.call("SET", &[hold.as_str(), &at, "PXAT", &at])?;
-        replicate(
+        replicate!(
             self.ctx,
-            c"SET",
-            &[hold.as_bytes(), at.as_bytes(), b"PXAT", at.as_bytes()],
+            "SET",
+            b: hold.as_bytes(),
+            b: at.as_bytes(),
+            b: b"PXAT",
+            b: at.as_bytes(),
         );
         Ok(())
     }
 
     fn remove_hold(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(HOLDS);
-        if handle!(self.holds).zset_rem(m)? {
-            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
+        if handle!(mut self.holds).zset_rem(m)? {
+            replicate!(self.ctx, "ZREM", s: self.names.holds.as_ptr(), s: m.as_ptr());
         }
         let hold = self.hold_name(user);
         if RawKey::open(self.ctx, hold.as_bytes(), true).delete() {
-            replicate(self.ctx, c"DEL", &[hold.as_bytes()]);
+            replicate!(self.ctx, "DEL", b: hold.as_bytes());
         }
         Ok(())
     }
@@ -285,26 +349,22 @@ impl Store for RedisStore<'_> {
 
     fn queue_push(&mut self, user: &str, ticket: u64) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(QUEUE);
-        handle!(self.queue).zset_add(m, ticket)?;
+        handle!(mut self.queue).zset_add(m, ticket)?;
         let mut score = itoa::Buffer::new();
-        replicate(
+        replicate!(
             self.ctx,
-            c"ZADD",
-            &[
-                name.as_bytes(),
-                score.format(ticket).as_bytes(),
-                user.as_bytes(),
-            ],
+            "ZADD",
+            s: self.names.queue.as_ptr(),
+            b: score.format(ticket).as_bytes(),
+            s: m.as_ptr(),
         );
         Ok(())
     }
 
     fn queue_remove(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(QUEUE);
-        if handle!(self.queue).zset_rem(m)? {
-            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
+        if handle!(mut self.queue).zset_rem(m)? {
+            replicate!(self.ctx, "ZREM", s: self.names.queue.as_ptr(), s: m.as_ptr());
         }
         Ok(())
     }
@@ -316,22 +376,21 @@ impl Store for RedisStore<'_> {
             "ZRANGE",
             &[name.as_str(), "0", &n.saturating_sub(1).to_string()],
         )?)?;
-        let queue = handle!(self.queue);
+        let queue = handle!(mut self.queue);
         for user in &head {
             queue.zset_rem(RStr::new(self.ctx, user.as_bytes()).member())?;
         }
         if !head.is_empty() {
             let mut args: Vec<&[u8]> = vec![name.as_bytes()];
             args.extend(head.iter().map(String::as_bytes));
-            replicate(self.ctx, c"ZREM", &args);
+            replicate_all(self.ctx, c"ZREM", &args);
         }
         Ok(head)
     }
 
     fn queue_clear(&mut self) -> Result<(), EngineError> {
-        let name = self.name(QUEUE);
-        if handle!(self.queue).delete() {
-            replicate(self.ctx, c"DEL", &[name.as_bytes()]);
+        if handle!(mut self.queue).delete() {
+            replicate!(self.ctx, "DEL", s: self.names.queue.as_ptr());
         }
         Ok(())
     }
@@ -343,25 +402,22 @@ impl Store for RedisStore<'_> {
 
     fn add_lapsed(&mut self, user: &str, reclaimed_at: u64) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(LAPSED);
-        handle!(self.lapsed).zset_add(m, reclaimed_at)?;
-        replicate(
+        handle!(mut self.lapsed).zset_add(m, reclaimed_at)?;
+        let mut score = itoa::Buffer::new();
+        replicate!(
             self.ctx,
-            c"ZADD",
-            &[
-                name.as_bytes(),
-                reclaimed_at.to_string().as_bytes(),
-                user.as_bytes(),
-            ],
+            "ZADD",
+            s: self.names.lapsed.as_ptr(),
+            b: score.format(reclaimed_at).as_bytes(),
+            s: m.as_ptr(),
         );
         Ok(())
     }
 
     fn remove_lapsed(&mut self, user: &str) -> Result<(), EngineError> {
         let m = self.member(user);
-        let name = self.name(LAPSED);
-        if handle!(self.lapsed).zset_rem(m)? {
-            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
+        if handle!(mut self.lapsed).zset_rem(m)? {
+            replicate!(self.ctx, "ZREM", s: self.names.lapsed.as_ptr(), s: m.as_ptr());
         }
         Ok(())
     }
@@ -404,7 +460,7 @@ impl Store for RedisStore<'_> {
         }
         self.call("XADD", &args)?;
         let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        replicate(self.ctx, c"XADD", &bytes);
+        replicate_all(self.ctx, c"XADD", &bytes);
         Ok(())
     }
 
@@ -422,10 +478,12 @@ impl Store for RedisStore<'_> {
         let name = self.name(REGISTERED);
         let at = at.to_string();
         self.call("ZADD", &[name.as_str(), &at, user])?;
-        replicate(
+        replicate!(
             self.ctx,
-            c"ZADD",
-            &[name.as_bytes(), at.as_bytes(), user.as_bytes()],
+            "ZADD",
+            b: name.as_bytes(),
+            b: at.as_bytes(),
+            b: user.as_bytes(),
         );
         Ok(())
     }
@@ -433,7 +491,7 @@ impl Store for RedisStore<'_> {
     fn unregister(&mut self, user: &str) -> Result<(), EngineError> {
         let name = self.name(REGISTERED);
         if as_count(self.call("ZREM", &[name.as_str(), user])?)? > 0 {
-            replicate(self.ctx, c"ZREM", &[name.as_bytes(), user.as_bytes()]);
+            replicate!(self.ctx, "ZREM", b: name.as_bytes(), b: user.as_bytes());
         }
         Ok(())
     }
@@ -449,7 +507,7 @@ impl Store for RedisStore<'_> {
     fn clear_registered(&mut self) -> Result<(), EngineError> {
         let name = self.name(REGISTERED);
         if as_count(self.call("DEL", &[name.as_str()])?)? > 0 {
-            replicate(self.ctx, c"DEL", &[name.as_bytes()]);
+            replicate!(self.ctx, "DEL", b: name.as_bytes());
         }
         Ok(())
     }
@@ -465,7 +523,7 @@ impl Store for RedisStore<'_> {
     fn write_seed(&mut self, seed: &str) -> Result<(), EngineError> {
         let name = self.name(SEED);
         self.call("SET", &[name.as_str(), seed])?;
-        replicate(self.ctx, c"SET", &[name.as_bytes(), seed.as_bytes()]);
+        replicate!(self.ctx, "SET", b: name.as_bytes(), b: seed.as_bytes());
         Ok(())
     }
 
@@ -478,7 +536,7 @@ impl Store for RedisStore<'_> {
         args.extend(entries.iter().map(String::as_str));
         self.call("RPUSH", &args)?;
         let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        replicate(self.ctx, c"RPUSH", &bytes);
+        replicate_all(self.ctx, c"RPUSH", &bytes);
         Ok(())
     }
 
