@@ -3,6 +3,8 @@
 #   plain ZADD (random members)          — the baseline,
 #   FLASHSALE.ENQUEUE (module)           — random users,
 #   FCALL flashsale_enqueue (Lua)        — random users,
+#   FCALL floor_enqueue (bench/lua-floor.lua) — the nine commands of a new
+#                                          buyer's Lua ENQUEUE, no rules,
 # with redis-benchmark at -P 16, then GRANT throughput in holds per second for
 # both backends, then CONFIRM throughput for both backends: CONFIRM_USERS
 # users are queued and granted a hold, then each confirms once, the commands
@@ -45,6 +47,7 @@ trap cleanup EXIT
 cli() { redis-cli -p "$PORT" "$@"; }
 for _ in $(seq 100); do cli PING >/dev/null 2>&1 && break; sleep 0.05; done
 cli -x FUNCTION LOAD REPLACE < "${LUA_LIBRARY:-lua/flashsale.lua}" >/dev/null
+cli -x FUNCTION LOAD REPLACE < bench/lua-floor.lua >/dev/null
 
 # fresh_sales [SETUP options...]: an empty server with the sales bench-mod
 # and bench-lua, open from a second ago for an hour.
@@ -54,6 +57,7 @@ fresh_sales() {
   for sale in bench-mod bench-lua; do
     cli FLASHSALE.SETUP "$sale" 1000000000 $((now - 1000)) $((now + 3600000)) 600000 "$@" >/dev/null
   done
+  cli SET '{bench-floor}:sale' record >/dev/null
 }
 
 # Prints requests per second of one redis-benchmark run.
@@ -70,13 +74,14 @@ ratios() {
   for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {print x / y}'; done
 }
 
-declare -a zadd modenq luaenq
+declare -a zadd modenq luaenq floorenq
 for round in $(seq "$ROUNDS"); do
   fresh_sales
   zadd+=("$(rps -P 16 -c 50 -n "$REQUESTS" ZADD bench:zset __rand_int__ member:__rand_int__)")
   modenq+=("$(rps -P 16 -c 50 -n "$REQUESTS" FLASHSALE.ENQUEUE bench-mod u-__rand_int__)")
   luaenq+=("$(rps -P 16 -c 50 -n "$REQUESTS" FCALL flashsale_enqueue 1 bench-lua u-__rand_int__)")
-  echo "round $round: ZADD ${zadd[-1]}  module ENQUEUE ${modenq[-1]}  Lua ENQUEUE ${luaenq[-1]}" >&2
+  floorenq+=("$(rps -P 16 -c 50 -n "$REQUESTS" FCALL floor_enqueue 1 '{bench-floor}' u-__rand_int__)")
+  echo "round $round: ZADD ${zadd[-1]}  module ENQUEUE ${modenq[-1]}  Lua ENQUEUE ${luaenq[-1]}  Lua floor ${floorenq[-1]}" >&2
 done
 # Per-round ratios, so a round where the whole machine was slower counts as
 # one round, not as a skew of one side.
@@ -84,6 +89,8 @@ RZ=$(ratios modenq zadd | median)
 RL=$(ratios modenq luaenq | median)
 read -r MZ_MED MZ_MIN MZ_MAX < <(ratios modenq zadd | spread)
 read -r LZ_MED LZ_MIN LZ_MAX < <(ratios luaenq zadd | spread)
+read -r FZ_MED FZ_MIN FZ_MAX < <(ratios floorenq zadd | spread)
+read -r LF_MED LF_MIN LF_MAX < <(ratios luaenq floorenq | spread)
 Z=$(printf '%s\n' "${zadd[@]}" | median)
 M=$(printf '%s\n' "${modenq[@]}" | median)
 L=$(printf '%s\n' "${luaenq[@]}" | median)
@@ -189,12 +196,15 @@ awk -v rz="$RZ" -v rl="$RL" -v z="$Z" -v m="$M" -v l="$L" -v mg="$MG" -v lg="$LG
 }'
 awk -v mc="$MC" -v lc="$LC" -v users="$CONFIRM_USERS" -v rounds="$ROUNDS" \
   -v mz="$MZ_MED" -v mz0="$MZ_MIN" -v mz1="$MZ_MAX" -v lz="$LZ_MED" -v lz0="$LZ_MIN" -v lz1="$LZ_MAX" \
+  -v fz="$FZ_MED" -v fz0="$FZ_MIN" -v fz1="$FZ_MAX" -v lf="$LF_MED" -v lf0="$LF_MIN" -v lf1="$LF_MAX" \
   -v rg="$RG_MED" -v rg0="$RG_MIN" -v rg1="$RG_MAX" -v rc="$RC_MED" -v rc0="$RC_MIN" -v rc1="$RC_MAX" 'BEGIN {
   printf "\nCONFIRM, %d users holding a unit, one CONFIRM each (redis-cli --pipe):\n\n| backend | confirms/s |\n|---|---:|\n", users
   printf "| module | %.0f |\n| Lua | %.0f |\n", mc, lc
   printf "\nRatios over %d rounds: median (min-max) of the per-round ratios\n\n| ratio | median | min | max |\n|---|---:|---:|---:|\n", rounds
   printf "| module ENQUEUE / ZADD | %.2fx | %.2fx | %.2fx |\n", mz, mz0, mz1
   printf "| Lua ENQUEUE / ZADD | %.2fx | %.2fx | %.2fx |\n", lz, lz0, lz1
+  printf "| Lua floor (its nine commands, no rules) / ZADD | %.2fx | %.2fx | %.2fx |\n", fz, fz0, fz1
+  printf "| Lua ENQUEUE / Lua floor | %.2fx | %.2fx | %.2fx |\n", lf, lf0, lf1
   printf "| GRANT module / Lua | %.2fx | %.2fx | %.2fx |\n", rg, rg0, rg1
   printf "| CONFIRM module / Lua | %.2fx | %.2fx | %.2fx |\n", rc, rc0, rc1
   printf "\nLua targets: ENQUEUE >= 0.45x ZADD: %s; GRANT within 2x of the module: %s; CONFIRM within 2x of the module: %s\n", (lz >= 0.45) ? "met" : "MISSED", (rg <= 2) ? "met" : "MISSED", (rc <= 2) ? "met" : "MISSED"
