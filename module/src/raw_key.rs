@@ -166,8 +166,9 @@ impl KeyName {
 ///   command's own user argument), which Redis shares by reference instead
 ///   of copying: one allocation and free fewer per argument, on every write.
 ///
-/// Redis only takes references on strings it is given this way; they are
-/// never changed afterwards, so the replicated command is the one written.
+/// Redis holds a reference to an `s` string until the command's effects are
+/// propagated, after the handler returns; nothing changes those strings, so
+/// what reaches replicas and the AOF is what was written.
 macro_rules! replicate {
     ($ctx:expr, $command:literal, $($kind:ident: $arg:expr),+ $(,)?) => {
         $crate::raw_key::replicate!(@args $ctx, $command, [], [], $($kind: $arg),+)
