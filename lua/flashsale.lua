@@ -22,9 +22,16 @@ through redis.pcall, several times what a small command itself takes), so
 the Lua around them is kept cheap. The store's methods are made once, when
 the library loads, not per call; a sale's key names are made once and kept;
 the sale record is decoded with one pattern match, and not at all when its
-text is the one last read or written; before its first write a command
-checks the type only of the keys it may write and has not read yet, with a
-read cheaper than TYPE.
+text is the one last read or written; CONFIRM writes the record by putting
+its two new numbers into the rest of the text, kept from the record's
+first CONFIRM (record_frame); before its first write a command checks the
+type only of the keys it may write and has not read yet, with a read
+cheaper than TYPE (CONFIRM not even that: see `confirm`). A number is
+formatted once per call (the order number's text serves the order id, the
+outbox entry's id and the record), CONFIRM's amount, nearly always the
+sale's price, once for many buyers (parse_amount, amount_str); a reply's
+text becomes a number through arithmetic, which converts it once, not
+through tonumber, which converts it twice.
 ]]
 
 -- The test harness loads a copy with this line set to true (non-cluster only).
@@ -212,10 +219,11 @@ end
 -- locals, bound when a call starts (`bind_globals`, from entry_point):
 -- Redis 7.0 looks a global up through a metatable at every use, and while
 -- the library loads there are no globals to bind but a bare `redis`.
-local redis_pcall, type_of = nil, nil
+-- The same goes for string.format and math.floor, used on every call.
+local redis_pcall, type_of, format, floor = nil, nil, nil, nil
 
 local function bind_globals()
-    redis_pcall, type_of = redis.pcall, type
+    redis_pcall, type_of, format, floor = redis.pcall, type, string.format, math.floor
 end
 
 local function call(...)
@@ -241,7 +249,7 @@ end
 -- Lua numbers are doubles; every value here is an integer below 2^53, and
 -- '%d' prints it without ".0" or an exponent, as Rust's u64::to_string does.
 local function int_str(n)
-    return string.format('%d', n)
+    return format('%d', n)
 end
 
 -- 1..15 ASCII digits. [0-9], not %d: character classes follow the C locale.
@@ -322,10 +330,14 @@ local function sale_keys(sale)
         hold = prefix .. KEY_HOLD,
         -- By suffix: the key's name and its type (store.check_key_types).
         typed = {},
-        -- The sale record as last read or written: { raw = , record = }
-        -- (store.sale). One table, replaced whole (and dropped while its
-        -- record changes), so the text and the record always match.
-        last_record = nil,
+        -- The sale record as last read or written (store.sale), and its
+        -- text; record_raw is unset while the record changes, so that the
+        -- two match whenever record_raw is set.
+        record = nil,
+        record_raw = nil,
+        -- The record's frame, { record = , head = , middle = , tail = }
+        -- (record_frame), or nil.
+        frame = nil,
     }
     for i = 1, #KEY_TYPES do
         local suffix, type_name = KEY_TYPES[i][1], KEY_TYPES[i][2]
@@ -336,8 +348,9 @@ local function sale_keys(sale)
     return k
 end
 
-local function order_id(sale, n)
-    return sale .. ORDER_ID_SEPARATOR .. int_str(n)
+-- `<sale>-<n>`, from n's text (int_str(n)).
+local function order_id(sale, n_text)
+    return sale .. ORDER_ID_SEPARATOR .. n_text
 end
 
 -- command::restorable_order_number: the number of `id` if it is
@@ -489,6 +502,31 @@ local function parse_grant(sale, argv, n)
     return parse_int(argv[1], 'max', 1, MAX_GRANT)
 end
 
+-- CONFIRM's amount is nearly always the sale's price, the same text from
+-- one buyer to the next: so the last amount text parsed is kept with its
+-- value, and the last amount written to the outbox with its text, and
+-- neither the parse nor the formatting is redone for the next buyer.
+local parsed_raw, parsed_amount = nil, nil
+local outbox_amount, outbox_amount_text = nil, nil
+
+-- parse_int(raw, 'amount', 0, MAX_AMOUNT) (a text that fails is not kept)
+local function parse_amount(raw)
+    if raw ~= parsed_raw then
+        parsed_amount = parse_int(raw, 'amount', 0, MAX_AMOUNT)
+        parsed_raw = raw
+    end
+    return parsed_amount
+end
+
+-- int_str(amount)
+local function amount_str(amount)
+    if amount ~= outbox_amount then
+        outbox_amount_text = int_str(amount)
+        outbox_amount = amount
+    end
+    return outbox_amount_text
+end
+
 -- The user, the amount (nil: the sale's price) and the contact (nil: none
 -- given): <user> [amount] [CONTACT <address>].
 local function parse_confirm(sale, argv, n)
@@ -502,7 +540,7 @@ local function parse_confirm(sale, argv, n)
     local i = 2
     local amount, contact = nil, nil
     if i < n and not is_contact(argv, i) then
-        amount = parse_int(argv[i], 'amount', 0, MAX_AMOUNT)
+        amount = parse_amount(argv[i])
         i = i + 1
     end
     if i < n then
@@ -682,22 +720,23 @@ local function record_fits(r)
         r.price or 0, r.paused_at or 0, r.prequeue_ms or 0, r.drawn_at or 0) <= MAX_RECORD_VALUE
 end
 
--- `name=%d` for FIELDS[1..count], single spaces between: a format for
+-- `name=%d` for FIELDS[from..to], single spaces between: a format for
 -- string.format, built while the library loads.
-local function record_format(count)
-    local format = ''
-    for i = 1, count do
-        if i > 1 then
-            format = format .. ' '
+local function record_format(from, to)
+    local layout = ''
+    for i = from, to do
+        if i > from then
+            layout = layout .. ' '
         end
-        format = format .. FIELDS[i] .. '=%d'
+        layout = layout .. FIELDS[i] .. '=%d'
     end
-    return format
+    return layout
 end
 
 -- The fields every record has; then each optional field, or none.
-local RECORD_FORMAT_REQUIRED = record_format(OPTIONAL_FIELDS_FROM - 1)
+local RECORD_FORMAT_REQUIRED = record_format(1, OPTIONAL_FIELDS_FROM - 1)
 local RECORD_FORMAT_PRICE = RECORD_FORMAT_REQUIRED .. ' ' .. FIELDS[OPTIONAL_FIELDS_FROM] .. '=%d'
+local RECORD_SUFFIX_PRICE = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM] .. '='
 local RECORD_SUFFIX_PAUSED_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 1] .. '='
 local RECORD_SUFFIX_PREQUEUE_MS = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 2] .. '='
 local RECORD_SUFFIX_DRAWN_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 3] .. '='
@@ -706,11 +745,11 @@ local RECORD_SUFFIX_DRAWN_AT = ' ' .. FIELDS[OPTIONAL_FIELDS_FROM + 3] .. '='
 -- Only the optional fields, price and paused_at, can be nil; each is
 -- left out on its own.
 local function encode_sale(r)
-    local format = RECORD_FORMAT_PRICE
+    local layout = RECORD_FORMAT_PRICE
     if r.price == nil then
-        format = RECORD_FORMAT_REQUIRED
+        layout = RECORD_FORMAT_REQUIRED
     end
-    local raw = string.format(format, r.stock, r.sold, r.starts_at, r.ends_at,
+    local raw = format(layout, r.stock, r.sold, r.starts_at, r.ends_at,
         r.hold_ttl_ms, r.rate, r.max_queue, r.rate_credit, r.rate_at,
         r.order_seq, r.price)
     if r.paused_at ~= nil then
@@ -723,6 +762,44 @@ local function encode_sale(r)
         raw = raw .. RECORD_SUFFIX_DRAWN_AT .. int_str(r.drawn_at)
     end
     return raw
+end
+
+-- A CONFIRM changes two fields of the record, sold and order_seq (the
+-- 2nd and the LEGACY_FIELDS + 1st), and the text around them stays the
+-- same from one order to the next. So the record's text is also
+--
+--     <head> <sold> <middle> <order_seq> <tail>
+--
+-- head, middle and tail (the record's frame) coming from the other
+-- fields alone. A frame is made once for a record and kept with it
+-- (store.write_sale_order): then a CONFIRM formats the two numbers and
+-- joins five strings, where encode_sale formats all the fields.
+local FRAME_HEAD = FIELDS[1] .. '=%d ' .. FIELDS[2] .. '='
+local FRAME_MIDDLE = ' ' .. record_format(3, LEGACY_FIELDS) .. ' ' .. FIELDS[LEGACY_FIELDS + 1] .. '='
+
+-- The frame of record r: head .. sold .. middle .. order_seq .. tail is
+-- encode_sale(r).
+local function record_frame(r)
+    local tail = ''
+    if r.price ~= nil then
+        tail = RECORD_SUFFIX_PRICE .. int_str(r.price)
+    end
+    if r.paused_at ~= nil then
+        tail = tail .. RECORD_SUFFIX_PAUSED_AT .. int_str(r.paused_at)
+    end
+    if r.prequeue_ms ~= nil then
+        tail = tail .. RECORD_SUFFIX_PREQUEUE_MS .. int_str(r.prequeue_ms)
+    end
+    if r.drawn_at ~= nil then
+        tail = tail .. RECORD_SUFFIX_DRAWN_AT .. int_str(r.drawn_at)
+    end
+    return {
+        record = r,
+        head = format(FRAME_HEAD, r.stock),
+        middle = format(FRAME_MIDDLE, r.starts_at, r.ends_at, r.hold_ttl_ms, r.rate,
+            r.max_queue, r.rate_credit, r.rate_at),
+        tail = tail,
+    }
 end
 
 ---------------------------------------------------------------------------
@@ -756,9 +833,10 @@ end
 
 -- GET fs:{s}:sale, decoded; nil when the sale does not exist. Decoding
 -- depends on nothing but the text, so the sale's last record is kept with
--- its keys, and a text read again unchanged is not decoded again (Lua
--- strings are interned: comparing two is comparing pointers). So a record
--- read is shared: only write_sale_changed changes it.
+-- its keys (K.record, its text K.record_raw), and a text read again
+-- unchanged is not decoded again (Lua strings are interned: comparing two
+-- is comparing pointers). So a record read is shared: only
+-- write_sale_changed and write_sale_order change it.
 function store.sale()
     local raw = redis_pcall('GET', K.sale)
     if type_of(raw) == 'table' then fail(raw.err) end
@@ -766,12 +844,12 @@ function store.sale()
     if not raw then
         return nil
     end
-    local last = K.last_record
-    if last == nil or last.raw ~= raw then
-        last = { raw = raw, record = decode_sale(raw) }
-        K.last_record = last
+    if K.record_raw ~= raw then
+        K.record_raw = nil
+        K.record = decode_sale(raw)
+        K.record_raw = raw
     end
-    return last.record
+    return K.record
 end
 
 -- SET fs:{s}:sale <encoded record>. The record is kept as the sale's last
@@ -781,25 +859,49 @@ function store.write_sale(record)
     local raw = encode_sale(record)
     call('SET', K.sale, raw)
     if record_fits(record) then
-        K.last_record = { raw = raw, record = record }
+        K.record, K.record_raw = record, raw
     end
 end
 
 -- store.write_sale of the record `sale` read by store.sale, with two fields
 -- changed: Rust's `write_sale(&SaleRecord { field1: value1, field2: value2,
--- ..sale })`. The record is changed in place rather than copied; as the
--- sale's last record it is forgotten first, so that no failure leaves it
--- paired with a text it no longer matches. A record kept fits (decoded, or
--- checked when written), so only the new values need checking.
+-- ..sale })`. The record is changed in place rather than copied; its text
+-- is forgotten first, so that no failure leaves it paired with a text it
+-- no longer matches, and so is its frame, which may no longer fit it. A
+-- record kept fits (decoded, or checked when written), so only the new
+-- values need checking.
 function store.write_sale_changed(sale, field1, value1, field2, value2)
-    K.last_record = nil
+    K.record_raw = nil
+    K.frame = nil
     sale[field1] = value1
     sale[field2] = value2
     local raw = encode_sale(sale)
     local reply = redis_pcall('SET', K.sale, raw)
     if reply.err then fail(reply.err) end
     if value1 <= MAX_RECORD_VALUE and value2 <= MAX_RECORD_VALUE then
-        K.last_record = { raw = raw, record = sale }
+        K.record, K.record_raw = sale, raw
+    end
+end
+
+-- store.write_sale_changed(sale, 'sold', sold, 'order_seq', order_seq),
+-- for CONFIRM: the text is joined from the record's frame (record_frame),
+-- which stays the record's since only sold and order_seq change. The frame
+-- is made on the record's first CONFIRM. order_seq_text is
+-- int_str(order_seq), which CONFIRM has made for the order id already.
+function store.write_sale_order(sale, sold, order_seq, order_seq_text)
+    local frame = K.frame
+    if frame == nil or frame.record ~= sale then
+        frame = record_frame(sale)
+        K.frame = frame
+    end
+    K.record_raw = nil
+    sale.sold = sold
+    sale.order_seq = order_seq
+    local raw = frame.head .. int_str(sold) .. frame.middle .. order_seq_text .. frame.tail
+    local reply = redis_pcall('SET', K.sale, raw)
+    if reply.err then fail(reply.err) end
+    if sold <= MAX_RECORD_VALUE and order_seq <= MAX_RECORD_VALUE then
+        K.record, K.record_raw = sale, raw
     end
 end
 
@@ -832,12 +934,14 @@ function store.order_ids()
     return ids
 end
 
--- ZSCORE fs:{s}:holds user: when the user's hold expires (ms).
+-- ZSCORE fs:{s}:holds user: when the user's hold expires (ms). (`score + 0`
+-- is tonumber(score) converting once: Lua 5.1's tonumber converts a string
+-- twice, each time with strtod.)
 function store.hold_expiry(user)
     local score = redis_pcall('ZSCORE', K.holds, user)
     if type_of(score) == 'table' then fail(score.err) end
     verified[KEY_HOLDS] = call_id
-    if score then return tonumber(score) end
+    if score then return score + 0 end
     return nil
 end
 
@@ -898,7 +1002,8 @@ function store.queue_last_ticket()
     if #last == 0 then
         return nil
     end
-    return tonumber(last[2])
+    -- tonumber, converting once (see store.hold_expiry).
+    return last[2] + 0
 end
 
 -- ZADD fs:{s}:queue ticket user
@@ -1074,24 +1179,26 @@ local OUTBOX_ORDER_ID, OUTBOX_SALE_ID, OUTBOX_USER_ID, OUTBOX_AMOUNT, OUTBOX_CON
 
 -- XADD fs:{s}:outbox 0-n order_id .. sale_id .. user_id .. amount ..
 -- confirmed_at .. [contact ..]  (the id is fixed so replicas and AOF
--- rebuild it). The OutboxEntry comes as its fields, in their order; the
--- contact only when CONFIRM was given one.
-function store.append_outbox(n, order_id, sale_id, user_id, amount, confirmed_at, contact)
+-- rebuild it). The OutboxEntry comes as its fields, in their order, the
+-- numbers as text (n_text, amount_text, confirmed_at_text: int_str of
+-- each); the contact only when CONFIRM was given one.
+function store.append_outbox(n_text, order_id, sale_id, user_id, amount_text,
+                             confirmed_at_text, contact)
     local reply
     if contact == nil then
-        reply = redis_pcall('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
+        reply = redis_pcall('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. n_text,
             OUTBOX_ORDER_ID, order_id,
             OUTBOX_SALE_ID, sale_id,
             OUTBOX_USER_ID, user_id,
-            OUTBOX_AMOUNT, int_str(amount),
-            OUTBOX_CONFIRMED_AT, int_str(confirmed_at))
+            OUTBOX_AMOUNT, amount_text,
+            OUTBOX_CONFIRMED_AT, confirmed_at_text)
     else
-        reply = redis_pcall('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. int_str(n),
+        reply = redis_pcall('XADD', K.outbox, OUTBOX_ENTRY_ID_PREFIX .. n_text,
             OUTBOX_ORDER_ID, order_id,
             OUTBOX_SALE_ID, sale_id,
             OUTBOX_USER_ID, user_id,
-            OUTBOX_AMOUNT, int_str(amount),
-            OUTBOX_CONFIRMED_AT, int_str(confirmed_at),
+            OUTBOX_AMOUNT, amount_text,
+            OUTBOX_CONFIRMED_AT, confirmed_at_text,
             OUTBOX_CONTACT, contact)
     end
     if type_of(reply) == 'table' then fail(reply.err) end
@@ -1117,7 +1224,9 @@ local function now_ms()
     end
     local time = redis_pcall('TIME')
     if time.err then fail(time.err) end
-    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    -- Seconds and microseconds, as text: arithmetic converts each once
+    -- (see store.hold_expiry).
+    return time[1] * 1000 + floor(time[2] / 1000)
 end
 
 ---------------------------------------------------------------------------
@@ -1499,14 +1608,22 @@ local function confirm(store, now, sale_id_, user, amount, contact)
     if n == nil then
         err(MSG_ORDER_NUMBERS_EXHAUSTED)
     end
-    store.check_key_types()
+    -- No store.check_key_types() here, though CONFIRM writes keys: of the
+    -- keys in WRITES.confirm it would ask only about the outbox, since the
+    -- sale, holds and orders were read above, and XADD asks that itself.
+    -- It is the first write, and on a key of another type it fails with
+    -- the reply the check gives, "WRONGTYPE Operation against a key holding
+    -- the wrong kind of value", before anything was written. The check
+    -- would cost a Redis command (XLEN) on every CONFIRM.
 
-    local id = order_id(sale_id_, n)
+    local n_text = int_str(n)
+    local id = order_id(sale_id_, n_text)
     -- The outbox first: XADD is the one write that can still be refused (a
-    -- hand-made entry with a higher id), and then nothing else is written.
+    -- hand-made entry with a higher id, or the wrong type), and then
+    -- nothing else is written.
     -- OutboxEntry { order_id, sale_id, user_id, amount, confirmed_at, contact }
-    store.append_outbox(n, id, sale_id_, user, amount, now, contact)
-    store.write_sale_changed(sale, 'sold', sale.sold + 1, 'order_seq', n)
+    store.append_outbox(n_text, id, sale_id_, user, amount_str(amount), int_str(now), contact)
+    store.write_sale_order(sale, sale.sold + 1, n, n_text)
     store.record_order(user, id)
     store.remove_hold(user)
     return { 'confirmed', id, amount }
