@@ -24,13 +24,13 @@
 //! Plain `http://` only.
 //!
 //! Cost (2026-11-29, this 2-core machine): in isolation (50 buyers, 200k
-//! small POSTs against a canned local server) about 7 µs of the client's
-//! CPU per request against 3.5 µs for the hand-written HTTP/1.1 client it
-//! replaced (same syscalls: one write, one read; the rest is hyper's
-//! request/response types, header maps and its channels between the
-//! handle and the connection); in a 100,000-buyer stress run about 1.4×
-//! the stress program's own CPU (0.16–0.18 cores against 0.11–0.13), with
-//! the same run time and p99s.
+//! small POSTs against a canned local server) 7–9 µs of the client's CPU
+//! per request against 3.5–5 µs for the hand-written HTTP/1.1 client it
+//! replaced, 1.8–2× (same syscalls: one write, one read; the rest is
+//! hyper's request/response types, header maps and the channels between
+//! the handle and the connection); in a 100,000-buyer stress run about
+//! 1.4× the stress program's own CPU while buying (0.14–0.18 cores against
+//! 0.11–0.13), with the same run time and p99s.
 
 use std::future::Future;
 use std::io;
