@@ -34,5 +34,5 @@ run sse bench/sse.sh "$SSE_CONNECTIONS" 30
 echo "=== summary: every ratio of this run ==="
 for name in engine http soak sse; do
   echo "--- $name"
-  grep -E '^\| |targets|^API RSS' "$OUT/$name.txt" | grep -vE '^\|[-:|]+\|$' || true
+  grep -E '^\| |targets|^API RSS|^API CPU per buy|^if a buy cost' "$OUT/$name.txt" | grep -vE '^\|[-:|]+\|$' || true
 done
